@@ -1,0 +1,61 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+/** The repository root: defaults that name files resolve against it, not the caller's cwd. */
+export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+const port = z.coerce.number().int().min(1).max(65535);
+const hostPort = z.string().regex(/^[\w.-]+:\d+$/, 'expected host:port');
+
+/**
+ * The whole environment the factory reads, with local defaults. One schema is both the type and
+ * the validation: a bad value fails fast and names the variable.
+ */
+export const envSchema = z.object({
+  FACTORY_HOME: z.string().default(path.join(projectRoot, '.factory')),
+  FACTORY_VENV: z.string().default(path.join(projectRoot, '.venv')),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+
+  TEMPORAL_ADDRESS: hostPort.default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_UI_PORT: port.default(8233),
+  TEMPORAL_RETENTION_DAYS: z.coerce.number().int().min(30).default(30),
+
+  /** When unset, `factory dev up` serves an embedded PGlite on FACTORY_PGLITE_PORT. */
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  FACTORY_PGLITE_PORT: port.default(5433),
+
+  S3_ENDPOINT: z.url().default('http://127.0.0.1:9000'),
+  S3_REGION: z.string().default('us-east-1'),
+  /** Local defaults only work against the embedded S3 server; production sets real credentials. */
+  AWS_ACCESS_KEY_ID: z.string().min(1).default('factory-local'),
+  AWS_SECRET_ACCESS_KEY: z.string().min(1).default('factory-local-secret'),
+  S3_BUCKET_PREFIX: z.string().regex(/^[a-z0-9-]*$/, 'lowercase letters, digits and dashes').default('factory-'),
+
+  /** Set when Triton runs elsewhere (docker-compose); else the local server on TRITON_HTTP_PORT. */
+  TRITON_URL: z.url().optional(),
+  /** The model repository the deploy activity writes; Triton must read the same directory. */
+  TRITON_MODEL_REPOSITORY: z.string().optional(),
+  TRITON_HTTP_PORT: port.default(8000),
+  TRITON_GRPC_PORT: port.default(8001),
+  TRITON_METRICS_PORT: port.default(8002),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses an environment (process.env by default); throws a ConfigError naming each bad variable. */
+export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  const keys = Object.keys(envSchema.shape);
+  const relevant = Object.fromEntries(keys.filter((k) => source[k] !== undefined && source[k] !== '').map((k) => [k, source[k]]));
+  const parsed = envSchema.safeParse(relevant);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}=${JSON.stringify(relevant[String(i.path[0])])}: ${i.message}`);
+    throw new ConfigError(`invalid environment:\n${lines.join('\n')}\nFix or unset these variables and try again.`);
+  }
+  return parsed.data;
+}

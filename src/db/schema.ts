@@ -1,0 +1,91 @@
+import type { ColumnType, Generated, JSONColumnType } from 'kysely';
+
+type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+
+/** Registry and audit tables (see migrations/). Types only: the migrations are the DDL. */
+export interface Database {
+  dataset_versions: DatasetVersionsTable;
+  model_versions: ModelVersionsTable;
+  approvals: ApprovalsTable;
+  deployments: DeploymentsTable;
+  audit_events: AuditEventsTable;
+}
+
+export interface DatasetVersionsTable {
+  manifest_digest: string;
+  name: string;
+  raw_uri: string;
+  raw_sha256: string;
+  certified_uri: string;
+  manifest_uri: string;
+  rows_total: number;
+  rows_accepted: number;
+  rows_excluded: number;
+  exclusions: JSONColumnType<Array<{ row: number; reason: string }>>;
+  workflow_id: string;
+  created_at: CreatedAt;
+}
+
+export type ModelState = 'registered' | 'validated' | 'approved' | 'deployed' | 'rejected';
+
+export interface ModelVersionsTable {
+  id: Generated<number>;
+  model_name: string;
+  version: number;
+  state: ModelState;
+  risk_tier: string;
+  artifact_digest: string;
+  artifact_uri: string;
+  dataset_manifest_digest: string;
+  commit_sha: string;
+  image_digest: string;
+  requester: string;
+  developer: string;
+  metrics: JSONColumnType<Record<string, number>>;
+  environment: JSONColumnType<Record<string, unknown>>;
+  policy_digest: string;
+  workflow_id: string;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+export interface ApprovalsTable {
+  id: string;
+  model_version_id: number;
+  workflow_id: string;
+  decision: 'approve' | 'reject';
+  approver: string;
+  role: string;
+  meaning: string;
+  model_digest: string;
+  comment: string | null;
+  accepted: boolean;
+  refusal_reason: string | null;
+  policy_digest: string;
+  decided_at: Date;
+}
+
+export interface DeploymentsTable {
+  id: string;
+  model_version_id: number;
+  triton_model: string;
+  triton_version: number;
+  endpoint: string;
+  artifact_digest: string;
+  smoke: JSONColumnType<Record<string, unknown>>;
+  deployed_at: Date;
+}
+
+export interface AuditEventsTable {
+  seq: Generated<string>;
+  event_id: string;
+  workflow_id: string;
+  run_id: string;
+  step: string;
+  kind: string;
+  actor: string;
+  payload: JSONColumnType<Record<string, unknown>>;
+  occurred_at: string;
+  prev_hash: string;
+  hash: string;
+}

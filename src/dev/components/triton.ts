@@ -1,0 +1,85 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Env } from '../../config/env.ts';
+import type { Component, StackContext } from '../component.ts';
+import { processFiles, startDetached } from '../process.ts';
+import { requireFile, venvPaths } from '../venv.ts';
+
+export function tritonPaths(env: Env) {
+  const root = path.join(env.FACTORY_HOME, 'triton');
+  return { root, modelRepository: env.TRITON_MODEL_REPOSITORY ?? path.join(root, 'models'), backends: path.join(root, 'backends') };
+}
+
+export function tritonUrl(env: Env): string {
+  return env.TRITON_URL ?? `http://127.0.0.1:${env.TRITON_HTTP_PORT}`;
+}
+
+/**
+ * Lays out the backend directory the way Triton expects it: the wheel ships the Python backend and
+ * one stub per Python version apart; the stub matching the venv's Python goes beside the backend.
+ */
+function prepareBackends(env: Env): { serverBinary: string; libraryPath: string } {
+  const venv = venvPaths(env);
+  const bundle = path.join(venv.sitePackages, 'pytriton', 'tritonserver');
+  const serverBinary = requireFile(path.join(bundle, 'bin', 'tritonserver'), 'tritonserver (nvidia-pytriton)');
+  const target = path.join(tritonPaths(env).backends, 'python');
+  fs.mkdirSync(target, { recursive: true });
+  for (const file of fs.readdirSync(path.join(bundle, 'backends', 'python'))) {
+    if (file.endsWith('.so') || file.endsWith('.py')) fs.copyFileSync(path.join(bundle, 'backends', 'python', file), path.join(target, file));
+  }
+  const stub = requireFile(path.join(bundle, 'python_backend_stubs', venv.pythonVersion, 'triton_python_backend_stub'), `the Python ${venv.pythonVersion} backend stub`);
+  fs.copyFileSync(stub, path.join(target, 'triton_python_backend_stub'));
+  fs.chmodSync(path.join(target, 'triton_python_backend_stub'), 0o755);
+  // The stub links against libpython: point the loader at the interpreter's library directory.
+  const pythonLibDir = execFileSync(venv.python, ['-c', 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))'], { encoding: 'utf8' }).trim();
+  return { serverBinary, libraryPath: [path.join(venv.sitePackages, 'nvidia_pytriton.libs'), pythonLibDir].join(':') };
+}
+
+/** NVIDIA Triton in explicit model-control mode: models are loaded only through the repository API. */
+export const triton: Component = {
+  name: 'triton',
+  startTimeoutMs: 60_000,
+  hint: 'check that TRITON_HTTP_PORT, TRITON_GRPC_PORT and TRITON_METRICS_PORT are free and that .venv has nvidia-pytriton (npm run setup)',
+  endpoint: (ctx) => tritonUrl(ctx.env),
+  async healthy(ctx) {
+    try {
+      const res = await fetch(`${tritonUrl(ctx.env)}/v2/health/ready`, { signal: AbortSignal.timeout(1_000) });
+      return res.ok;
+    } catch {
+      return false;
+    }
+  },
+  async start(ctx: StackContext) {
+    const { env } = ctx;
+    const paths = tritonPaths(env);
+    fs.mkdirSync(paths.modelRepository, { recursive: true });
+    const { serverBinary, libraryPath } = prepareBackends(env);
+    const args = [
+      `--model-repository=${paths.modelRepository}`,
+      `--backend-directory=${paths.backends}`,
+      '--model-control-mode=explicit',
+      '--http-address=127.0.0.1',
+      `--http-port=${env.TRITON_HTTP_PORT}`,
+      '--grpc-address=127.0.0.1',
+      `--grpc-port=${env.TRITON_GRPC_PORT}`,
+      `--metrics-port=${env.TRITON_METRICS_PORT}`,
+      '--allow-metrics=true',
+      '--exit-on-error=false',
+      '--strict-readiness=true',
+    ];
+    startDetached(processFiles(env.FACTORY_HOME, 'triton'), serverBinary, args, {
+      env: {
+        ...process.env,
+        LD_LIBRARY_PATH: [libraryPath, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'),
+        // The Python stub does not inherit PYTHONPATH; it finds its environment from the first
+        // python3 on PATH. Without the venv first it imports numpy 2 from the base interpreter, which
+        // the bundled stub misreads (every output arrives as 0 bytes).
+        PATH: [venvPaths(env).bin, process.env.PATH].filter(Boolean).join(':'),
+      },
+    });
+  },
+  async describe(ctx) {
+    return `metrics http://127.0.0.1:${ctx.env.TRITON_METRICS_PORT}/metrics`;
+  },
+};

@@ -1,0 +1,13 @@
+/**
+ * Custom search attributes: stable API (saved filters in the Web UI depend on these names).
+ * `PendingRoles` lists the approver roles a lifecycle still waits for, so "waiting for my role" is
+ * the filter `PendingRoles = 'compliance'`.
+ */
+export const searchAttributes = {
+  ModelName: 'Keyword',
+  RiskTier: 'Keyword',
+  LifecycleStage: 'Keyword',
+  PendingRoles: 'KeywordList',
+} as const;
+
+export type SearchAttributeName = keyof typeof searchAttributes;

@@ -1,0 +1,111 @@
+import { randomUUID } from 'node:crypto';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDb, databaseUrl } from '../../src/db/connect.ts';
+import { tritonPaths, tritonUrl } from '../../src/dev/components/triton.ts';
+import { stackStatus, stackUp } from '../../src/dev/stack.ts';
+import { TASK_QUEUES } from '../../src/domain/task-queues.ts';
+import { createLogger } from '../../src/log.ts';
+import { TritonClient, writeRepositoryEntry } from '../../src/serving/triton.ts';
+import { bucket, createS3 } from '../../src/storage/s3.ts';
+import { env, tinyOnnx } from '../helpers.ts';
+
+const ctx = { env, log: createLogger('test', 'warn') };
+
+describe('the local stack (real components)', () => {
+  let testEnv: TestWorkflowEnvironment;
+  beforeAll(async () => {
+    testEnv = await TestWorkflowEnvironment.createFromExistingServer({ address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE });
+  });
+  afterAll(async () => testEnv?.teardown());
+
+  it('reports every component healthy, and a second `up` finds them all running', async () => {
+    const again = await stackUp(ctx);
+    expect(again.started).toEqual([]);
+    expect(again.found).toEqual(['temporal', 'postgres', 's3', 'triton', 'workers']);
+    const status = await stackStatus(ctx);
+    for (const name of ['temporal', 'postgres', 's3', 'triton', 'workers']) expect(status[name]).toMatchObject({ healthy: true });
+  });
+
+  it('Temporal server: a workflow runs activities on the control, gpu-onprem and serving workers', async () => {
+    const workflowId = `smoke-${randomUUID()}`;
+    const answers = await testEnv.client.workflow.execute('smokeTest', { taskQueue: TASK_QUEUES.control, workflowId, args: ['hello'] });
+    expect(answers).toEqual(['hello from control', 'hello from gpu-onprem', 'hello from serving']);
+
+    // The Web UI answers over HTTP and its API lists the workflow the test just ran.
+    const ui = `http://127.0.0.1:${env.TEMPORAL_UI_PORT}`;
+    expect((await fetch(ui)).status).toBe(200);
+    const query = encodeURIComponent(`WorkflowId="${workflowId}"`);
+    const listed = (await (await fetch(`${ui}/api/v1/namespaces/${env.TEMPORAL_NAMESPACE}/workflows?query=${query}`)).json()) as {
+      executions: Array<{ execution: { workflowId: string }; status: string }>;
+    };
+    expect(listed.executions.map((e) => e.execution.workflowId)).toEqual([workflowId]);
+  });
+
+  it('PostgreSQL: migrations are applied and kysely queries run; audit_events refuses UPDATE', async () => {
+    const db = createDb(databaseUrl(env), 2);
+    try {
+      const applied = await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(db);
+      expect(applied.rows.map((r) => r.name)).toContain('0001_registry_and_audit');
+      await expect(
+        db.transaction().execute(async (tx) => {
+          await tx
+            .insertInto('audit_events')
+            .values({ event_id: 'stack-test', workflow_id: 'w', run_id: 'r', step: 's', kind: 'k', actor: 'a', payload: JSON.stringify({}), occurred_at: 'now', prev_hash: 'p', hash: `h-${randomUUID()}` })
+            .execute();
+          const row = await tx.selectFrom('audit_events').select(['event_id']).where('event_id', '=', 'stack-test').executeTakeFirstOrThrow();
+          expect(row.event_id).toBe('stack-test');
+          await tx.updateTable('audit_events').set({ actor: 'mallory' }).where('event_id', '=', 'stack-test').execute();
+        }),
+      ).rejects.toThrow(/append-only/);
+      // The transaction rolled back: nothing of the test stays in the trail.
+      expect(await db.selectFrom('audit_events').select('seq').where('event_id', '=', 'stack-test').execute()).toEqual([]);
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it('S3 server: put/get round-trips and a locked object version cannot be deleted', async () => {
+    const s3 = createS3(env);
+    try {
+      const Bucket = bucket(env, 'artifacts');
+      const Key = `stack-test/${randomUUID()}.txt`;
+      const put = await s3.send(
+        new PutObjectCommand({
+          Bucket,
+          Key,
+          Body: 'evidence',
+          ObjectLockMode: 'COMPLIANCE',
+          ObjectLockRetainUntilDate: new Date(Date.now() + 24 * 3600 * 1000),
+        }),
+      );
+      expect(put.VersionId).toBeTruthy();
+      const got = await s3.send(new GetObjectCommand({ Bucket, Key }));
+      expect(await got.Body?.transformToString()).toBe('evidence');
+      await expect(s3.send(new DeleteObjectCommand({ Bucket, Key, VersionId: put.VersionId }))).rejects.toMatchObject({
+        $metadata: { httpStatusCode: 403 },
+      });
+      const still = await s3.send(new GetObjectCommand({ Bucket, Key, VersionId: put.VersionId }));
+      expect(await still.Body?.transformToString()).toBe('evidence');
+    } finally {
+      s3.destroy();
+    }
+  });
+
+  it('Triton: loads an ONNX model through the repository API and answers an inference', async () => {
+    const triton = new TritonClient(tritonUrl(env));
+    const model = 'stack_smoke';
+    writeRepositoryEntry({ repository: tritonPaths(env).modelRepository, model, version: 1, onnx: tinyOnnx(), inputWidth: 4, outputWidth: 2 });
+    await triton.load(model);
+    expect(await triton.versionReady(model, 1)).toBe(true);
+    const { outputs, raw } = await triton.infer(model, [[1, 2, 3, 4]]);
+    // 0.5·(1+2+3+4) + 1 = 6 for both outputs.
+    expect(outputs).toEqual([[6, 6]]);
+    expect(raw.model_version).toBe('1');
+    const metrics = await (await fetch(`http://127.0.0.1:${env.TRITON_METRICS_PORT}/metrics`)).text();
+    expect(metrics).toMatch(/nv_inference_request_success\{model="stack_smoke",version="1"\} 1/);
+    await triton.unload(model);
+  });
+});

@@ -1,0 +1,35 @@
+import fs from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { projectRoot } from '../../src/config/env.ts';
+import { searchAttributes } from '../../temporal/search-attributes.ts';
+
+type Service = { image?: string; ports?: string[]; environment?: Record<string, string>; command?: string; entrypoint?: string; depends_on?: unknown };
+const compose = parse(fs.readFileSync(`${projectRoot}/docker-compose.yml`, 'utf8')) as { services: Record<string, Service> };
+
+describe('docker-compose.yml (shape; no Docker engine here)', () => {
+  it('has the promised services', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['minio', 'postgresql', 'temporal', 'temporal-setup', 'temporal-ui', 'triton', 'workers']);
+  });
+
+  it('publishes the documented ports', () => {
+    const ports = (s: string) => compose.services[s]?.ports ?? [];
+    expect(ports('temporal')).toContain('7233:7233');
+    expect(ports('temporal-ui')).toContain('8233:8080');
+    expect(ports('postgresql')).toContain('5432:5432');
+    expect(ports('minio')).toEqual(expect.arrayContaining(['9000:9000', '9001:9001']));
+    expect(ports('triton')).toEqual(expect.arrayContaining(['8000:8000', '8001:8001', '8002:8002']));
+  });
+
+  it('persists Temporal to PostgreSQL, runs Triton in explicit mode, registers our search attributes', () => {
+    expect(compose.services.temporal?.environment).toMatchObject({ DB: 'postgres12', POSTGRES_SEEDS: 'postgresql' });
+    expect(compose.services.triton?.command).toMatch(/--model-control-mode=explicit/);
+    for (const name of Object.keys(searchAttributes)) expect(compose.services['temporal-setup']?.entrypoint).toContain(`--name ${name}`);
+  });
+
+  it('keeps secrets out of the file: credentials come from the environment', () => {
+    const text = fs.readFileSync(`${projectRoot}/docker-compose.yml`, 'utf8');
+    expect(text).toMatch(/POSTGRES_PASSWORD: \$\{POSTGRES_PASSWORD:\?/);
+    expect(text).toMatch(/MINIO_ROOT_PASSWORD: \$\{AWS_SECRET_ACCESS_KEY:\?/);
+  });
+});

@@ -1,0 +1,27 @@
+/**
+ * Worker entrypoint: `node --import tsx workers/run.ts [queue ...]` runs one worker per named task
+ * queue in this process (all queues when none is named, as `factory dev up` does).
+ */
+import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import { loadEnv } from '../src/config/env.ts';
+import { ALL_TASK_QUEUES, type TaskQueue } from '../src/domain/task-queues.ts';
+import { createLogger } from '../src/log.ts';
+import { createWorker } from './worker.ts';
+
+const env = loadEnv();
+const log = createLogger('worker', env.LOG_LEVEL);
+const requested = process.argv.slice(2);
+const unknown = requested.filter((q) => !ALL_TASK_QUEUES.includes(q as TaskQueue));
+if (unknown.length) {
+  log.fatal({ unknown, known: ALL_TASK_QUEUES }, 'unknown task queue');
+  process.exit(2);
+}
+const queues = (requested.length ? requested : ALL_TASK_QUEUES) as TaskQueue[];
+
+Runtime.install({ telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } } });
+const connection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS });
+const workers = await Promise.all(queues.map((q) => createWorker(env, q, connection)));
+log.info({ queues, address: env.TEMPORAL_ADDRESS }, 'workers polling');
+await Promise.all(workers.map((w) => w.run()));
+await connection.close();
+log.info('workers stopped');

@@ -1,0 +1,27 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { activitiesFor } from '../activities/index.ts';
+import type { Env } from '../src/config/env.ts';
+import type { TaskQueue } from '../src/domain/task-queues.ts';
+
+const workflowsPath = path.join(path.dirname(fileURLToPath(import.meta.url)), '../workflows/index.ts');
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** Workflow code is bundled once per process and shared by every worker in it. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath, logger: undefined });
+  return bundle;
+}
+
+/** A worker for one task queue (zone). Only the control zone runs workflow code. */
+export async function createWorker(env: Env, queue: TaskQueue, connection?: NativeConnection): Promise<Worker> {
+  connection ??= await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS });
+  return Worker.create({
+    connection,
+    namespace: env.TEMPORAL_NAMESPACE,
+    taskQueue: queue,
+    activities: activitiesFor(queue),
+    ...(queue === 'control' ? { workflowBundle: await workflowBundle() } : {}),
+  });
+}

@@ -1,0 +1,2 @@
+// Every workflow type the control worker registers. Workflow type names are stable API (README).
+export { smokeTest } from './smoke.ts';
