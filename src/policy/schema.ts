@@ -1,0 +1,37 @@
+import { z } from 'zod';
+
+/** Policy pack schema: pure (no Node built-ins) so workflow code can use the types and durations. */
+export const RISK_TIERS = ['low', 'medium', 'high'] as const;
+export const riskTierSchema = z.enum(RISK_TIERS);
+export type RiskTier = z.infer<typeof riskTierSchema>;
+
+const duration = z.string().regex(/^\d+(s|m|h|d)$/, 'a duration like 90s, 30m, 12h or 7d');
+const metricThresholds = z.record(z.enum(['accuracy', 'auc', 'recall', 'precision']), z.number().min(0).max(1));
+
+export const tierPolicySchema = z.object({
+  approverRoles: z.array(z.string().min(1)).min(1),
+  thresholds: metricThresholds,
+  approvalTimeout: duration,
+});
+
+export const principalSchema = z.object({
+  id: z.string().email(),
+  name: z.string().min(1),
+  roles: z.array(z.string().min(1)).min(1),
+});
+export type Principal = z.infer<typeof principalSchema>;
+
+export const policyPackSchema = z.object({
+  version: z.string().min(1),
+  riskTiers: z.object({ low: tierPolicySchema, medium: tierPolicySchema, high: tierPolicySchema }).strict(),
+  principals: z.array(principalSchema).min(1),
+});
+export type PolicyPack = z.infer<typeof policyPackSchema>;
+export type TierPolicy = z.infer<typeof tierPolicySchema>;
+
+/** "7d" → milliseconds. */
+export function durationMs(d: string): number {
+  const n = Number(d.slice(0, -1));
+  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[d.slice(-1) as 's' | 'm' | 'h' | 'd'];
+  return n * unit;
+}

@@ -1,0 +1,104 @@
+"""Trains a small classifier on a certified tabular dataset and exports it to ONNX.
+
+Run by the factory's training launcher as a job: CUDA when present, else CPU. Writes into --out:
+  model.onnx        inputs "input" [n, features] float32 (raw features), output "output" [n, 1] = P(positive)
+  metrics.json      held-out metrics as the trainer saw them (the evaluator recomputes them independently)
+  environment.json  framework versions, device, image digest
+  result.json       written last: the job finished and its files are complete
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import binary_metrics, load_certified, split  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", required=True)
+    p.add_argument("--schema", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--epochs", type=int, default=300)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--image-digest", default="")
+    args = p.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    started = time.time()
+
+    torch.manual_seed(args.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    x, y = load_certified(args.data, args.schema)
+    train_idx, test_idx = split(len(y), args.seed)
+    mean = x[train_idx].mean(axis=0)
+    std = x[train_idx].std(axis=0) + 1e-6
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            # Standardisation is part of the model: the served artifact takes raw features.
+            self.register_buffer("mean", torch.tensor(mean))
+            self.register_buffer("std", torch.tensor(std))
+            self.net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+
+        def forward(self, inputs):
+            return torch.sigmoid(self.net((inputs - self.mean) / self.std))
+
+    model = Model().to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=1e-4)
+    xt = torch.tensor(x[train_idx], device=device)
+    yt = torch.tensor(y[train_idx], device=device).unsqueeze(1)
+    loss_fn = torch.nn.BCELoss()
+    for epoch in range(args.epochs):
+        opt.zero_grad()
+        loss = loss_fn(model(xt), yt)
+        loss.backward()
+        opt.step()
+        if epoch % 100 == 0:
+            print(json.dumps({"epoch": epoch, "loss": float(loss)}), flush=True)
+
+    model = model.cpu().eval()
+    with torch.no_grad():
+        scores = model(torch.tensor(x[test_idx])).numpy().ravel()
+    metrics = binary_metrics(y[test_idx], scores)
+    metrics["train_loss"] = float(loss)
+
+    torch.onnx.export(
+        model, torch.zeros(1, x.shape[1]), os.path.join(args.out, "model.onnx"),
+        input_names=["input"], output_names=["output"],
+        dynamic_axes={"input": {0: "n"}, "output": {0: "n"}}, dynamo=False,
+    )
+    import onnx
+    environment = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "numpy": np.__version__,
+        "device": device.type,
+        "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+        "cuda": torch.version.cuda,
+        "platform": platform.platform(),
+        "image_digest": args.image_digest or None,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "features": int(x.shape[1]),
+        "train_rows": int(len(train_idx)),
+        "held_out_rows": int(len(test_idx)),
+        "seconds": round(time.time() - started, 3),
+    }
+    json.dump(metrics, open(os.path.join(args.out, "metrics.json"), "w"), indent=2)
+    json.dump(environment, open(os.path.join(args.out, "environment.json"), "w"), indent=2)
+    tmp = os.path.join(args.out, "result.json.tmp")
+    json.dump({"ok": True, "metrics": metrics, "environment": environment}, open(tmp, "w"))
+    os.replace(tmp, os.path.join(args.out, "result.json"))
+    print(json.dumps({"done": True, **metrics}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
