@@ -1,14 +1,27 @@
 import type { TaskQueue } from '../src/domain/task-queues.ts';
+import * as audit from './audit.ts';
+import * as datasets from './datasets.ts';
+import * as policy from './policy.ts';
+import * as registry from './registry.ts';
+import * as serving from './serving.ts';
 import * as smoke from './smoke.ts';
+import * as training from './training.ts';
+
+/** Activities of the control zone: policy, data, registry and audit. */
+export const controlActivities = { ...smoke, ...policy, ...datasets, ...registry, ...audit, smokeRows: serving.smokeRows };
+/** Activities of the on-prem GPU zone: training jobs and their evaluation. */
+export const gpuActivities = { ...smoke, ...training };
+/** Activities of the serving zone: Triton model control. */
+export const servingActivities = { ...smoke, deployToTriton: serving.deployToTriton };
 
 /** What each zone's worker may run. A zone gets only the activities that touch its systems. */
-export function activitiesFor(queue: TaskQueue): Record<string, (...args: never[]) => Promise<unknown>> {
+export function activitiesFor(queue: TaskQueue) {
   switch (queue) {
     case 'control':
-      return { ...smoke };
+      return controlActivities;
     case 'gpu-onprem':
-      return { ...smoke };
+      return gpuActivities;
     case 'serving':
-      return { ...smoke };
+      return servingActivities;
   }
 }

@@ -1,3 +1,5 @@
+import { defineSearchAttributeKey } from '@temporalio/common';
+
 /**
  * Custom search attributes: stable API (saved filters in the Web UI depend on these names).
  * `PendingRoles` lists the approver roles a lifecycle still waits for, so "waiting for my role" is
@@ -11,3 +13,8 @@ export const searchAttributes = {
 } as const;
 
 export type SearchAttributeName = keyof typeof searchAttributes;
+
+export const ModelNameKey = defineSearchAttributeKey('ModelName', 'KEYWORD');
+export const RiskTierKey = defineSearchAttributeKey('RiskTier', 'KEYWORD');
+export const LifecycleStageKey = defineSearchAttributeKey('LifecycleStage', 'KEYWORD');
+export const PendingRolesKey = defineSearchAttributeKey('PendingRoles', 'KEYWORD_LIST');

@@ -6,6 +6,7 @@ import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporali
 import { loadEnv } from '../src/config/env.ts';
 import { ALL_TASK_QUEUES, type TaskQueue } from '../src/domain/task-queues.ts';
 import { createLogger } from '../src/log.ts';
+import { closeActivityDeps } from '../activities/deps.ts';
 import { createWorker } from './worker.ts';
 
 const env = loadEnv();
@@ -21,7 +22,8 @@ const queues = (requested.length ? requested : ALL_TASK_QUEUES) as TaskQueue[];
 Runtime.install({ telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } } });
 const connection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS });
 const workers = await Promise.all(queues.map((q) => createWorker(env, q, connection)));
-log.info({ queues, address: env.TEMPORAL_ADDRESS }, 'workers polling');
+log.info({ queues, prefix: env.FACTORY_TASK_QUEUE_PREFIX, address: env.TEMPORAL_ADDRESS }, 'workers polling');
 await Promise.all(workers.map((w) => w.run()));
 await connection.close();
+await closeActivityDeps();
 log.info('workers stopped');

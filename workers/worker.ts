@@ -10,7 +10,7 @@ const workflowsPath = path.join(path.dirname(fileURLToPath(import.meta.url)), '.
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** Workflow code is bundled once per process and shared by every worker in it. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath, logger: undefined });
+  bundle ??= bundleWorkflowCode({ workflowsPath });
   return bundle;
 }
 
@@ -20,7 +20,7 @@ export async function createWorker(env: Env, queue: TaskQueue, connection?: Nati
   return Worker.create({
     connection,
     namespace: env.TEMPORAL_NAMESPACE,
-    taskQueue: queue,
+    taskQueue: `${env.FACTORY_TASK_QUEUE_PREFIX}${queue}`,
     activities: activitiesFor(queue),
     ...(queue === 'control' ? { workflowBundle: await workflowBundle() } : {}),
   });

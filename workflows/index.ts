@@ -1,2 +1,3 @@
 // Every workflow type the control worker registers. Workflow type names are stable API (README).
 export { smokeTest } from './smoke.ts';
+export { modelLifecycle } from './lifecycle.ts';

@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/env.ts';
+import { registerAudit } from './audit.ts';
 import { registerDev } from './dev.ts';
+import { registerLifecycle } from './lifecycle.ts';
 import { CliError, EXIT } from './output.ts';
 
 const program = new Command('factory')
@@ -9,6 +11,8 @@ const program = new Command('factory')
   .showHelpAfterError('(run `factory --help` for usage)');
 
 registerDev(program);
+registerLifecycle(program);
+registerAudit(program);
 
 try {
   await program.parseAsync(process.argv);

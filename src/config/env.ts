@@ -20,6 +20,8 @@ export const envSchema = z.object({
   TEMPORAL_ADDRESS: hostPort.default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_UI_PORT: port.default(8233),
+  /** Prefixes every task queue (an isolated set of workers, e.g. a test's). Workflows follow their control queue. */
+  FACTORY_TASK_QUEUE_PREFIX: z.string().regex(/^[\w.-]*$/).default(''),
   TEMPORAL_RETENTION_DAYS: z.coerce.number().int().min(30).default(30),
 
   /** When unset, `factory dev up` serves an embedded PGlite on FACTORY_PGLITE_PORT. */

@@ -21,7 +21,7 @@ export interface DatasetVersionsTable {
   rows_total: number;
   rows_accepted: number;
   rows_excluded: number;
-  exclusions: JSONColumnType<Array<{ row: number; reason: string }>>;
+  exclusions: JSONColumnType<Array<{ line: number; reason: string }>>;
   workflow_id: string;
   created_at: CreatedAt;
 }

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
+import { projectRoot } from '../config/env.ts';
 import { parse } from 'yaml';
 
 import { RISK_TIERS, policyPackSchema, type PolicyPack } from './schema.ts';
@@ -41,3 +43,10 @@ export function loadPolicyPack(file: string): LoadedPolicyPack {
   return parsePolicyPack(fs.readFileSync(file, 'utf8'), file);
 }
 
+
+export const DEFAULT_POLICY_PACK = path.join(projectRoot, 'policies', 'default.yaml');
+
+/** The pack in force: FACTORY_POLICY_PACK, else policies/default.yaml. */
+export function policyPackPath(): string {
+  return process.env.FACTORY_POLICY_PACK ?? DEFAULT_POLICY_PACK;
+}

@@ -6,7 +6,7 @@ export const riskTierSchema = z.enum(RISK_TIERS);
 export type RiskTier = z.infer<typeof riskTierSchema>;
 
 const duration = z.string().regex(/^\d+(s|m|h|d)$/, 'a duration like 90s, 30m, 12h or 7d');
-const metricThresholds = z.record(z.enum(['accuracy', 'auc', 'recall', 'precision']), z.number().min(0).max(1));
+const metricThresholds = z.partialRecord(z.enum(['accuracy', 'auc', 'recall', 'precision']), z.number().min(0).max(1));
 
 export const tierPolicySchema = z.object({
   approverRoles: z.array(z.string().min(1)).min(1),

@@ -1,9 +1,11 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_registry_and_audit.ts';
+import * as m0002 from './0002_audit_writer_role.ts';
 
 /** Migrations are listed in code (not read from a folder) so they bundle and type-check with the rest. */
 export const migrations: Record<string, Migration> = {
   '0001_registry_and_audit': m0001,
+  '0002_audit_writer_role': m0002,
 };
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations };

@@ -1,0 +1,33 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Kysely } from 'kysely';
+import { type Env, loadEnv } from '../src/config/env.ts';
+import { createDb, databaseUrl } from '../src/db/connect.ts';
+import type { Database } from '../src/db/schema.ts';
+import { createLogger, type Logger } from '../src/log.ts';
+import { createS3 } from '../src/storage/s3.ts';
+
+export interface ActivityDeps {
+  env: Env;
+  db: Kysely<Database>;
+  s3: S3Client;
+  log: Logger;
+}
+
+let deps: ActivityDeps | undefined;
+
+/** One database pool and S3 client per worker process, made on first use. */
+export function activityDeps(): ActivityDeps {
+  if (!deps) {
+    const env = loadEnv();
+    deps = { env, db: createDb(databaseUrl(env), 4), s3: createS3(env), log: createLogger('activities', env.LOG_LEVEL) };
+  }
+  return deps;
+}
+
+export async function closeActivityDeps(): Promise<void> {
+  if (!deps) return;
+  const d = deps;
+  deps = undefined;
+  d.s3.destroy();
+  await d.db.destroy();
+}

@@ -1,0 +1,47 @@
+import { type Kysely, sql } from 'kysely';
+import type { Database } from '../db/schema.ts';
+import { type AuditEventInput, GENESIS_HASH, auditEventId, hashOf } from './chain.ts';
+
+/** Serialises writers of the chain (any process): each row needs the previous row's hash. */
+const AUDIT_CHAIN_LOCK = 7_240_001;
+
+export interface AppendedEvent {
+  seq: string;
+  eventId: string;
+  hash: string;
+  duplicate: boolean;
+}
+
+/**
+ * Appends one event to the hash chain. Idempotent: an event id already present is returned as it is,
+ * so a retried activity or a replayed step never adds a second row. The insert runs as the
+ * least-privileged role `factory_audit_writer` (INSERT and SELECT on audit_events, nothing else).
+ */
+export async function appendAuditEvent(db: Kysely<Database>, e: AuditEventInput): Promise<AppendedEvent> {
+  const eventId = auditEventId(e);
+  return db.transaction().execute(async (tx) => {
+    await sql`SELECT pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`.execute(tx);
+    await sql`SET LOCAL ROLE factory_audit_writer`.execute(tx);
+    const existing = await tx.selectFrom('audit_events').select(['seq', 'hash']).where('event_id', '=', eventId).executeTakeFirst();
+    if (existing) return { seq: String(existing.seq), eventId, hash: existing.hash, duplicate: true };
+    const last = await tx.selectFrom('audit_events').select('hash').orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    const row = {
+      event_id: eventId,
+      workflow_id: e.workflowId,
+      run_id: e.runId,
+      step: e.step,
+      kind: e.kind,
+      actor: e.actor,
+      payload: e.payload,
+      occurred_at: e.occurredAt,
+      prev_hash: last?.hash ?? GENESIS_HASH,
+    };
+    const hash = hashOf(row);
+    const inserted = await tx
+      .insertInto('audit_events')
+      .values({ ...row, payload: JSON.stringify(row.payload), hash })
+      .returning('seq')
+      .executeTakeFirstOrThrow();
+    return { seq: String(inserted.seq), eventId, hash, duplicate: false };
+  });
+}

@@ -1,0 +1,135 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.ts';
+
+export interface ModelTrace {
+  model: { name: string; version: number; state: string; riskTier: string; artifactDigest: string; artifactUri: string; registeredAt: string; workflowId: string };
+  code: { commitSha: string; imageDigest: string; developer: string; requester: string };
+  data: {
+    name: string;
+    rawUri: string;
+    rawSha256: string;
+    manifestDigest: string;
+    manifestUri: string;
+    certifiedUri: string;
+    rowsTotal: number;
+    rowsAccepted: number;
+    rowsExcluded: number;
+    exclusions: Array<{ line: number; reason: string }>;
+  };
+  training: { environment: Record<string, unknown> };
+  evaluation: { metrics: Record<string, number>; policyDigest: string };
+  approvals: Array<{ decision: string; name: string; approver: string; role: string; meaning: string; at: string; modelDigest: string; comment: string | null }>;
+  refusedDecisions: number;
+  deployment?: { tritonModel: string; tritonVersion: number; endpoint: string; artifactDigest: string; at: string };
+}
+
+export class TraceNotFound extends Error {
+  override name = 'TraceNotFound';
+}
+
+/** "model" or "model@3"; without a version, the newest. */
+export function parseModelRef(ref: string): { name: string; version?: number } {
+  const [name, version] = ref.split('@');
+  if (!name) throw new TraceNotFound(`no model named in "${ref}"`);
+  if (version !== undefined && !/^\d+$/.test(version)) throw new TraceNotFound(`"${version}" is not a version number (use model@3)`);
+  return { name, version: version === undefined ? undefined : Number(version) };
+}
+
+/**
+ * From a served model back to its raw data, exclusions, certified manifest, code commit, container
+ * image, training environment, metrics, every approval, and its deployment. Three indexed queries.
+ */
+export async function traceModel(db: Kysely<Database>, ref: string, principalNames: Map<string, string> = new Map()): Promise<ModelTrace> {
+  const { name, version } = parseModelRef(ref);
+  let q = db
+    .selectFrom('model_versions as m')
+    .innerJoin('dataset_versions as d', 'd.manifest_digest', 'm.dataset_manifest_digest')
+    .selectAll('m')
+    .select(['d.name as dataset_name', 'd.raw_uri', 'd.raw_sha256', 'd.manifest_uri', 'd.certified_uri', 'd.rows_total', 'd.rows_accepted', 'd.rows_excluded', 'd.exclusions'])
+    .where('m.model_name', '=', name);
+  q = version === undefined ? q.orderBy('m.version', 'desc').limit(1) : q.where('m.version', '=', version);
+  const m = await q.executeTakeFirst();
+  if (!m) throw new TraceNotFound(`no registered model ${ref}`);
+  const [approvals, deployment] = await Promise.all([
+    db.selectFrom('approvals').selectAll().where('model_version_id', '=', m.id).orderBy('decided_at').execute(),
+    db.selectFrom('deployments').selectAll().where('model_version_id', '=', m.id).orderBy('deployed_at', 'desc').limit(1).executeTakeFirst(),
+  ]);
+  const accepted = approvals.filter((a) => a.accepted);
+  return {
+    model: {
+      name: m.model_name,
+      version: m.version,
+      state: m.state,
+      riskTier: m.risk_tier,
+      artifactDigest: m.artifact_digest,
+      artifactUri: m.artifact_uri,
+      registeredAt: new Date(m.created_at).toISOString(),
+      workflowId: m.workflow_id,
+    },
+    code: { commitSha: m.commit_sha, imageDigest: m.image_digest, developer: m.developer, requester: m.requester },
+    data: {
+      name: m.dataset_name,
+      rawUri: m.raw_uri,
+      rawSha256: m.raw_sha256,
+      manifestDigest: m.dataset_manifest_digest,
+      manifestUri: m.manifest_uri,
+      certifiedUri: m.certified_uri,
+      rowsTotal: m.rows_total,
+      rowsAccepted: m.rows_accepted,
+      rowsExcluded: m.rows_excluded,
+      exclusions: m.exclusions,
+    },
+    training: { environment: m.environment },
+    evaluation: { metrics: m.metrics, policyDigest: m.policy_digest },
+    approvals: accepted.map((a) => ({
+      decision: a.decision,
+      name: principalNames.get(a.approver.toLowerCase()) ?? a.approver,
+      approver: a.approver,
+      role: a.role,
+      meaning: a.meaning,
+      at: new Date(a.decided_at).toISOString(),
+      modelDigest: a.model_digest,
+      comment: a.comment,
+    })),
+    refusedDecisions: approvals.length - accepted.length,
+    ...(deployment
+      ? {
+          deployment: {
+            tritonModel: deployment.triton_model,
+            tritonVersion: deployment.triton_version,
+            endpoint: deployment.endpoint,
+            artifactDigest: deployment.artifact_digest,
+            at: new Date(deployment.deployed_at).toISOString(),
+          },
+        }
+      : {}),
+  };
+}
+
+export function renderTrace(t: ModelTrace): string {
+  const lines = [
+    `${t.model.name}@${t.model.version}  state=${t.model.state}  risk=${t.model.riskTier}`,
+    `  artifact     ${t.model.artifactDigest}  (${t.model.artifactUri})`,
+    `  lifecycle    ${t.model.workflowId}`,
+    'data',
+    `  raw file     ${t.data.rawSha256}  (${t.data.rawUri})`,
+    `  validation   ${t.data.rowsAccepted}/${t.data.rowsTotal} rows certified, ${t.data.rowsExcluded} excluded`,
+    ...t.data.exclusions.slice(0, 10).map((e) => `    line ${e.line}: ${e.reason}`),
+    ...(t.data.exclusions.length > 10 ? [`    … ${t.data.exclusions.length - 10} more (in the manifest)`] : []),
+    `  certified    manifest ${t.data.manifestDigest}  (${t.data.manifestUri})`,
+    'code',
+    `  commit       ${t.code.commitSha}  developer ${t.code.developer}  requested by ${t.code.requester}`,
+    `  image        ${t.code.imageDigest}`,
+    'training',
+    `  environment  ${Object.entries(t.training.environment).filter(([k]) => ['device', 'gpu', 'python', 'torch', 'onnx', 'epochs', 'seed'].includes(k) && t.training.environment[k] !== null).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`,
+    `  evaluation   ${Object.entries(t.evaluation.metrics).filter(([k]) => k !== 'n').map(([k, v]) => `${k}=${v.toFixed(4)}`).join(' ')}  (policy ${t.evaluation.policyDigest.slice(0, 19)}…)`,
+    'approvals',
+    ...(t.approvals.length
+      ? t.approvals.map((a) => `  ${a.at}  ${a.name} <${a.approver}>  role=${a.role}  meaning=${a.meaning}  ${a.decision}d ${a.modelDigest.slice(0, 19)}…${a.comment ? `  "${a.comment}"` : ''}`)
+      : ['  (none)']),
+    ...(t.refusedDecisions ? [`  ${t.refusedDecisions} refused decision(s) recorded in the audit trail`] : []),
+    'deployment',
+    t.deployment ? `  ${t.deployment.at}  Triton ${t.deployment.tritonModel} v${t.deployment.tritonVersion}  ${t.deployment.endpoint}` : '  (not deployed)',
+  ];
+  return lines.join('\n');
+}

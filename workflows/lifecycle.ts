@@ -1,0 +1,352 @@
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { controlActivities, gpuActivities, servingActivities } from '../activities/index.ts';
+import { LifecycleStageKey, ModelNameKey, PendingRolesKey, RiskTierKey } from '../temporal/search-attributes.ts';
+import {
+  type AcceptedDecision,
+  type ApprovalStatus,
+  type DecideUpdate,
+  type Decision,
+  type RefusedDecision,
+  readPayload,
+} from '../src/domain/approval.ts';
+import { type LifecycleInput, type LifecycleOutcome, type LifecycleStage, lifecycleInputSchema } from '../src/domain/lifecycle.ts';
+import { queuesFor } from '../src/domain/task-queues.ts';
+import { judgeDecision } from '../src/policy/approval.ts';
+import { durationMs } from '../src/policy/schema.ts';
+
+/** Signals: one JSON object each, typed or pasted into the Temporal Web UI. Stable API. */
+export const approveSignal = defineSignal<[unknown]>('approve');
+export const rejectSignal = defineSignal<[unknown]>('reject');
+/** Update for the CLI: the caller gets the verdict (accepted or refused, with the reason) back. */
+export const decideUpdate = defineUpdate<DecisionVerdict, [DecideUpdate]>('decide');
+export const approvalStatusQuery = defineQuery<ApprovalStatus>('approvalStatus');
+
+export type DecisionVerdict = { accepted: true; pendingRoles: string[] } | { accepted: false; reason: string };
+
+interface Inbound {
+  seq: number;
+  decision: Decision | 'unknown';
+  raw: unknown;
+  via: 'signal' | 'update';
+}
+
+/**
+ * The governed model lifecycle: ingest → train → evaluate → register → approve → deploy.
+ * Every step leaves an audit event; the workflow decides, activities touch the world.
+ */
+export async function modelLifecycle(rawInput: LifecycleInput): Promise<LifecycleOutcome> {
+  const parsed = lifecycleInputSchema.safeParse(rawInput);
+  if (!parsed.success) {
+    throw ApplicationFailure.nonRetryable(`invalid lifecycle input: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'InvalidInput');
+  }
+  const input = parsed.data;
+  const { workflowId, runId, taskQueue } = workflowInfo();
+  const zones = queuesFor(taskQueue);
+
+  // Registry and audit writes retry without limit: a database outage is waited out, not failed.
+  const control = proxyActivities<typeof controlActivities>({
+    taskQueue: zones.control,
+    startToCloseTimeout: '2 minutes',
+    retry: { initialInterval: '1 second', maximumInterval: '15 seconds' },
+  });
+  const gpu = proxyActivities<typeof gpuActivities>({
+    taskQueue: zones.gpuOnprem,
+    startToCloseTimeout: '6 hours',
+    heartbeatTimeout: '10 seconds',
+    retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5 },
+  });
+  const serving = proxyActivities<typeof servingActivities>({
+    taskQueue: zones.serving,
+    startToCloseTimeout: '10 minutes',
+    retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 },
+  });
+
+  const now = () => new Date().toISOString();
+  const audit = (step: string, kind: string, payload: Record<string, unknown>, actor = 'factory') =>
+    control.appendAudit({ workflowId, runId, step, kind, actor, payload, occurredAt: now() });
+
+  // ---- state visible to queries, the UI and search -------------------------------------------
+  let stage: LifecycleStage = 'ingest';
+  const status: ApprovalStatus = {
+    stage,
+    waiting: false,
+    modelName: input.modelName,
+    riskTier: input.riskTier,
+    requiredRoles: [],
+    pendingRoles: [],
+    approvals: [],
+    refusals: [],
+  };
+  const enterStage = (next: LifecycleStage, details: string) => {
+    stage = next;
+    status.stage = next;
+    upsertSearchAttributes([{ key: LifecycleStageKey, value: next }]);
+    setCurrentDetails(details);
+  };
+  setHandler(approvalStatusQuery, () => status);
+  upsertSearchAttributes([
+    { key: ModelNameKey, value: input.modelName },
+    { key: RiskTierKey, value: input.riskTier },
+  ]);
+
+  // ---- the approval inbox: signals and updates queue here, the gate judges them in order -------
+  const inbox: Inbound[] = [];
+  const verdicts = new Map<number, DecisionVerdict>();
+  let received = 0;
+  const receive = (decision: Inbound['decision'], raw: unknown, via: Inbound['via']) => {
+    const seq = ++received;
+    inbox.push({ seq, decision, raw, via });
+    return seq;
+  };
+  setHandler(approveSignal, (raw) => void receive('approve', raw, 'signal'));
+  setHandler(rejectSignal, (raw) => void receive('reject', raw, 'signal'));
+  setHandler(
+    decideUpdate,
+    async (update) => {
+      const { decision, ...payload } = update;
+      const seq = receive(decision, payload, 'update');
+      await condition(() => verdicts.has(seq));
+      return verdicts.get(seq)!;
+    },
+    {
+      validator: (update) => {
+        if (stage !== 'approval') throw new Error(`this lifecycle is not awaiting approval (stage: ${stage})`);
+        if (update === null || typeof update !== 'object') throw new Error('the update takes one JSON object');
+      },
+    },
+  );
+
+  // ---- ingest ---------------------------------------------------------------------------------
+  enterStage('ingest', `Ingesting ${input.datasetPath} into quarantine`);
+  const policy = await control.loadPolicy();
+  const tier = policy.pack.riskTiers[input.riskTier];
+  const schemaPath = input.schemaPath ?? input.datasetPath.replace(/[^/]+$/, 'schema.json');
+  await audit('lifecycle.started', 'lifecycle.started', { input, policy: { digest: policy.digest, source: policy.source, version: policy.pack.version } }, input.requester);
+
+  const quarantined = await control.quarantineRaw({ datasetPath: input.datasetPath, schemaPath });
+  await audit('dataset.quarantined', 'dataset.quarantined', { ...quarantined });
+  const dataset = await control.certifyDataset({ workflowId, quarantined, schemaPath });
+  await audit('dataset.certified', 'dataset.certified', { ...dataset });
+
+  // ---- train ----------------------------------------------------------------------------------
+  enterStage('train', `Training on ${zones.gpuOnprem} (${input.training.epochs} epochs)`);
+  const trained = await gpu.trainModel({
+    workflowId,
+    modelName: input.modelName,
+    certifiedKey: dataset.certifiedKey,
+    schemaPath,
+    epochs: input.training.epochs,
+    seed: input.training.seed,
+    imageDigest: input.imageDigest,
+  });
+  await audit('training.completed', 'training.completed', {
+    artifactDigest: trained.artifactDigest,
+    artifactUri: trained.artifactUri,
+    trainerMetrics: trained.trainerMetrics,
+    environment: trained.environment,
+    attach: trained.attach,
+  });
+
+  // ---- evaluate -------------------------------------------------------------------------------
+  enterStage('evaluate', 'Evaluating the artifact on the held-out split');
+  const metrics = await gpu.evaluateModel({
+    workflowId,
+    artifactKey: trained.artifactKey,
+    artifactDigest: trained.artifactDigest,
+    certifiedKey: dataset.certifiedKey,
+    schemaPath,
+    seed: input.training.seed,
+  });
+  const failing: Record<string, { value: number; threshold: number }> = {};
+  for (const [metric, threshold] of Object.entries(tier.thresholds)) {
+    const value = metrics[metric] ?? Number.NaN;
+    if (!(value >= threshold)) failing[metric] = { value, threshold };
+  }
+  await audit('evaluation.completed', 'evaluation.completed', { metrics, thresholds: tier.thresholds, failing, policyDigest: policy.digest });
+
+  // ---- register -------------------------------------------------------------------------------
+  enterStage('register', 'Registering the model version');
+  const mv = await control.registerModel({
+    workflowId,
+    modelName: input.modelName,
+    riskTier: input.riskTier,
+    artifactDigest: trained.artifactDigest,
+    artifactUri: trained.artifactUri,
+    datasetManifestDigest: dataset.manifestDigest,
+    commitSha: input.commitSha,
+    imageDigest: input.imageDigest,
+    requester: input.requester,
+    developer: input.developer,
+    metrics,
+    environment: trained.environment,
+    policyDigest: policy.digest,
+  });
+  status.version = mv.version;
+  status.modelDigest = trained.artifactDigest;
+  await audit('model.registered', 'model.registered', { modelVersionId: mv.id, version: mv.version, artifactDigest: trained.artifactDigest });
+
+  const reject = async (reason: string, extra: Record<string, unknown> = {}): Promise<LifecycleOutcome> => {
+    await control.setModelState({ id: mv.id, to: 'rejected' });
+    await audit('model.rejected', 'model.rejected', { reason, ...extra, version: mv.version });
+    status.outcome = `rejected: ${reason}`;
+    enterStage('rejected', `Rejected: ${reason}`);
+    upsertSearchAttributes([{ key: PendingRolesKey, value: [] }]);
+    await refuseLeftovers();
+    return { outcome: 'rejected', modelName: input.modelName, version: mv.version, reason, ...(Object.keys(failing).length ? { failing } : {}) };
+  };
+
+  // Decisions that arrive when no gate is open are still answered, and recorded.
+  const refuseLeftovers = async () => {
+    while (inbox.length) await judge(inbox.shift()!, `this lifecycle is no longer awaiting approval (stage: ${stage})`);
+  };
+
+  if (Object.keys(failing).length) {
+    return reject(`evaluation below the ${input.riskTier}-risk thresholds: ${Object.entries(failing).map(([m, f]) => `${m} ${f.value.toFixed(4)} < ${f.threshold}`).join(', ')}`, { failing });
+  }
+  await control.setModelState({ id: mv.id, to: 'validated' });
+  await audit('model.validated', 'model.validated', { version: mv.version, metrics });
+
+  // ---- approval gate --------------------------------------------------------------------------
+  status.requiredRoles = [...tier.approverRoles];
+  status.pendingRoles = [...tier.approverRoles];
+  const deadlineMs = Date.now() + durationMs(tier.approvalTimeout);
+  status.deadline = new Date(deadlineMs).toISOString();
+  const candidate = { modelDigest: trained.artifactDigest, requester: input.requester, developer: input.developer, requiredRoles: status.requiredRoles };
+  let rejectedBy: AcceptedDecision | undefined;
+
+  const showWaiting = () => {
+    upsertSearchAttributes([{ key: PendingRolesKey, value: status.pendingRoles }]);
+    setCurrentDetails(
+      [
+        `**Waiting for approval** of ${input.modelName} v${mv.version} (${input.riskTier} risk) until ${status.deadline}.`,
+        `Pending roles: ${status.pendingRoles.join(', ') || 'none'}.`,
+        `Send the signal \`approve\` (or \`reject\`) with one JSON object:`,
+        '```json',
+        JSON.stringify({ approver: 'you@example.org', role: status.pendingRoles[0] ?? 'role', meaning: 'approval', modelDigest: trained.artifactDigest, comment: 'why' }),
+        '```',
+      ].join('\n'),
+    );
+  };
+
+  async function judge(item: Inbound, closedReason?: string): Promise<void> {
+    const at = now();
+    const read = readPayload(item.raw);
+    let verdict: DecisionVerdict;
+    if (closedReason) verdict = { accepted: false, reason: closedReason };
+    else if (!read.ok) verdict = { accepted: false, reason: read.reason };
+    else if (item.decision === 'unknown') verdict = { accepted: false, reason: 'unknown decision' };
+    else {
+      const v = judgeDecision(read.value, item.decision, candidate, status.approvals, policy.pack);
+      if (v.accepted) {
+        const accepted: AcceptedDecision = { ...v.payload, decision: item.decision, principalName: v.principalName, at, via: item.via };
+        if (item.decision === 'approve') {
+          status.approvals.push(accepted);
+          status.pendingRoles = status.pendingRoles.filter((r) => r !== accepted.role);
+        } else {
+          rejectedBy = accepted;
+        }
+        verdict = { accepted: true, pendingRoles: status.pendingRoles };
+        await control.recordDecision({
+          id: `${workflowId}/${runId}/decision-${item.seq}`,
+          modelVersionId: mv.id,
+          workflowId,
+          decision: item.decision,
+          approver: accepted.approver,
+          role: accepted.role,
+          meaning: accepted.meaning,
+          modelDigest: accepted.modelDigest,
+          comment: accepted.comment,
+          accepted: true,
+          policyDigest: policy.digest,
+          decidedAt: at,
+        });
+        await audit(`decision.${item.seq}`, `approval.${item.decision}d`, { ...accepted, policyDigest: policy.digest }, accepted.approver);
+        verdicts.set(item.seq, verdict);
+        return;
+      }
+      verdict = v;
+    }
+    const value = read.ok ? (read.value as Record<string, unknown>) : {};
+    const refusal: RefusedDecision = { decision: item.decision, reason: verdict.accepted ? '' : verdict.reason, received: read.ok ? read.value : read.received, at, via: item.via };
+    status.refusals.push(refusal);
+    await control.recordDecision({
+      id: `${workflowId}/${runId}/decision-${item.seq}`,
+      modelVersionId: mv.id,
+      workflowId,
+      decision: item.decision === 'reject' ? 'reject' : 'approve',
+      approver: typeof value.approver === 'string' ? value.approver : '(unreadable)',
+      role: typeof value.role === 'string' ? value.role : '(unreadable)',
+      meaning: typeof value.meaning === 'string' ? value.meaning : '(unreadable)',
+      modelDigest: typeof value.modelDigest === 'string' ? value.modelDigest : '(unreadable)',
+      comment: typeof value.comment === 'string' ? value.comment : undefined,
+      accepted: false,
+      refusalReason: refusal.reason,
+      policyDigest: policy.digest,
+      decidedAt: at,
+    });
+    await audit(`decision.${item.seq}`, 'approval.refused', { ...refusal, policyDigest: policy.digest }, typeof value.approver === 'string' ? value.approver : 'unknown');
+    verdicts.set(item.seq, verdict);
+  }
+
+  enterStage('approval', 'Waiting for approval');
+  status.waiting = true;
+  showWaiting();
+  await audit('approval.requested', 'approval.requested', { requiredRoles: status.requiredRoles, deadline: status.deadline, modelDigest: trained.artifactDigest });
+  while (status.pendingRoles.length > 0 && !rejectedBy) {
+    const arrived = await condition(() => inbox.length > 0, Math.max(1, deadlineMs - Date.now()));
+    if (!arrived) break;
+    await judge(inbox.shift()!);
+    showWaiting();
+  }
+  status.waiting = false;
+  if (rejectedBy) {
+    const r = rejectedBy as AcceptedDecision;
+    return reject(`rejected by ${r.principalName} <${r.approver}> as ${r.role}${r.comment ? `: ${r.comment}` : ''}`);
+  }
+  if (status.pendingRoles.length > 0) return reject(`approval timed out after ${tier.approvalTimeout}; still pending: ${status.pendingRoles.join(', ')}`);
+  await control.setModelState({ id: mv.id, to: 'approved' });
+  await audit('model.approved', 'model.approved', { version: mv.version, approvals: status.approvals.map((a) => ({ approver: a.approver, role: a.role, at: a.at })) });
+
+  // ---- deploy ---------------------------------------------------------------------------------
+  enterStage('deploy', `Deploying ${input.modelName} v${mv.version} to Triton`);
+  upsertSearchAttributes([{ key: PendingRolesKey, value: [] }]);
+  const smokeInput = await control.smokeRows({ certifiedKey: dataset.certifiedKey, rows: 2 });
+  const deployed = await serving.deployToTriton({ modelVersionId: mv.id, artifactKey: trained.artifactKey, smokeInput });
+  const deployedAt = now();
+  await control.recordDeployment({
+    id: `${workflowId}/${runId}/deployment`,
+    modelVersionId: mv.id,
+    tritonModel: deployed.tritonModel,
+    tritonVersion: deployed.tritonVersion,
+    endpoint: deployed.endpoint,
+    artifactDigest: deployed.artifactDigest,
+    smoke: { input: smokeInput, output: deployed.smokeOutput },
+    deployedAt,
+  });
+  await control.setModelState({ id: mv.id, to: 'deployed' });
+  await audit('model.deployed', 'model.deployed', { ...deployed, deployedAt });
+  status.outcome = 'deployed';
+  enterStage('deployed', `Serving ${deployed.tritonModel} v${deployed.tritonVersion} at ${deployed.endpoint}`);
+  await refuseLeftovers();
+  await condition(allHandlersFinished);
+  return {
+    outcome: 'deployed',
+    modelName: input.modelName,
+    version: mv.version,
+    artifactDigest: deployed.artifactDigest,
+    tritonModel: deployed.tritonModel,
+    endpoint: deployed.endpoint,
+  };
+}
