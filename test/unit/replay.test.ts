@@ -1,0 +1,28 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Worker } from '@temporalio/worker';
+import { describe, expect, it } from 'vitest';
+import { projectRoot } from '../../src/config/env.ts';
+import { workflowBundle } from '../../workers/worker.ts';
+
+const fixtures = path.join(projectRoot, 'test', 'fixtures');
+
+/**
+ * Recorded histories of real lifecycles, replayed against the current workflow code: a change that
+ * would break running workflows (non-determinism) fails here.
+ */
+describe('replay of recorded lifecycle histories', () => {
+  const files = fs.readdirSync(fixtures).filter((f) => f.startsWith('lifecycle-') && f.endsWith('.json'));
+
+  it('has recorded histories to replay', () => {
+    expect(files.length).toBeGreaterThan(0);
+  });
+
+  for (const file of files) {
+    it(`replays ${file}`, async () => {
+      // runReplayHistory accepts the Temporal CLI's JSON form as it is (it converts it itself).
+      const history: unknown = JSON.parse(fs.readFileSync(path.join(fixtures, file), 'utf8'));
+      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, file);
+    }, 60_000);
+  }
+});
