@@ -1,0 +1,69 @@
+import fs from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { AcceptedDecision } from '../../src/domain/approval.ts';
+import { judgeDecision } from '../../src/policy/approval.ts';
+import { DEFAULT_POLICY_PACK, PolicyPackError, loadPolicyPack, parsePolicyPack } from '../../src/policy/pack.ts';
+import { durationMs } from '../../src/policy/schema.ts';
+
+const { pack, digest } = loadPolicyPack(DEFAULT_POLICY_PACK);
+const digestOf = (c: string) => `sha256:${c.repeat(64)}`;
+const candidate = { modelDigest: digestOf('a'), requester: 'ci@hospital.example', developer: 'omar@hospital.example', requiredRoles: ['business', 'security', 'compliance'] };
+const payload = (over: Record<string, unknown> = {}) => ({ approver: 'dana@hospital.example', role: 'compliance', meaning: 'approval', modelDigest: digestOf('a'), ...over });
+const accepted = (approver: string, role: string): AcceptedDecision => ({ approver, role, meaning: 'approval', modelDigest: digestOf('a'), decision: 'approve', principalName: approver, at: '2026-01-01T00:00:00.000Z', via: 'signal' });
+
+describe('policy pack', () => {
+  it('loads the default pack with a digest of its bytes', () => {
+    expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(pack.riskTiers.high.approverRoles).toEqual(['business', 'security', 'compliance']);
+    expect(durationMs(pack.riskTiers.low.approvalTimeout)).toBe(7 * 86_400_000);
+  });
+
+  it('fails fast with the path of the bad field', () => {
+    const text = fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8');
+    expect(() => parsePolicyPack(text.replace('accuracy: 0.93', 'accuracy: high'), 'bad.yaml')).toThrow(/bad.yaml: invalid policy pack\n {2}riskTiers\.high\.thresholds\.accuracy/);
+    expect(() => parsePolicyPack(text.replace('approvalTimeout: 7d', 'approvalTimeout: soon'), 'bad.yaml')).toThrow(/riskTiers\.low\.approvalTimeout/);
+    expect(() => parsePolicyPack(text.replace('roles: [security]', 'roles: []'), 'bad.yaml')).toThrow(/principals\.\d+\.roles/);
+    expect(() => parsePolicyPack('riskTiers: [', 'bad.yaml')).toThrow(PolicyPackError);
+  });
+
+  it('refuses a pack whose required role nobody holds', () => {
+    const text = fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8').replace('approverRoles: [business, security, compliance]', 'approverRoles: [business, auditor]');
+    expect(() => parsePolicyPack(text)).toThrow(/riskTiers\.high\.approverRoles: no principal holds the role "auditor"/);
+  });
+});
+
+describe('judging an approval', () => {
+  const judge = (raw: unknown, done: AcceptedDecision[] = []) => judgeDecision(raw, 'approve', candidate, done, pack);
+
+  it('accepts a required role held by an independent principal, bound to the digest', () => {
+    expect(judge(payload())).toMatchObject({ accepted: true, principalName: 'Dana Whitfield' });
+  });
+
+  it.each([
+    ['an unknown principal', payload({ approver: 'eve@evil.example' }), /not a known principal/],
+    ['a role the approver does not hold', payload({ approver: 'vera@hospital.example' }), /does not hold the role "compliance"/],
+    ['a role this tier does not require', payload({ approver: 'vera@hospital.example', role: 'validator' }), /not required for this risk tier/],
+    ['the developer', payload({ approver: 'omar@hospital.example', role: 'business' }), /developed this model/],
+    ['a wrong digest', payload({ modelDigest: digestOf('b') }), /is not this candidate's/],
+    ['a missing field', { approver: 'dana@hospital.example' }, /malformed payload: role/],
+    ['a wrong type', payload({ meaning: 42 }), /malformed payload: meaning/],
+    ['an extra field', payload({ admin: true }), /malformed payload/],
+  ])('refuses %s', (_what, raw, reason) => {
+    const v = judge(raw);
+    expect(v.accepted).toBe(false);
+    expect(v.accepted ? '' : v.reason).toMatch(reason);
+  });
+
+  it('refuses the requester', () => {
+    const v = judgeDecision(payload({ approver: 'dana@hospital.example' }), 'approve', { ...candidate, requester: 'dana@hospital.example' }, [], pack);
+    expect(v).toMatchObject({ accepted: false, reason: expect.stringMatching(/requested this lifecycle/) });
+  });
+
+  it('lets one person fill one role only, and each role once', () => {
+    expect(judge(payload({ approver: 'max@hospital.example', role: 'security' }), [accepted('max@hospital.example', 'compliance')])).toMatchObject({
+      accepted: false,
+      reason: expect.stringMatching(/one person fills one role/),
+    });
+    expect(judge(payload(), [accepted('max@hospital.example', 'compliance')])).toMatchObject({ accepted: false, reason: expect.stringMatching(/already filled/) });
+  });
+});
