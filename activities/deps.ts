@@ -1,7 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Kysely } from 'kysely';
 import { type Env, loadEnv } from '../src/config/env.ts';
-import { createDb, databaseUrl } from '../src/db/connect.ts';
+import { createEnvDb } from '../src/db/connect.ts';
 import type { Database } from '../src/db/schema.ts';
 import { createLogger, type Logger } from '../src/log.ts';
 import { createS3 } from '../src/storage/s3.ts';
@@ -19,7 +19,7 @@ let deps: ActivityDeps | undefined;
 export function activityDeps(): ActivityDeps {
   if (!deps) {
     const env = loadEnv();
-    deps = { env, db: createDb(databaseUrl(env), 4), s3: createS3(env), log: createLogger('activities', env.LOG_LEVEL) };
+    deps = { env, db: createEnvDb(env, 4), s3: createS3(env), log: createLogger('activities', env.LOG_LEVEL) };
   }
   return deps;
 }

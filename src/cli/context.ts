@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import { type Env, loadEnv } from '../config/env.ts';
-import { createDb, databaseUrl } from '../db/connect.ts';
+import { createEnvDb } from '../db/connect.ts';
 import type { Database } from '../db/schema.ts';
 import { connectClient } from '../temporal.ts';
 import { CliError, EXIT } from './output.ts';
@@ -23,7 +23,7 @@ export async function withTemporal<T>(fn: (client: Client, env: Env) => Promise<
 
 export async function withDb<T>(fn: (db: Kysely<Database>, env: Env) => Promise<T>): Promise<T> {
   const env = loadEnv();
-  const db = createDb(databaseUrl(env), 2);
+  const db = createEnvDb(env, 2);
   try {
     return await fn(db, env);
   } catch (err) {

@@ -1,4 +1,4 @@
-import { Kysely, Migrator, PostgresDialect } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Env } from '../config/env.ts';
 import { migrationProvider } from './migrations/index.ts';
@@ -9,12 +9,21 @@ export function databaseUrl(env: Env): string {
   return env.DATABASE_URL ?? `postgres://postgres@127.0.0.1:${env.FACTORY_PGLITE_PORT}/postgres`;
 }
 
-export function createDb(url: string, poolSize = 4): Kysely<Database> {
+/**
+ * A kysely instance over a `pg` pool. `schema` confines every unqualified name to one Postgres schema
+ * (FACTORY_DB_SCHEMA): an isolated registry and audit trail in a shared database.
+ */
+export function createDb(url: string, { poolSize = 4, schema }: { poolSize?: number; schema?: string } = {}): Kysely<Database> {
   return new Kysely<Database>({
     dialect: new PostgresDialect({
       pool: new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 10_000 }),
+      ...(schema ? { onCreateConnection: async (conn) => void (await conn.executeQuery(CompiledQuery.raw(`SET search_path TO "${schema}"`))) } : {}),
     }),
   });
+}
+
+export function createEnvDb(env: Env, poolSize = 4): Kysely<Database> {
+  return createDb(databaseUrl(env), { poolSize, schema: env.FACTORY_DB_SCHEMA });
 }
 
 /** Creates the database named in the URL when the server lacks it (a fresh CI machine). */
@@ -33,7 +42,8 @@ export async function ensureDatabase(url: string): Promise<void> {
   }
 }
 
-export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {
+export async function migrateToLatest(db: Kysely<Database>, schema?: string): Promise<string[]> {
+  if (schema) await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
   const migrator = new Migrator({ db, provider: migrationProvider });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));

@@ -3,7 +3,7 @@ import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sd
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, databaseUrl } from '../../src/db/connect.ts';
+import { createEnvDb } from '../../src/db/connect.ts';
 import { tritonPaths, tritonUrl } from '../../src/dev/components/triton.ts';
 import { stackStatus, stackUp } from '../../src/dev/stack.ts';
 import { TASK_QUEUES } from '../../src/domain/task-queues.ts';
@@ -45,7 +45,7 @@ describe('the local stack (real components)', () => {
   });
 
   it('PostgreSQL: migrations are applied and kysely queries run; audit_events refuses UPDATE', async () => {
-    const db = createDb(databaseUrl(env), 2);
+    const db = createEnvDb(env, 2);
     try {
       const applied = await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(db);
       expect(applied.rows.map((r) => r.name)).toContain('0001_registry_and_audit');

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { createDb, databaseUrl, ensureDatabase, migrateToLatest } from '../../db/connect.ts';
+import { createEnvDb, databaseUrl, ensureDatabase, migrateToLatest } from '../../db/connect.ts';
 import type { Component, StackContext } from '../component.ts';
 import { nodeEntrypoint } from '../node.ts';
 import { processFiles, startDetached } from '../process.ts';
@@ -44,9 +44,9 @@ export const postgres: Component = {
   async prepare(ctx) {
     const url = databaseUrl(ctx.env);
     if (ctx.env.DATABASE_URL) await ensureDatabase(url);
-    const db = createDb(url, 1);
+    const db = createEnvDb(ctx.env, 1);
     try {
-      const applied = await migrateToLatest(db);
+      const applied = await migrateToLatest(db, ctx.env.FACTORY_DB_SCHEMA);
       if (applied.length) ctx.log.info({ applied }, 'migrations applied');
     } finally {
       await db.destroy();

@@ -1,0 +1,149 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import type { Client } from '@temporalio/client';
+import { projectRoot } from '../../src/config/env.ts';
+import type { ApprovalStatus } from '../../src/domain/approval.ts';
+import type { LifecycleInput } from '../../src/domain/lifecycle.ts';
+import type { TaskQueue } from '../../src/domain/task-queues.ts';
+import { venvPaths } from '../../src/dev/venv.ts';
+import { approvalStatus, startLifecycle } from '../../src/lifecycle/client.ts';
+import { env } from '../helpers.ts';
+
+export const exec = promisify(execFile);
+export const DATASET = path.join(projectRoot, 'datasets', 'breast-cancer-wisconsin', 'wdbc.csv');
+export const IMAGE = `sha256:${'ab'.repeat(32)}`;
+
+export function randomCommit(): string {
+  return randomBytes(20).toString('hex');
+}
+
+/**
+ * Worker processes of our own, one per zone, on task queues with a unique prefix: the test can
+ * SIGKILL one zone, or give the workers a database route it controls, without touching the dev stack.
+ */
+export class IsolatedWorkers {
+  readonly prefix = `t${randomBytes(4).toString('hex')}-`;
+  private readonly procs = new Map<TaskQueue, ChildProcess>();
+
+  constructor(private readonly extraEnv: NodeJS.ProcessEnv = {}) {}
+
+  async start(queue: TaskQueue): Promise<ChildProcess> {
+    const log = path.join(env.FACTORY_HOME, 'logs', `test-${this.prefix}${queue}.log`);
+    fs.mkdirSync(path.dirname(log), { recursive: true });
+    const fd = fs.openSync(log, 'a');
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'workers', 'run.ts'), queue], {
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env, ...this.extraEnv, FACTORY_TASK_QUEUE_PREFIX: this.prefix, LOG_LEVEL: 'info' },
+    });
+    fs.closeSync(fd);
+    this.procs.set(queue, child);
+    for (let i = 0; i < 600; i++) {
+      if (fs.readFileSync(log, 'utf8').includes('workers polling')) return child;
+      if (child.exitCode !== null) throw new Error(`worker ${queue} exited:\n${fs.readFileSync(log, 'utf8').slice(-2000)}`);
+      await sleep(100);
+    }
+    throw new Error(`worker ${queue} did not start`);
+  }
+
+  async startAll(): Promise<void> {
+    await Promise.all((['control', 'gpu-onprem', 'serving'] as TaskQueue[]).map((q) => this.start(q)));
+  }
+
+  async kill(queue: TaskQueue, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.procs.get(queue);
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill(signal);
+    await exited;
+    this.procs.delete(queue);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.procs.keys()].map((q) => this.kill(q, 'SIGTERM')));
+  }
+}
+
+export async function startTestLifecycle(client: Client, workers: IsolatedWorkers, input: Partial<LifecycleInput> = {}) {
+  const full: LifecycleInput = {
+    modelName: `bc-${workers.prefix.slice(1, -1)}`,
+    datasetPath: DATASET,
+    commitSha: randomCommit(),
+    imageDigest: IMAGE,
+    riskTier: 'low',
+    requester: 'ci@hospital.example',
+    developer: 'alice@hospital.example',
+    training: { epochs: 200, seed: 7 },
+    ...input,
+  };
+  const started = await startLifecycle(client, full, { taskQueuePrefix: workers.prefix });
+  return { ...started, input: full };
+}
+
+export async function waitForStatus(client: Client, workflowId: string, ok: (s: ApprovalStatus) => boolean, timeoutMs = 120_000): Promise<ApprovalStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let last: ApprovalStatus | undefined;
+  while (Date.now() < deadline) {
+    last = await approvalStatus(client, workflowId).catch(() => undefined);
+    if (last && ok(last)) return last;
+    await sleep(250);
+  }
+  throw new Error(`timed out waiting on ${workflowId}; last status: ${JSON.stringify(last)}`);
+}
+
+/** Runs the real Temporal CLI, as a person at a terminal would. */
+export async function temporalCli(args: string[]): Promise<string> {
+  const { stdout } = await exec(venvPaths(env).temporal, [...args, '--address', env.TEMPORAL_ADDRESS, '--namespace', env.TEMPORAL_NAMESPACE]);
+  return stdout;
+}
+
+/** Runs the factory CLI; returns exit code and output. */
+export async function factoryCli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [path.join(projectRoot, 'bin', 'factory.mjs'), ...args], { env: { ...process.env, ...extraEnv } });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** A TCP proxy the test can cut and restore: "the database is unreachable for a while". */
+export class CuttableProxy {
+  private server?: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  port = 0;
+
+  constructor(
+    private readonly targetHost: string,
+    private readonly targetPort: number,
+  ) {}
+
+  async open(): Promise<void> {
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(this.targetPort, this.targetHost);
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
+    this.port = (this.server.address() as net.AddressInfo).port;
+  }
+
+  /** Refuses new connections and breaks the open ones. */
+  async cut(): Promise<void> {
+    const closed = new Promise((resolve) => this.server?.close(resolve));
+    for (const s of this.sockets) s.destroy();
+    await closed;
+  }
+}
