@@ -14,9 +14,13 @@ export function databaseUrl(env: Env): string {
  * (FACTORY_DB_SCHEMA): an isolated registry and audit trail in a shared database.
  */
 export function createDb(url: string, { poolSize = 4, schema }: { poolSize?: number; schema?: string } = {}): Kysely<Database> {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 10_000 });
+  // An idle connection that breaks (database restarted, network cut) is dropped from the pool; without
+  // a listener its 'error' event would crash the worker. The next query opens a new connection.
+  pool.on('error', () => {});
   return new Kysely<Database>({
     dialect: new PostgresDialect({
-      pool: new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 10_000 }),
+      pool,
       ...(schema ? { onCreateConnection: async (conn) => void (await conn.executeQuery(CompiledQuery.raw(`SET search_path TO "${schema}"`))) } : {}),
     }),
   });
