@@ -27,8 +27,6 @@ export const envSchema = z.object({
   /** When unset, `factory dev up` serves an embedded PGlite on FACTORY_PGLITE_PORT. */
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   FACTORY_PGLITE_PORT: port.default(5433),
-  /** Confines the registry and audit tables to one schema of the database (isolation, tests). */
-  FACTORY_DB_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lowercase SQL identifier').optional(),
 
   S3_ENDPOINT: z.url().default('http://127.0.0.1:9000'),
   S3_REGION: z.string().default('us-east-1'),

@@ -1,4 +1,4 @@
-import { CompiledQuery, Kysely, Migrator, PostgresDialect, sql } from 'kysely';
+import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Env } from '../config/env.ts';
 import { migrationProvider } from './migrations/index.ts';
@@ -9,11 +9,8 @@ export function databaseUrl(env: Env): string {
   return env.DATABASE_URL ?? `postgres://postgres@127.0.0.1:${env.FACTORY_PGLITE_PORT}/postgres`;
 }
 
-/**
- * A kysely instance over a `pg` pool. `schema` confines every unqualified name to one Postgres schema
- * (FACTORY_DB_SCHEMA): an isolated registry and audit trail in a shared database.
- */
-export function createDb(url: string, { poolSize = 4, schema }: { poolSize?: number; schema?: string } = {}): Kysely<Database> {
+/** A kysely instance over a `pg` pool. */
+export function createDb(url: string, { poolSize = 4 }: { poolSize?: number } = {}): Kysely<Database> {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 10_000 });
   // An idle connection that breaks (database restarted, network cut) is dropped from the pool; without
   // a listener its 'error' event would crash the worker. The next query opens a new connection.
@@ -21,13 +18,12 @@ export function createDb(url: string, { poolSize = 4, schema }: { poolSize?: num
   return new Kysely<Database>({
     dialect: new PostgresDialect({
       pool,
-      ...(schema ? { onCreateConnection: async (conn) => void (await conn.executeQuery(CompiledQuery.raw(`SET search_path TO "${schema}"`))) } : {}),
     }),
   });
 }
 
 export function createEnvDb(env: Env, poolSize = 4): Kysely<Database> {
-  return createDb(databaseUrl(env), { poolSize, schema: env.FACTORY_DB_SCHEMA });
+  return createDb(databaseUrl(env), { poolSize });
 }
 
 /** Creates the database named in the URL when the server lacks it (a fresh CI machine). */
@@ -46,8 +42,7 @@ export async function ensureDatabase(url: string): Promise<void> {
   }
 }
 
-export async function migrateToLatest(db: Kysely<Database>, schema?: string): Promise<string[]> {
-  if (schema) await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
+export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {
   const migrator = new Migrator({ db, provider: migrationProvider });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));

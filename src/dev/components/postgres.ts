@@ -46,7 +46,7 @@ export const postgres: Component = {
     if (ctx.env.DATABASE_URL) await ensureDatabase(url);
     const db = createEnvDb(ctx.env, 1);
     try {
-      const applied = await migrateToLatest(db, ctx.env.FACTORY_DB_SCHEMA);
+      const applied = await migrateToLatest(db);
       if (applied.length) ctx.log.info({ applied }, 'migrations applied');
     } finally {
       await db.destroy();

@@ -1,0 +1,120 @@
+import { randomBytes } from 'node:crypto';
+import { PGlite } from '@electric-sql/pglite';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { type Kysely, sql } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appendAuditEvent } from '../../src/audit/append.ts';
+import { createDb, ensureDatabase, migrateToLatest } from '../../src/db/connect.ts';
+import type { Database } from '../../src/db/schema.ts';
+import { env } from '../helpers.ts';
+import { factoryCli } from './harness.ts';
+
+/**
+ * A private audit trail in a database of its own, so tampering never touches the shared one: a new
+ * database on the Postgres server in DATABASE_URL, or else a private embedded PGlite server.
+ */
+async function privateDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  if (env.DATABASE_URL) {
+    const url = new URL(env.DATABASE_URL);
+    const name = `factory_tamper_${randomBytes(4).toString('hex')}`;
+    url.pathname = `/${name}`;
+    await ensureDatabase(url.toString());
+    return {
+      url: url.toString(),
+      drop: async () => {
+        const admin = new pg.Client({ connectionString: env.DATABASE_URL });
+        await admin.connect();
+        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        await admin.end();
+      },
+    };
+  }
+  const port = 20_000 + Math.floor(Math.random() * 10_000);
+  const pglite = await PGlite.create();
+  const server = new PGLiteSocketServer({ db: pglite, host: '127.0.0.1', port, maxConnections: 4 });
+  await server.start();
+  return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, drop: async () => (await server.stop(), await pglite.close()) };
+}
+
+let db: Kysely<Database>;
+let dropDatabase: () => Promise<void>;
+let cliEnv: Record<string, string>;
+const seqs: string[] = [];
+
+beforeAll(async () => {
+  const priv = await privateDatabase();
+  dropDatabase = priv.drop;
+  cliEnv = { DATABASE_URL: priv.url };
+  db = createDb(priv.url, { poolSize: 1 });
+  await migrateToLatest(db);
+  for (let i = 1; i <= 5; i++) {
+    const e = await appendAuditEvent(db, {
+      workflowId: 'wf-tamper',
+      runId: 'run-1',
+      step: `step.${i}`,
+      kind: 'test.event',
+      actor: 'dana@hospital.example',
+      payload: { i, approved: i % 2 === 0, digest: `sha256:${'c'.repeat(64)}` },
+      occurredAt: new Date(Date.UTC(2026, 10, 27, 0, 0, i)).toISOString(),
+    });
+    seqs.push(e.seq);
+  }
+});
+afterAll(async () => {
+  await db?.destroy();
+  await dropDatabase?.();
+});
+
+/** As a superuser, around the append-only triggers: what an insider with database access could do. */
+async function asSuperuserAroundTriggers(statement: ReturnType<typeof sql>) {
+  await db.transaction().execute(async (tx) => {
+    await sql`ALTER TABLE audit_events DISABLE TRIGGER USER`.execute(tx);
+    await statement.execute(tx);
+    await sql`ALTER TABLE audit_events ENABLE TRIGGER USER`.execute(tx);
+  });
+}
+
+async function verify() {
+  const res = await factoryCli(['audit', 'verify', '--json'], cliEnv);
+  return { code: res.code, report: JSON.parse(res.stdout) as { ok: boolean; rows: number; firstBad?: { seq: string; reason: string } } };
+}
+
+describe('audit trail: append-only, hash-chained, tamper-evident', () => {
+  it('verifies an intact chain, and appending the same event again adds nothing', async () => {
+    const again = await appendAuditEvent(db, { workflowId: 'wf-tamper', runId: 'run-1', step: 'step.1', kind: 'test.event', actor: 'x', payload: {}, occurredAt: 'later' });
+    expect(again).toMatchObject({ duplicate: true, seq: seqs[0] });
+    expect(await verify()).toEqual({ code: 0, report: expect.objectContaining({ ok: true, rows: 5 }) });
+  });
+
+  it('refuses UPDATE, DELETE and TRUNCATE through the triggers, and the writer role may not change rows at all', async () => {
+    await expect(sql`UPDATE audit_events SET actor = 'mallory'`.execute(db)).rejects.toThrow(/append-only: UPDATE refused/);
+    await expect(sql`DELETE FROM audit_events`.execute(db)).rejects.toThrow(/append-only: DELETE refused/);
+    await expect(sql`TRUNCATE audit_events`.execute(db)).rejects.toThrow(/append-only: TRUNCATE refused/);
+    await expect(
+      db.transaction().execute(async (tx) => {
+        await sql`SET LOCAL ROLE factory_audit_writer`.execute(tx);
+        await sql`UPDATE audit_events SET actor = 'mallory'`.execute(tx);
+      }),
+    ).rejects.toThrow(/permission denied/);
+  });
+
+  it('detects a row edited around the triggers, and names it', async () => {
+    await asSuperuserAroundTriggers(sql`UPDATE audit_events SET payload = jsonb_set(payload, '{approved}', 'true') WHERE seq = ${seqs[2]}`);
+    const { code, report } = await verify();
+    expect(code).toBe(7);
+    expect(report.firstBad).toMatchObject({ seq: seqs[2], reason: expect.stringMatching(/edited/) });
+    const human = await factoryCli(['audit', 'verify'], cliEnv);
+    expect(human.stdout).toContain(`AUDIT CHAIN BROKEN at seq ${seqs[2]} (wf-tamper/run-1/step.3)`);
+    // Put it back: the chain verifies again.
+    await asSuperuserAroundTriggers(sql`UPDATE audit_events SET payload = jsonb_set(payload, '{approved}', 'false') WHERE seq = ${seqs[2]}`);
+    expect((await verify()).code).toBe(0);
+  });
+
+  it('detects a deleted row: the next row no longer links to its predecessor', async () => {
+    await asSuperuserAroundTriggers(sql`DELETE FROM audit_events WHERE seq = ${seqs[3]}`);
+    const { code, report } = await verify();
+    expect(code).toBe(7);
+    expect(report.firstBad).toMatchObject({ seq: seqs[4], reason: expect.stringMatching(/prev_hash does not match/) });
+  });
+});
