@@ -1,3 +1,4 @@
 // Every workflow type the control worker registers. Workflow type names are stable API (README).
 export { smokeTest } from './smoke.ts';
 export { modelLifecycle } from './lifecycle.ts';
+export { noopChain } from './bench.ts';

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/env.ts';
 import { registerAudit } from './audit.ts';
+import { registerDemo } from './demo.ts';
 import { registerDev } from './dev.ts';
 import { registerLifecycle } from './lifecycle.ts';
 import { CliError, EXIT } from './output.ts';
@@ -13,6 +14,7 @@ const program = new Command('factory')
 registerDev(program);
 registerLifecycle(program);
 registerAudit(program);
+registerDemo(program);
 
 try {
   await program.parseAsync(process.argv);
