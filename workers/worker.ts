@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { activitiesFor } from '../activities/index.ts';
 import type { Env } from '../src/config/env.ts';
 import type { TaskQueue } from '../src/domain/task-queues.ts';
@@ -10,7 +10,7 @@ const workflowsPath = path.join(path.dirname(fileURLToPath(import.meta.url)), '.
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** Workflow code is bundled once per process and shared by every worker in it. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath });
+  bundle ??= bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
   return bundle;
 }
 

@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/config/env.ts';
 import { workflowBundle } from '../../workers/worker.ts';
 
 const fixtures = path.join(projectRoot, 'test', 'fixtures');
+Runtime.install({ logger: new DefaultLogger('WARN') });
 
 /**
  * Recorded histories of real lifecycles, replayed against the current workflow code: a change that
