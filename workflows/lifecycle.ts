@@ -1,4 +1,5 @@
 import {
+  ActivityFailure,
   ApplicationFailure,
   allHandlersFinished,
   condition,
@@ -323,7 +324,16 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
   enterStage('deploy', `Deploying ${input.modelName} v${mv.version} to Triton`);
   upsertSearchAttributes([{ key: PendingRolesKey, value: [] }]);
   const smokeInput = await control.smokeRows({ certifiedKey: dataset.certifiedKey, rows: 2 });
-  const deployed = await serving.deployToTriton({ modelVersionId: mv.id, artifactKey: trained.artifactKey, smokeInput });
+  let deployed;
+  try {
+    deployed = await serving.deployToTriton({ modelVersionId: mv.id, artifactKey: trained.artifactKey, smokeInput });
+  } catch (err) {
+    // An artifact that no longer matches the registry is never served: the version is rejected.
+    if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'TamperedArtifact') {
+      return reject(`artifact refused at deployment: ${err.cause.message}`);
+    }
+    throw err;
+  }
   const deployedAt = now();
   await control.recordDeployment({
     id: `${workflowId}/${runId}/deployment`,
