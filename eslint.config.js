@@ -2,7 +2,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.venv/', '.factory/', 'trainers/', 'bin/'] },
+  { ignores: ['node_modules/', '.venv/', '.factory/', 'build/', 'trainers/', 'bin/'] },
   ...tseslint.configs.recommended,
   {
     rules: {

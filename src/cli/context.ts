@@ -3,13 +3,13 @@ import type { Kysely } from 'kysely';
 import { type Env, loadEnv } from '../config/env.ts';
 import { createEnvDb } from '../db/connect.ts';
 import type { Database } from '../db/schema.ts';
-import { connectClient } from '../temporal.ts';
 import { CliError, EXIT } from './output.ts';
 
 export async function withTemporal<T>(fn: (client: Client, env: Env) => Promise<T>): Promise<T> {
   const env = loadEnv();
   let client: Client;
   try {
+    const { connectClient } = await import('../temporal.ts');
     client = await connectClient(env);
   } catch (err) {
     throw new CliError(`cannot reach Temporal at ${env.TEMPORAL_ADDRESS}: ${(err as Error).message}`, EXIT.unhealthy, 'start the stack with `npx factory dev up`');

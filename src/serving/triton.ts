@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { projectRoot } from '../config/env.ts';
 
 /** Triton's HTTP API (KServe v2 + repository extension), as the deploy step and the tests use it. */
 export class TritonClient {
@@ -66,7 +66,7 @@ export class TritonError extends Error {
   }
 }
 
-const modelTemplate = path.join(path.dirname(fileURLToPath(import.meta.url)), 'onnx_model.py');
+const modelTemplate = path.join(projectRoot, 'src', 'serving', 'onnx_model.py');
 
 /**
  * Writes `<repository>/<model>/config.pbtxt` and `<version>/{model.onnx,model.py}`: an ONNX file

@@ -37,6 +37,8 @@ describe('the local stack (real components)', () => {
     // The Web UI answers over HTTP and its API lists the workflow the test just ran.
     const ui = `http://127.0.0.1:${env.TEMPORAL_UI_PORT}`;
     expect((await fetch(ui)).status).toBe(200);
+    // Write actions on: approvers send signals from the UI.
+    expect(await (await fetch(`${ui}/api/v1/settings`)).json()).toMatchObject({ DisableWriteActions: false, WorkflowSignalDisabled: false, WorkflowUpdateDisabled: false });
     const query = encodeURIComponent(`WorkflowId="${workflowId}"`);
     const listed = (await (await fetch(`${ui}/api/v1/namespaces/${env.TEMPORAL_NAMESPACE}/workflows?query=${query}`)).json()) as {
       executions: Array<{ execution: { workflowId: string }; status: string }>;
