@@ -205,6 +205,7 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
     enterStage('rejected', `Rejected: ${reason}`);
     upsertSearchAttributes([{ key: PendingRolesKey, value: [] }]);
     await refuseLeftovers();
+    await condition(allHandlersFinished);
     return { outcome: 'rejected', modelName: input.modelName, version: mv.version, reason, ...(Object.keys(failing).length ? { failing } : {}) };
   };
 

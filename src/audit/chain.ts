@@ -1,3 +1,5 @@
+import type { Selectable } from 'kysely';
+import type { AuditEventsTable } from '../db/schema.ts';
 import { canonicalJson, sha256Hex } from './canonical.ts';
 
 /** What a workflow step says happened. The id of the event derives from workflow id, run id and step. */
@@ -19,17 +21,7 @@ export function auditEventId(e: Pick<AuditEventInput, 'workflowId' | 'runId' | '
 }
 
 /** The fields a row's hash covers: everything but the sequence number, chained to the previous hash. */
-export function hashOf(row: {
-  event_id: string;
-  workflow_id: string;
-  run_id: string;
-  step: string;
-  kind: string;
-  actor: string;
-  payload: unknown;
-  occurred_at: string;
-  prev_hash: string;
-}): string {
+export function hashOf(row: Omit<Selectable<AuditEventsTable>, 'seq' | 'hash'>): string {
   return sha256Hex(
     canonicalJson({
       eventId: row.event_id,

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Command } from 'commander';
 import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { ZodError } from 'zod';
@@ -77,8 +78,9 @@ export function registerLifecycle(program: Command): void {
         started = await withTemporal((client) =>
           startLifecycle(client, {
             modelName: opts.model,
-            datasetPath: opts.dataset,
-            schemaPath: opts.schema,
+            // The control worker reads the file: give it an absolute path, not one relative to this shell.
+            datasetPath: path.resolve(opts.dataset),
+            schemaPath: opts.schema ? path.resolve(opts.schema) : undefined,
             commitSha: opts.commit,
             imageDigest: opts.image,
             riskTier: opts.risk,

@@ -3,16 +3,14 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEnvDb } from '../../src/db/connect.ts';
+import { describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/dev/process.ts';
 import type { LifecycleOutcome } from '../../src/domain/lifecycle.ts';
 import { DEFAULT_POLICY_PACK } from '../../src/policy/pack.ts';
 import { bucket, createS3 } from '../../src/storage/s3.ts';
 import type { ModelTrace } from '../../src/trace/trace.ts';
 import { env } from '../helpers.ts';
-import { DATASET, IsolatedWorkers, factoryCli, startTestLifecycle, waitForStatus } from './harness.ts';
+import { DATASET, factoryCli, lifecycleSuite, startTestLifecycle, waitForStatus } from './harness.ts';
 
 // A policy pack whose low tier times out after a few seconds, for these workers only.
 const policyFile = path.join(env.FACTORY_HOME, 'test-policy-short-timeout.yaml');
@@ -30,24 +28,13 @@ fs.writeFileSync(
 );
 fs.copyFileSync(path.join(path.dirname(DATASET), 'schema.json'), path.join(dirtyDir, 'schema.json'));
 
-const db = createEnvDb(env, 2);
-const workers = new IsolatedWorkers({ FACTORY_POLICY_PACK: policyFile });
-let testEnv: TestWorkflowEnvironment;
-
-beforeAll(async () => {
-  testEnv = await TestWorkflowEnvironment.createFromExistingServer({ address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE });
-  await workers.startAll();
-});
-afterAll(async () => {
-  await workers.stopAll();
-  await testEnv?.teardown();
-  await db.destroy();
-});
+const suite = lifecycleSuite({ workerEnv: { FACTORY_POLICY_PACK: policyFile } });
+const { db, workers } = suite;
 
 describe('governance edges (real stack)', () => {
   it('bad rows are excluded with a reason each; with nobody approving, the lifecycle times out per policy and is rejected', async () => {
-    const { workflowId, input } = await startTestLifecycle(testEnv.client, workers, { datasetPath: path.join(dirtyDir, 'wdbc.csv'), modelName: `bc-${workers.prefix.slice(1, -1)}-dirty` });
-    const outcome = (await testEnv.client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
+    const { workflowId, input } = await startTestLifecycle(suite.client, workers, { datasetPath: path.join(dirtyDir, 'wdbc.csv'), modelName: `bc-${workers.prefix.slice(1, -1)}-dirty` });
+    const outcome = (await suite.client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
     expect(outcome).toMatchObject({ outcome: 'rejected', reason: 'approval timed out after 8s; still pending: model-owner' });
     const trace = JSON.parse((await factoryCli(['trace', input.modelName, '--json'])).stdout) as ModelTrace;
     expect(trace.model.state).toBe('rejected');
@@ -60,18 +47,18 @@ describe('governance edges (real stack)', () => {
   });
 
   it('a `reject` signal from a principal holding a required role ends the lifecycle as rejected', async () => {
-    const { workflowId } = await startTestLifecycle(testEnv.client, workers);
-    const s = await waitForStatus(testEnv.client, workflowId, (st) => st.stage === 'approval');
-    await testEnv.client.workflow.getHandle(workflowId).signal('reject', { approver: 'omar@hospital.example', role: 'model-owner', meaning: 'review', modelDigest: s.modelDigest, comment: 'recall on the minority class is not documented' });
-    const outcome = (await testEnv.client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
+    const { workflowId } = await startTestLifecycle(suite.client, workers);
+    const s = await waitForStatus(suite.client, workflowId, (st) => st.stage === 'approval');
+    await suite.client.workflow.getHandle(workflowId).signal('reject', { approver: 'omar@hospital.example', role: 'model-owner', meaning: 'review', modelDigest: s.modelDigest, comment: 'recall on the minority class is not documented' });
+    const outcome = (await suite.client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
     expect(outcome).toMatchObject({ outcome: 'rejected', reason: 'rejected by Omar Haddad <omar@hospital.example> as model-owner: recall on the minority class is not documented' });
     const row = await db.selectFrom('approvals').select(['decision', 'accepted']).where('workflow_id', '=', workflowId).executeTakeFirstOrThrow();
     expect(row).toEqual({ decision: 'reject', accepted: true });
   });
 
   it('an artifact changed in storage after approval is refused at deployment and never served', async () => {
-    const { workflowId, input } = await startTestLifecycle(testEnv.client, workers);
-    const s = await waitForStatus(testEnv.client, workflowId, (st) => st.stage === 'approval');
+    const { workflowId, input } = await startTestLifecycle(suite.client, workers);
+    const s = await waitForStatus(suite.client, workflowId, (st) => st.stage === 'approval');
     const s3 = createS3(env);
     try {
       const key = `models/${input.modelName}/${s.modelDigest!.slice(7)}/model.onnx`;
@@ -79,20 +66,20 @@ describe('governance edges (real stack)', () => {
     } finally {
       s3.destroy();
     }
-    await testEnv.client.workflow.getHandle(workflowId).signal('approve', { approver: 'omar@hospital.example', role: 'model-owner', meaning: 'approval', modelDigest: s.modelDigest });
-    const outcome = (await testEnv.client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
+    await suite.client.workflow.getHandle(workflowId).signal('approve', { approver: 'omar@hospital.example', role: 'model-owner', meaning: 'approval', modelDigest: s.modelDigest });
+    const outcome = (await suite.client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
     expect(outcome).toMatchObject({ outcome: 'rejected', reason: expect.stringMatching(/artifact refused at deployment: .* the registry holds sha256:/) });
     const res = await fetch(`http://127.0.0.1:${env.TRITON_HTTP_PORT}/v2/models/${input.modelName}/ready`);
     expect(res.ok).toBe(false);
   });
 
   it('cancelling a lifecycle during training kills the training job', async () => {
-    const { workflowId } = await startTestLifecycle(testEnv.client, workers, { training: { epochs: 200_000, seed: 7 } });
+    const { workflowId } = await startTestLifecycle(suite.client, workers, { training: { epochs: 200_000, seed: 7 } });
     const starts = path.join(env.FACTORY_HOME, 'jobs', workflowId, 'train', 'starts.log');
     for (let i = 0; i < 600 && !fs.existsSync(starts); i++) await sleep(100);
     const pid = Number(/pid=(\d+)/.exec(fs.readFileSync(starts, 'utf8'))![1]);
     expect(isAlive(pid)).toBe(true);
-    const handle = testEnv.client.workflow.getHandle(workflowId);
+    const handle = suite.client.workflow.getHandle(workflowId);
     await handle.cancel();
     await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
     for (let i = 0; i < 100 && isAlive(pid); i++) await sleep(100);

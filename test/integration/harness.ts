@@ -6,6 +6,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll } from 'vitest';
+import { createEnvDb } from '../../src/db/connect.ts';
 import { projectRoot } from '../../src/config/env.ts';
 import type { ApprovalStatus } from '../../src/domain/approval.ts';
 import type { LifecycleInput } from '../../src/domain/lifecycle.ts';
@@ -146,4 +149,24 @@ export class CuttableProxy {
     for (const s of this.sockets) s.destroy();
     await closed;
   }
+}
+
+/**
+ * The shared frame of a lifecycle test file: a client of the real Temporal server, a database handle,
+ * and isolated workers (started for the whole file unless `startWorkers` is false).
+ */
+export function lifecycleSuite({ workerEnv = {}, startWorkers = true }: { workerEnv?: NodeJS.ProcessEnv; startWorkers?: boolean } = {}) {
+  const suite = { db: createEnvDb(env, 2), workers: new IsolatedWorkers(workerEnv), client: undefined as unknown as Client };
+  let testEnv: TestWorkflowEnvironment | undefined;
+  beforeAll(async () => {
+    testEnv = await TestWorkflowEnvironment.createFromExistingServer({ address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE });
+    suite.client = testEnv.client;
+    if (startWorkers) await suite.workers.startAll();
+  });
+  afterAll(async () => {
+    await suite.workers.stopAll();
+    await testEnv?.teardown();
+    await suite.db.destroy();
+  });
+  return suite;
 }

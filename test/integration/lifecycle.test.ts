@@ -1,31 +1,18 @@
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEnvDb } from '../../src/db/connect.ts';
+import { describe, expect, it } from 'vitest';
 import { tritonUrl } from '../../src/dev/components/triton.ts';
 import type { LifecycleOutcome } from '../../src/domain/lifecycle.ts';
 import { decide, startLifecycle } from '../../src/lifecycle/client.ts';
 import { TritonClient } from '../../src/serving/triton.ts';
 import type { ModelTrace } from '../../src/trace/trace.ts';
 import { env } from '../helpers.ts';
-import { IsolatedWorkers, factoryCli, startTestLifecycle, temporalCli, waitForStatus } from './harness.ts';
+import { factoryCli, lifecycleSuite, startTestLifecycle, temporalCli, waitForStatus } from './harness.ts';
 
-const db = createEnvDb(env, 2);
-const workers = new IsolatedWorkers();
-let testEnv: TestWorkflowEnvironment;
-
-beforeAll(async () => {
-  testEnv = await TestWorkflowEnvironment.createFromExistingServer({ address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE });
-  await workers.startAll();
-});
-afterAll(async () => {
-  await workers.stopAll();
-  await testEnv?.teardown();
-  await db.destroy();
-});
+const suite = lifecycleSuite();
+const { db, workers } = suite;
 
 describe('the governed lifecycle, end to end (real Temporal, Postgres, S3, trainer, Triton)', () => {
   it('a high-risk model: refusals are recorded while it waits; three valid approvals deploy it; trace shows the chain', async () => {
-    const client = testEnv.client;
+    const client = suite.client;
     // omar develops the model and holds "business": he must not be able to approve it.
     const { workflowId, input } = await startTestLifecycle(client, workers, { riskTier: 'high', developer: 'omar@hospital.example' });
     const handle = client.workflow.getHandle(workflowId);
@@ -107,7 +94,7 @@ describe('the governed lifecycle, end to end (real Temporal, Postgres, S3, train
   });
 
   it('a model below the tier thresholds is rejected with the failing metrics, and never reaches approval', async () => {
-    const client = testEnv.client;
+    const client = suite.client;
     const { workflowId, input } = await startTestLifecycle(client, workers, { training: { epochs: 1, seed: 7 } });
     const outcome = (await client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
     expect(outcome).toMatchObject({ outcome: 'rejected', reason: expect.stringMatching(/below the low-risk thresholds: accuracy/) });

@@ -1,24 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEnvDb, databaseUrl } from '../../src/db/connect.ts';
+import { describe, expect, it } from 'vitest';
+import { databaseUrl } from '../../src/db/connect.ts';
 import type { LifecycleOutcome } from '../../src/domain/lifecycle.ts';
 import { decide } from '../../src/lifecycle/client.ts';
 import { env } from '../helpers.ts';
-import { CuttableProxy, IsolatedWorkers, factoryCli, startTestLifecycle, waitForStatus } from './harness.ts';
+import { CuttableProxy, IsolatedWorkers, factoryCli, lifecycleSuite, startTestLifecycle, waitForStatus } from './harness.ts';
 
-const db = createEnvDb(env, 2);
-let testEnv: TestWorkflowEnvironment;
-
-beforeAll(async () => {
-  testEnv = await TestWorkflowEnvironment.createFromExistingServer({ address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE });
-});
-afterAll(async () => {
-  await testEnv?.teardown();
-  await db.destroy();
-});
+// Each test here runs its own workers: it kills them, or routes their database through a proxy.
+const suite = lifecycleSuite({ startWorkers: false });
+const { db } = suite;
 
 const EXPECTED_STEPS = [
   'lifecycle.started',
@@ -43,10 +35,10 @@ async function expectCompleteAuditTrail(workflowId: string) {
 }
 
 async function approveAndFinish(workflowId: string): Promise<LifecycleOutcome> {
-  const s = await waitForStatus(testEnv.client, workflowId, (st) => st.stage === 'approval', 240_000);
-  const verdict = await decide(testEnv.client, workflowId, { decision: 'approve', approver: 'omar@hospital.example', role: 'model-owner', meaning: 'approval', modelDigest: s.modelDigest! });
+  const s = await waitForStatus(suite.client, workflowId, (st) => st.stage === 'approval', 240_000);
+  const verdict = await decide(suite.client, workflowId, { decision: 'approve', approver: 'omar@hospital.example', role: 'model-owner', meaning: 'approval', modelDigest: s.modelDigest! });
   expect(verdict.accepted).toBe(true);
-  return (await testEnv.client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
+  return (await suite.client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
 }
 
 describe('durability (real processes, real failures)', () => {
@@ -55,7 +47,7 @@ describe('durability (real processes, real failures)', () => {
     await workers.startAll();
     try {
       // Long enough to be killed mid-run: tens of thousands of epochs take several seconds here.
-      const { workflowId } = await startTestLifecycle(testEnv.client, workers, { training: { epochs: 40_000, seed: 7 } });
+      const { workflowId } = await startTestLifecycle(suite.client, workers, { training: { epochs: 40_000, seed: 7 } });
       const jobDir = path.join(env.FACTORY_HOME, 'jobs', workflowId, 'train');
       for (let i = 0; i < 600 && !fs.existsSync(path.join(jobDir, 'starts.log')); i++) await sleep(100);
       expect(fs.existsSync(path.join(jobDir, 'starts.log'))).toBe(true);
@@ -87,18 +79,18 @@ describe('durability (real processes, real failures)', () => {
     const workers = new IsolatedWorkers({ DATABASE_URL: viaProxy.toString() });
     await workers.startAll();
     try {
-      const { workflowId } = await startTestLifecycle(testEnv.client, workers, { training: { epochs: 3_000, seed: 7 } });
-      await waitForStatus(testEnv.client, workflowId, (s) => s.stage === 'train');
+      const { workflowId } = await startTestLifecycle(suite.client, workers, { training: { epochs: 3_000, seed: 7 } });
+      await waitForStatus(suite.client, workflowId, (s) => s.stage === 'train');
       await proxy.cut();
       await sleep(12_000); // training ends and its audit write, registration and evaluation find no database
-      const during = await testEnv.client.workflow.getHandle(workflowId).query<{ stage: string }>('approvalStatus');
+      const during = await suite.client.workflow.getHandle(workflowId).query<{ stage: string }>('approvalStatus');
       expect(['train', 'evaluate', 'register']).toContain(during.stage);
       await proxy.open();
 
       const outcome = await approveAndFinish(workflowId);
       expect(outcome.outcome).toBe('deployed');
       // The outage was real: some activity needed more than one attempt.
-      const history = await testEnv.client.workflow.getHandle(workflowId).fetchHistory();
+      const history = await suite.client.workflow.getHandle(workflowId).fetchHistory();
       const retried = (history.events ?? []).some((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1);
       expect(retried).toBe(true);
       await expectCompleteAuditTrail(workflowId);
