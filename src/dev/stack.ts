@@ -68,17 +68,21 @@ export async function stackUp(
   return { status: await stackStatus(ctx, components), started, found, millis: Date.now() - t0 };
 }
 
-/** Stops only what `up` started (components with a pid file of ours), last started first. */
+/**
+ * Stops only what `up` started (components with a pid file of ours). The last component (the
+ * workers, which use all the others) stops first; the rest then stop together.
+ */
 export async function stackDown(
   ctx: StackContext,
   { components = defaultComponents, onProgress }: { components?: Component[]; onProgress?: (msg: string) => void } = {},
 ): Promise<string[]> {
-  const stopped: string[] = [];
-  for (const c of [...components].reverse()) {
-    if (await stopProcessGroup(processFiles(ctx.env.FACTORY_HOME, c.name))) {
-      stopped.push(c.name);
-      onProgress?.(`${c.name}: stopped`);
-    }
-  }
-  return stopped;
+  const stop = async (c: Component) => {
+    const stopped = await stopProcessGroup(processFiles(ctx.env.FACTORY_HOME, c.name));
+    if (stopped) onProgress?.(`${c.name}: stopped`);
+    return stopped ? [c.name] : [];
+  };
+  const [dependent, ...rest] = [...components].reverse();
+  if (!dependent) return [];
+  const first = await stop(dependent);
+  return [...first, ...(await Promise.all(rest.map(stop))).flat()];
 }
