@@ -27,6 +27,10 @@ describe('the governed lifecycle, end to end (real Temporal, Postgres, S3, train
     expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     const described = await handle.describe();
     expect(described.searchAttributes).toMatchObject({ PendingRoles: ['business', 'security', 'compliance'], LifecycleStage: ['approval'], RiskTier: ['high'] });
+    // What the Web UI shows as the workflow's current details: what it waits for, and how to answer.
+    const metadata = await handle.query<{ currentDetails: string }>('__temporal_workflow_metadata');
+    expect(metadata.currentDetails).toContain('Pending roles: business, security, compliance.');
+    expect(metadata.currentDetails).toContain(`"modelDigest":"${digest}"`);
 
     const ok = (approver: string, role: string, extra: object = {}) => ({ approver, role, meaning: 'approval', modelDigest: digest, ...extra });
     const refusals: Array<[string, () => Promise<unknown>, RegExp]> = [
