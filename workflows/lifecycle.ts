@@ -4,8 +4,6 @@ import {
   allHandlersFinished,
   condition,
   defineQuery,
-  defineSignal,
-  defineUpdate,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -14,34 +12,14 @@ import {
 } from '@temporalio/workflow';
 import type { controlActivities, gpuActivities, servingActivities } from '../activities/index.ts';
 import { LifecycleStageKey, ModelNameKey, PendingRolesKey, RiskTierKey } from '../temporal/search-attributes.ts';
-import {
-  type AcceptedDecision,
-  type ApprovalStatus,
-  type DecideUpdate,
-  type Decision,
-  type RefusedDecision,
-  readPayload,
-} from '../src/domain/approval.ts';
+import type { ApprovalStatus } from '../src/domain/approval.ts';
 import { type LifecycleInput, type LifecycleOutcome, type LifecycleStage, lifecycleInputSchema } from '../src/domain/lifecycle.ts';
 import { queuesFor } from '../src/domain/task-queues.ts';
-import { judgeDecision } from '../src/policy/approval.ts';
 import { durationMs } from '../src/policy/schema.ts';
+import { ApprovalGate } from './approval-gate.ts';
 
-/** Signals: one JSON object each, typed or pasted into the Temporal Web UI. Stable API. */
-export const approveSignal = defineSignal<[unknown]>('approve');
-export const rejectSignal = defineSignal<[unknown]>('reject');
-/** Update for the CLI: the caller gets the verdict (accepted or refused, with the reason) back. */
-export const decideUpdate = defineUpdate<DecisionVerdict, [DecideUpdate]>('decide');
+export { approveSignal, decideUpdate, rejectSignal, type DecisionVerdict } from './approval-gate.ts';
 export const approvalStatusQuery = defineQuery<ApprovalStatus>('approvalStatus');
-
-export type DecisionVerdict = { accepted: true; pendingRoles: string[] } | { accepted: false; reason: string };
-
-interface Inbound {
-  seq: number;
-  decision: Decision | 'unknown';
-  raw: unknown;
-  via: 'signal' | 'update';
-}
 
 /**
  * The governed model lifecycle: ingest → train → evaluate → register → approve → deploy.
@@ -102,32 +80,15 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
     { key: RiskTierKey, value: input.riskTier },
   ]);
 
-  // ---- the approval inbox: signals and updates queue here, the gate judges them in order -------
-  const inbox: Inbound[] = [];
-  const verdicts = new Map<number, DecisionVerdict>();
-  let received = 0;
-  const receive = (decision: Inbound['decision'], raw: unknown, via: Inbound['via']) => {
-    const seq = ++received;
-    inbox.push({ seq, decision, raw, via });
-    return seq;
-  };
-  setHandler(approveSignal, (raw) => void receive('approve', raw, 'signal'));
-  setHandler(rejectSignal, (raw) => void receive('reject', raw, 'signal'));
-  setHandler(
-    decideUpdate,
-    async (update) => {
-      const { decision, ...payload } = update;
-      const seq = receive(decision, payload, 'update');
-      await condition(() => verdicts.has(seq));
-      return verdicts.get(seq)!;
-    },
-    {
-      validator: (update) => {
-        if (stage !== 'approval') throw new Error(`this lifecycle is not awaiting approval (stage: ${stage})`);
-        if (update === null || typeof update !== 'object') throw new Error('the update takes one JSON object');
-      },
-    },
-  );
+  const gate = new ApprovalGate({
+    workflowId,
+    runId,
+    status,
+    isOpen: () => stage === 'approval',
+    now,
+    recordDecision: (r) => control.recordDecision(r),
+    audit,
+  });
 
   // ---- ingest ---------------------------------------------------------------------------------
   enterStage('ingest', `Ingesting ${input.datasetPath} into quarantine`);
@@ -204,14 +165,9 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
     status.outcome = `rejected: ${reason}`;
     enterStage('rejected', `Rejected: ${reason}`);
     upsertSearchAttributes([{ key: PendingRolesKey, value: [] }]);
-    await refuseLeftovers();
+    await gate.refuseLeftovers(mv.id, policy);
     await condition(allHandlersFinished);
     return { outcome: 'rejected', modelName: input.modelName, version: mv.version, reason, ...(Object.keys(failing).length ? { failing } : {}) };
-  };
-
-  // Decisions that arrive when no gate is open are still answered, and recorded.
-  const refuseLeftovers = async () => {
-    while (inbox.length) await judge(inbox.shift()!, `this lifecycle is no longer awaiting approval (stage: ${stage})`);
   };
 
   if (Object.keys(failing).length) {
@@ -221,103 +177,18 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
   await audit('model.validated', 'model.validated', { version: mv.version, metrics });
 
   // ---- approval gate --------------------------------------------------------------------------
-  status.requiredRoles = [...tier.approverRoles];
-  status.pendingRoles = [...tier.approverRoles];
-  const deadlineMs = Date.now() + durationMs(tier.approvalTimeout);
-  status.deadline = new Date(deadlineMs).toISOString();
-  const candidate = { modelDigest: trained.artifactDigest, requester: input.requester, developer: input.developer, requiredRoles: status.requiredRoles };
-  let rejectedBy: AcceptedDecision | undefined;
-
-  const showWaiting = () => {
-    upsertSearchAttributes([{ key: PendingRolesKey, value: status.pendingRoles }]);
-    setCurrentDetails(
-      [
-        `**Waiting for approval** of ${input.modelName} v${mv.version} (${input.riskTier} risk) until ${status.deadline}.`,
-        `Pending roles: ${status.pendingRoles.join(', ') || 'none'}.`,
-        `Send the signal \`approve\` (or \`reject\`) with one JSON object:`,
-        '```json',
-        JSON.stringify({ approver: 'you@example.org', role: status.pendingRoles[0] ?? 'role', meaning: 'approval', modelDigest: trained.artifactDigest, comment: 'why' }),
-        '```',
-      ].join('\n'),
-    );
-  };
-
-  async function judge(item: Inbound, closedReason?: string): Promise<void> {
-    const at = now();
-    const read = readPayload(item.raw);
-    let verdict: DecisionVerdict;
-    if (closedReason) verdict = { accepted: false, reason: closedReason };
-    else if (!read.ok) verdict = { accepted: false, reason: read.reason };
-    else if (item.decision === 'unknown') verdict = { accepted: false, reason: 'unknown decision' };
-    else {
-      const v = judgeDecision(read.value, item.decision, candidate, status.approvals, policy.pack);
-      if (v.accepted) {
-        const accepted: AcceptedDecision = { ...v.payload, decision: item.decision, principalName: v.principalName, at, via: item.via };
-        if (item.decision === 'approve') {
-          status.approvals.push(accepted);
-          status.pendingRoles = status.pendingRoles.filter((r) => r !== accepted.role);
-        } else {
-          rejectedBy = accepted;
-        }
-        verdict = { accepted: true, pendingRoles: status.pendingRoles };
-        await control.recordDecision({
-          id: `${workflowId}/${runId}/decision-${item.seq}`,
-          modelVersionId: mv.id,
-          workflowId,
-          decision: item.decision,
-          approver: accepted.approver,
-          role: accepted.role,
-          meaning: accepted.meaning,
-          modelDigest: accepted.modelDigest,
-          comment: accepted.comment,
-          accepted: true,
-          policyDigest: policy.digest,
-          decidedAt: at,
-        });
-        await audit(`decision.${item.seq}`, `approval.${item.decision}d`, { ...accepted, policyDigest: policy.digest }, accepted.approver);
-        verdicts.set(item.seq, verdict);
-        return;
-      }
-      verdict = v;
-    }
-    const value = read.ok ? (read.value as Record<string, unknown>) : {};
-    const refusal: RefusedDecision = { decision: item.decision, reason: verdict.accepted ? '' : verdict.reason, received: read.ok ? read.value : read.received, at, via: item.via };
-    status.refusals.push(refusal);
-    await control.recordDecision({
-      id: `${workflowId}/${runId}/decision-${item.seq}`,
-      modelVersionId: mv.id,
-      workflowId,
-      decision: item.decision === 'reject' ? 'reject' : 'approve',
-      approver: typeof value.approver === 'string' ? value.approver : '(unreadable)',
-      role: typeof value.role === 'string' ? value.role : '(unreadable)',
-      meaning: typeof value.meaning === 'string' ? value.meaning : '(unreadable)',
-      modelDigest: typeof value.modelDigest === 'string' ? value.modelDigest : '(unreadable)',
-      comment: typeof value.comment === 'string' ? value.comment : undefined,
-      accepted: false,
-      refusalReason: refusal.reason,
-      policyDigest: policy.digest,
-      decidedAt: at,
-    });
-    await audit(`decision.${item.seq}`, 'approval.refused', { ...refusal, policyDigest: policy.digest }, typeof value.approver === 'string' ? value.approver : 'unknown');
-    verdicts.set(item.seq, verdict);
-  }
-
   enterStage('approval', 'Waiting for approval');
-  status.waiting = true;
-  showWaiting();
-  await audit('approval.requested', 'approval.requested', { requiredRoles: status.requiredRoles, deadline: status.deadline, modelDigest: trained.artifactDigest });
-  while (status.pendingRoles.length > 0 && !rejectedBy) {
-    const arrived = await condition(() => inbox.length > 0, Math.max(1, deadlineMs - Date.now()));
-    if (!arrived) break;
-    await judge(inbox.shift()!);
-    showWaiting();
-  }
-  status.waiting = false;
-  if (rejectedBy) {
-    const r = rejectedBy as AcceptedDecision;
+  const gateResult = await gate.await(
+    { modelDigest: trained.artifactDigest, requester: input.requester, developer: input.developer, requiredRoles: tier.approverRoles },
+    mv.id,
+    policy,
+    Date.now() + durationMs(tier.approvalTimeout),
+  );
+  if ('rejectedBy' in gateResult) {
+    const r = gateResult.rejectedBy;
     return reject(`rejected by ${r.principalName} <${r.approver}> as ${r.role}${r.comment ? `: ${r.comment}` : ''}`);
   }
-  if (status.pendingRoles.length > 0) return reject(`approval timed out after ${tier.approvalTimeout}; still pending: ${status.pendingRoles.join(', ')}`);
+  if ('timedOut' in gateResult) return reject(`approval timed out after ${tier.approvalTimeout}; still pending: ${status.pendingRoles.join(', ')}`);
   await control.setModelState({ id: mv.id, to: 'approved' });
   await audit('model.approved', 'model.approved', { version: mv.version, approvals: status.approvals.map((a) => ({ approver: a.approver, role: a.role, at: a.at })) });
 
@@ -350,7 +221,7 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
   await audit('model.deployed', 'model.deployed', { ...deployed, deployedAt });
   status.outcome = 'deployed';
   enterStage('deployed', `Serving ${deployed.tritonModel} v${deployed.tritonVersion} at ${deployed.endpoint}`);
-  await refuseLeftovers();
+  await gate.refuseLeftovers(mv.id, policy);
   await condition(allHandlersFinished);
   return {
     outcome: 'deployed',
