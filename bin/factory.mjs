@@ -5,25 +5,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { newestSourceMtime } from '../src/dev/newest-source.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = path.join(root, 'build', 'cli');
 const entry = path.join(outdir, 'main.js');
-const SOURCES = ['src', 'activities', 'workflows', 'temporal', 'workers'];
-
-function newestSource() {
-  let newest = 0;
-  const walk = (dir) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
-    }
-  };
-  for (const d of SOURCES) if (fs.existsSync(path.join(root, d))) walk(path.join(root, d));
-  return Math.max(newest, fs.statSync(path.join(root, 'package-lock.json')).mtimeMs);
-}
-
 function builtAt() {
   try {
     return fs.statSync(entry).mtimeMs;
@@ -32,7 +18,7 @@ function builtAt() {
   }
 }
 
-if (builtAt() < newestSource()) {
+if (builtAt() < newestSourceMtime(root)) {
   const { build } = await import('esbuild');
   // Build beside, then swap in: two CLI calls racing never see a half-written bundle.
   const tmp = `${outdir}.tmp-${process.pid}`;

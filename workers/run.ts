@@ -2,6 +2,7 @@
  * Worker entrypoint: `node --import tsx workers/run.ts [queue ...]` runs one worker per named task
  * queue in this process (all queues when none is named, as `factory dev up` does).
  */
+import fs from 'node:fs';
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { loadEnv } from '../src/config/env.ts';
 import { ALL_TASK_QUEUES, type TaskQueue } from '../src/domain/task-queues.ts';
@@ -23,7 +24,10 @@ Runtime.install({ telemetryOptions: { logging: { filter: makeTelemetryFilterStri
 const connection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS });
 const workers = await Promise.all(queues.map((q) => createWorker(env, q, connection)));
 log.info({ queues, prefix: env.FACTORY_TASK_QUEUE_PREFIX, address: env.TEMPORAL_ADDRESS }, 'workers polling');
-await Promise.all(workers.map((w) => w.run()));
+const running = Promise.all(workers.map((w) => w.run()));
+// Tells `factory dev up` that this process polls every queue (Temporal's poller list lags behind).
+if (process.env.FACTORY_WORKER_READY_FILE) fs.writeFileSync(process.env.FACTORY_WORKER_READY_FILE, String(process.pid));
+await running;
 await connection.close();
 await closeActivityDeps();
 log.info('workers stopped');

@@ -1,5 +1,8 @@
 import { Connection } from '@temporalio/client';
+import fs from 'node:fs';
+import { projectRoot } from '../../config/env.ts';
 import { ALL_TASK_QUEUES } from '../../domain/task-queues.ts';
+import { newestSourceMtime } from '../newest-source.mjs';
 import type { Component, StackContext } from '../component.ts';
 import { nodeEntrypoint } from '../node.ts';
 import { ownedPid, processFiles, startDetached } from '../process.ts';
@@ -30,16 +33,34 @@ export async function pollingQueues(ctx: StackContext): Promise<string[]> {
   }
 }
 
+/** The dev worker process writes its pid here once all its workers poll (workers/run.ts). */
+function readyFile(ctx: StackContext): string {
+  return processFiles(ctx.env.FACTORY_HOME, 'workers.ready').pidFile;
+}
+
+function readyPid(ctx: StackContext): number | undefined {
+  try {
+    return Number(fs.readFileSync(readyFile(ctx), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 /** The dev worker process: one worker per task queue (control, gpu-onprem, serving). */
 export const workers: Component = {
   name: 'workers',
   startTimeoutMs: 90_000,
-  hint: 'the worker log shows why it stopped; a code change needs `factory dev down && factory dev up` to reload workers',
+  hint: 'the worker log shows why it stopped',
   endpoint: () => ALL_TASK_QUEUES.join(','),
   async healthy(ctx) {
     // Temporal remembers a poller for minutes after its worker died, so pollers alone prove nothing:
     // the dev worker process must be ours and alive, and polling every queue.
-    if (ownedPid(processFiles(ctx.env.FACTORY_HOME, 'workers')) === undefined) return false;
+    const files = processFiles(ctx.env.FACTORY_HOME, 'workers');
+    const pid = ownedPid(files);
+    if (pid === undefined || readyPid(ctx) !== pid) return false;
+    // Workers load the code once: after a change they run the old one, so they count as down and
+    // `dev up` restarts them (replay tests keep such a change safe for running lifecycles).
+    if (fs.statSync(files.pidFile).mtimeMs < newestSourceMtime(projectRoot)) return false;
     try {
       const polling = await pollingQueues(ctx);
       return ALL_TASK_QUEUES.every((q) => polling.includes(q));
@@ -49,6 +70,7 @@ export const workers: Component = {
   },
   async start(ctx) {
     const { command, args } = nodeEntrypoint('workers/run.ts');
-    startDetached(processFiles(ctx.env.FACTORY_HOME, 'workers'), command, args);
+    fs.rmSync(readyFile(ctx), { force: true });
+    startDetached(processFiles(ctx.env.FACTORY_HOME, 'workers'), command, args, { env: { ...process.env, FACTORY_WORKER_READY_FILE: readyFile(ctx) } });
   },
 };

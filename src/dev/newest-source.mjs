@@ -1,0 +1,20 @@
+// Plain JavaScript so that both bin/factory.mjs (before any TypeScript loader) and the stack code use it.
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** Folders whose TypeScript makes up the CLI and the workers. */
+export const SOURCE_DIRS = ['src', 'activities', 'workflows', 'temporal', 'workers'];
+
+/** The newest modification time (ms) of the project's TypeScript sources and its lockfile. */
+export function newestSourceMtime(root) {
+  let newest = 0;
+  const walk = (dir) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
+    }
+  };
+  for (const d of SOURCE_DIRS) if (fs.existsSync(path.join(root, d))) walk(path.join(root, d));
+  return Math.max(newest, fs.statSync(path.join(root, 'package-lock.json')).mtimeMs);
+}
