@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { projectRoot } from '../../src/config/env.ts';
 import { createEnvDb } from '../../src/db/connect.ts';
 import { tritonPaths, tritonUrl } from '../../src/dev/components/triton.ts';
 import { stackStatus, stackUp } from '../../src/dev/stack.ts';
@@ -27,6 +30,15 @@ describe('the local stack (real components)', () => {
     expect(again.found).toEqual(['temporal', 'postgres', 's3', 'triton', 'workers']);
     const status = await stackStatus(ctx);
     for (const name of ['temporal', 'postgres', 's3', 'triton', 'workers']) expect(status[name]).toMatchObject({ healthy: true });
+  });
+
+  it('restarts the workers, and only them, after a code change (they would run the old code)', async () => {
+    const source = path.join(projectRoot, 'workflows', 'smoke.ts');
+    const now = new Date(Date.now() + 1_000);
+    fs.utimesSync(source, now, now);
+    const res = await stackUp(ctx);
+    expect(res.started).toEqual(['workers']);
+    expect(res.status.workers?.healthy).toBe(true);
   });
 
   it('Temporal server: a workflow runs activities on the control, gpu-onprem and serving workers', async () => {
