@@ -57,9 +57,8 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
     control.appendAudit({ workflowId, runId, step, kind, actor, payload, occurredAt: now() });
 
   // ---- state visible to queries, the UI and search -------------------------------------------
-  let stage: LifecycleStage = 'ingest';
   const status: ApprovalStatus = {
-    stage,
+    stage: 'ingest',
     waiting: false,
     modelName: input.modelName,
     riskTier: input.riskTier,
@@ -69,7 +68,6 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
     refusals: [],
   };
   const enterStage = (next: LifecycleStage, details: string) => {
-    stage = next;
     status.stage = next;
     upsertSearchAttributes([{ key: LifecycleStageKey, value: next }]);
     setCurrentDetails(details);
@@ -84,7 +82,7 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
     workflowId,
     runId,
     status,
-    isOpen: () => stage === 'approval',
+    isOpen: () => status.stage === 'approval',
     now,
     recordDecision: (r) => control.recordDecision(r),
     audit,
