@@ -6,6 +6,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/dev/process.ts';
 import type { LifecycleOutcome } from '../../src/domain/lifecycle.ts';
+import { decide } from '../../src/lifecycle/client.ts';
 import { DEFAULT_POLICY_PACK } from '../../src/policy/pack.ts';
 import { bucket, createS3 } from '../../src/storage/s3.ts';
 import type { ModelTrace } from '../../src/trace/trace.ts';
@@ -79,6 +80,10 @@ describe('governance edges (real stack)', () => {
     for (let i = 0; i < 600 && !fs.existsSync(starts); i++) await sleep(100);
     const pid = Number(/pid=(\d+)/.exec(fs.readFileSync(starts, 'utf8'))![1]);
     expect(isAlive(pid)).toBe(true);
+    // A decision through the update while no gate is open is refused synchronously, before history.
+    await expect(
+      decide(suite.client, workflowId, { decision: 'approve', approver: 'omar@hospital.example', role: 'model-owner', meaning: 'approval', modelDigest: `sha256:${'0'.repeat(64)}` }),
+    ).rejects.toThrow(/not awaiting approval \(stage: train\)/);
     const handle = suite.client.workflow.getHandle(workflowId);
     await handle.cancel();
     await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
