@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import { GENESIS_HASH, hashOf } from './chain.ts';
 
@@ -38,4 +38,58 @@ export async function verifyAuditChain(db: Kysely<Database>, batch = 5_000): Pro
     if (page.length < batch) break;
   }
   return { ok: true, rows, lastSeq, headHash: prevHash };
+}
+
+export interface ProjectionMismatch {
+  table: 'approvals' | 'model_versions' | 'deployments';
+  id: string;
+  reason: string;
+}
+
+export interface ProjectionResult {
+  ok: boolean;
+  checked: number;
+  mismatches: ProjectionMismatch[];
+}
+
+type Payload = Record<string, unknown>;
+
+function differences(row: Record<string, unknown>, payload: Payload | null, fields: Array<[string, string]>): string[] {
+  if (!payload) return ['no audit event records it'];
+  return fields.filter(([col, key]) => row[col] !== payload[key]).map(([col, key]) => `${col} is ${JSON.stringify(row[col])}, the audit trail says ${JSON.stringify(payload[key])}`);
+}
+
+/**
+ * Checks the registry tables that `trace` reads against the hash-chained audit trail: every
+ * decision, model version and deployment must match the event recorded when it happened. (Run it
+ * after verifyAuditChain: a verified chain makes these events the reference.)
+ */
+export async function verifyProjection(db: Kysely<Database>): Promise<ProjectionResult> {
+  const mismatches: ProjectionMismatch[] = [];
+  const decisions = await sql<{ id: string; approver: string; role: string; meaning: string; model_digest: string; accepted: boolean; refusal_reason: string | null; kind: string | null; payload: Payload | null }>`
+    SELECT a.id, a.approver, a.role, a.meaning, a.model_digest, a.accepted, a.refusal_reason, e.kind, e.payload
+    FROM approvals a LEFT JOIN audit_events e ON e.event_id = regexp_replace(a.id, '/decision-([0-9]+)$', '/decision.\\1')`.execute(db);
+  for (const r of decisions.rows) {
+    const problems = r.accepted
+      ? differences(r, r.payload, [['approver', 'approver'], ['role', 'role'], ['meaning', 'meaning'], ['model_digest', 'modelDigest']])
+      : differences(r, r.payload, [['refusal_reason', 'reason']]);
+    if (r.payload && (r.kind === 'approval.refused') === r.accepted) problems.push(`accepted is ${r.accepted}, the audit trail says ${r.kind}`);
+    if (problems.length) mismatches.push({ table: 'approvals', id: r.id, reason: problems.join('; ') });
+  }
+  const versions = await sql<{ id: number; model_name: string; version: number; artifact_digest: string; payload: Payload | null }>`
+    SELECT m.id, m.model_name, m.version, m.artifact_digest, e.payload
+    FROM model_versions m LEFT JOIN audit_events e ON e.workflow_id = m.workflow_id AND e.step = 'model.registered'`.execute(db);
+  for (const r of versions.rows) {
+    const problems = differences(r, r.payload, [['version', 'version'], ['artifact_digest', 'artifactDigest']]);
+    if (problems.length) mismatches.push({ table: 'model_versions', id: `${r.model_name}@${r.version}`, reason: problems.join('; ') });
+  }
+  const deployments = await sql<{ id: string; triton_model: string; triton_version: number; artifact_digest: string; payload: Payload | null }>`
+    SELECT d.id, d.triton_model, d.triton_version, d.artifact_digest, e.payload
+    FROM deployments d JOIN model_versions m ON m.id = d.model_version_id
+    LEFT JOIN audit_events e ON e.workflow_id = m.workflow_id AND e.step = 'model.deployed'`.execute(db);
+  for (const r of deployments.rows) {
+    const problems = differences(r, r.payload, [['triton_model', 'tritonModel'], ['triton_version', 'tritonVersion'], ['artifact_digest', 'artifactDigest']]);
+    if (problems.length) mismatches.push({ table: 'deployments', id: r.id, reason: problems.join('; ') });
+  }
+  return { ok: mismatches.length === 0, checked: decisions.rows.length + versions.rows.length + deployments.rows.length, mismatches };
 }

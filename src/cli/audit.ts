@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { verifyAuditChain } from '../audit/verify.ts';
+import { verifyAuditChain, verifyProjection } from '../audit/verify.ts';
 import { loadPolicyPack, policyPackPath } from '../policy/pack.ts';
 import { TraceNotFound, renderTrace, traceModel } from '../trace/trace.ts';
 import { withDb } from './context.ts';
@@ -25,16 +25,22 @@ export function registerAudit(program: Command): void {
   const audit = program.command('audit').description('the audit trail');
   audit
     .command('verify')
-    .description('recompute the hash chain of audit_events; exit 7 and name the first bad row on tampering')
+    .description('recompute the hash chain of audit_events, then check the registry against it; exit 7 naming what does not verify')
     .option('--json', 'print JSON')
     .action(async (opts) => {
       const out = createOutput(!!opts.json);
-      const res = await withDb((db) => verifyAuditChain(db));
-      out.result(res, () =>
-        res.ok
-          ? `audit chain intact: ${res.rows} events, head ${res.headHash}`
-          : `AUDIT CHAIN BROKEN at seq ${res.firstBad!.seq} (${res.firstBad!.eventId}): ${res.firstBad!.reason}\n${res.rows} events verified before it`,
+      const { chain, projection } = await withDb(async (db) => ({ chain: await verifyAuditChain(db), projection: await verifyProjection(db) }));
+      const ok = chain.ok && projection.ok;
+      out.result({ ok, chain, projection }, () =>
+        [
+          chain.ok
+            ? `audit chain intact: ${chain.rows} events, head ${chain.headHash}`
+            : `AUDIT CHAIN BROKEN at seq ${chain.firstBad!.seq} (${chain.firstBad!.eventId}): ${chain.firstBad!.reason}\n${chain.rows} events verified before it`,
+          projection.ok
+            ? `registry matches the audit trail: ${projection.checked} rows checked`
+            : `REGISTRY DIFFERS FROM THE AUDIT TRAIL in ${projection.mismatches.length} row(s):\n${projection.mismatches.map((m) => `  ${m.table} ${m.id}: ${m.reason}`).join('\n')}`,
+        ].join('\n'),
       );
-      if (!res.ok) process.exitCode = EXIT.tampered;
+      if (!ok) process.exitCode = EXIT.tampered;
     });
 }

@@ -67,17 +67,28 @@ afterAll(async () => {
 });
 
 /** As a superuser, around the append-only triggers: what an insider with database access could do. */
-async function asSuperuserAroundTriggers(statement: ReturnType<typeof sql>) {
+async function asSuperuserAroundTriggers(statement: ReturnType<typeof sql>, table = 'audit_events') {
   await db.transaction().execute(async (tx) => {
-    await sql`ALTER TABLE audit_events DISABLE TRIGGER USER`.execute(tx);
+    await sql`ALTER TABLE ${sql.id(table)} DISABLE TRIGGER USER`.execute(tx);
     await statement.execute(tx);
-    await sql`ALTER TABLE audit_events ENABLE TRIGGER USER`.execute(tx);
+    await sql`ALTER TABLE ${sql.id(table)} ENABLE TRIGGER USER`.execute(tx);
   });
 }
 
-async function verify() {
+interface VerifyReport {
+  ok: boolean;
+  chain: { ok: boolean; rows: number; firstBad?: { seq: string; reason: string } };
+  projection: { ok: boolean; checked: number; mismatches: Array<{ table: string; id: string; reason: string }> };
+}
+
+async function verifyAll() {
   const res = await factoryCli(['audit', 'verify', '--json'], cliEnv);
-  return { code: res.code, report: JSON.parse(res.stdout) as { ok: boolean; rows: number; firstBad?: { seq: string; reason: string } } };
+  return { code: res.code, full: JSON.parse(res.stdout) as VerifyReport };
+}
+
+async function verify() {
+  const { code, full } = await verifyAll();
+  return { code, report: full.chain };
 }
 
 describe('audit trail: append-only, hash-chained, tamper-evident', () => {
@@ -109,6 +120,44 @@ describe('audit trail: append-only, hash-chained, tamper-evident', () => {
     // Put it back: the chain verifies again.
     await asSuperuserAroundTriggers(sql`UPDATE audit_events SET payload = jsonb_set(payload, '{approved}', 'false') WHERE seq = ${seqs[2]}`);
     expect((await verify()).code).toBe(0);
+  });
+
+  const digest = `sha256:${'d'.repeat(64)}`;
+  const decisionId = 'wf-registry/run-1/decision-1';
+
+  it('guards the registry: facts are append-only, a model version changes only its state, along the lifecycle', async () => {
+    await sql`INSERT INTO dataset_versions (manifest_digest, name, raw_uri, raw_sha256, certified_uri, manifest_uri, rows_total, rows_accepted, rows_excluded, exclusions, workflow_id)
+      VALUES (${digest}, 'wdbc', 's3://q/raw', ${digest}, 's3://c/data', 's3://e/manifest', 2, 2, 0, '[]', 'wf-registry')`.execute(db);
+    const mv = await sql<{ id: number }>`INSERT INTO model_versions (model_name, version, state, risk_tier, artifact_digest, artifact_uri, dataset_manifest_digest, commit_sha, image_digest, requester, developer, metrics, environment, policy_digest, workflow_id)
+      VALUES ('bc', 1, 'registered', 'high', ${digest}, 's3://a/model.onnx', ${digest}, 'abc1234', ${digest}, 'ci@hospital.example', 'omar@hospital.example', '{}', '{}', ${digest}, 'wf-registry') RETURNING id`.execute(db);
+    const id = mv.rows[0]!.id;
+    const at = '2026-11-27T00:00:10.000Z';
+    await appendAuditEvent(db, { workflowId: 'wf-registry', runId: 'run-1', step: 'model.registered', kind: 'model.registered', actor: 'factory', payload: { modelVersionId: id, version: 1, artifactDigest: digest }, occurredAt: at });
+    await appendAuditEvent(db, { workflowId: 'wf-registry', runId: 'run-1', step: 'decision.1', kind: 'approval.approved', actor: 'dana@hospital.example', payload: { approver: 'dana@hospital.example', role: 'compliance', meaning: 'approval', modelDigest: digest }, occurredAt: at });
+    await sql`INSERT INTO approvals (id, model_version_id, workflow_id, decision, approver, role, meaning, model_digest, accepted, policy_digest, decided_at)
+      VALUES (${decisionId}, ${id}, 'wf-registry', 'approve', 'dana@hospital.example', 'compliance', 'approval', ${digest}, true, ${digest}, ${at})`.execute(db);
+
+    await expect(sql`UPDATE approvals SET approver = 'mallory@evil.example'`.execute(db)).rejects.toThrow(/approvals is append-only: UPDATE refused/);
+    await expect(sql`DELETE FROM dataset_versions`.execute(db)).rejects.toThrow(/dataset_versions is append-only: DELETE refused/);
+    await expect(sql`UPDATE model_versions SET commit_sha = 'fffffff'`.execute(db)).rejects.toThrow(/only the state of a version may change/);
+    await expect(sql`UPDATE model_versions SET state = 'deployed'`.execute(db)).rejects.toThrow(/registered → deployed is not a lifecycle transition/);
+    await sql`UPDATE model_versions SET state = 'validated'`.execute(db);
+
+    const { code, full } = await verifyAll();
+    expect(code).toBe(0);
+    expect(full.projection).toMatchObject({ ok: true, checked: 2 });
+  });
+
+  it('detects a registry row changed around its triggers (what trace would show), and names it', async () => {
+    await asSuperuserAroundTriggers(sql`UPDATE approvals SET approver = 'mallory@evil.example' WHERE id = ${decisionId}`, 'approvals');
+    const { code, full } = await verifyAll();
+    expect(code).toBe(7);
+    expect(full.chain.ok).toBe(true);
+    expect(full.projection.mismatches).toEqual([
+      { table: 'approvals', id: decisionId, reason: 'approver is "mallory@evil.example", the audit trail says "dana@hospital.example"' },
+    ]);
+    await asSuperuserAroundTriggers(sql`UPDATE approvals SET approver = 'dana@hospital.example' WHERE id = ${decisionId}`, 'approvals');
+    expect((await verifyAll()).code).toBe(0);
   });
 
   it('detects a deleted row: the next row no longer links to its predecessor', async () => {
