@@ -12,8 +12,6 @@ export const searchAttributes = {
   PendingRoles: 'KeywordList',
 } as const;
 
-export type SearchAttributeName = keyof typeof searchAttributes;
-
 export const ModelNameKey = defineSearchAttributeKey('ModelName', 'KEYWORD');
 export const RiskTierKey = defineSearchAttributeKey('RiskTier', 'KEYWORD');
 export const LifecycleStageKey = defineSearchAttributeKey('LifecycleStage', 'KEYWORD');

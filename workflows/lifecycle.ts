@@ -53,8 +53,10 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
   });
 
   const now = () => new Date().toISOString();
-  const audit = (step: string, kind: string, payload: Record<string, unknown>, actor = 'factory') =>
+  const appendAudit = (step: string, kind: string, payload: Record<string, unknown>, actor = 'factory') =>
     control.appendAudit({ workflowId, runId, step, kind, actor, payload, occurredAt: now() });
+  /** A lifecycle milestone: recorded once per run, its step is its kind. */
+  const audit = (event: string, payload: Record<string, unknown>, actor?: string) => appendAudit(event, event, payload, actor);
 
   // ---- state visible to queries, the UI and search -------------------------------------------
   const status: ApprovalStatus = {
@@ -85,7 +87,7 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
     isOpen: () => status.stage === 'approval',
     now,
     recordDecision: (r) => control.recordDecision(r),
-    audit,
+    audit: appendAudit,
   });
 
   // ---- ingest ---------------------------------------------------------------------------------
@@ -93,12 +95,12 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
   const policy = await control.loadPolicy();
   const tier = policy.pack.riskTiers[input.riskTier];
   const schemaPath = input.schemaPath ?? input.datasetPath.replace(/[^/]+$/, 'schema.json');
-  await audit('lifecycle.started', 'lifecycle.started', { input, policy: { digest: policy.digest, source: policy.source, version: policy.pack.version } }, input.requester);
+  await audit('lifecycle.started', { input, policy: { digest: policy.digest, source: policy.source, version: policy.pack.version } }, input.requester);
 
   const quarantined = await control.quarantineRaw({ datasetPath: input.datasetPath, schemaPath });
-  await audit('dataset.quarantined', 'dataset.quarantined', { ...quarantined });
+  await audit('dataset.quarantined', { ...quarantined });
   const dataset = await control.certifyDataset({ workflowId, quarantined, schemaPath });
-  await audit('dataset.certified', 'dataset.certified', { ...dataset });
+  await audit('dataset.certified', { ...dataset });
 
   // ---- train ----------------------------------------------------------------------------------
   enterStage('train', `Training on ${zones.gpuOnprem} (${input.training.epochs} epochs)`);
@@ -111,7 +113,7 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
     seed: input.training.seed,
     imageDigest: input.imageDigest,
   });
-  await audit('training.completed', 'training.completed', {
+  await audit('training.completed', {
     artifactDigest: trained.artifactDigest,
     artifactUri: trained.artifactUri,
     trainerMetrics: trained.trainerMetrics,
@@ -134,7 +136,7 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
     const value = metrics[metric] ?? Number.NaN;
     if (!(value >= threshold)) failing[metric] = { value, threshold };
   }
-  await audit('evaluation.completed', 'evaluation.completed', { metrics, thresholds: tier.thresholds, failing, policyDigest: policy.digest });
+  await audit('evaluation.completed', { metrics, thresholds: tier.thresholds, failing, policyDigest: policy.digest });
 
   // ---- register -------------------------------------------------------------------------------
   enterStage('register', 'Registering the model version');
@@ -155,11 +157,11 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
   });
   status.version = mv.version;
   status.modelDigest = trained.artifactDigest;
-  await audit('model.registered', 'model.registered', { modelVersionId: mv.id, version: mv.version, artifactDigest: trained.artifactDigest });
+  await audit('model.registered', { modelVersionId: mv.id, version: mv.version, artifactDigest: trained.artifactDigest });
 
   const reject = async (reason: string, extra: Record<string, unknown> = {}): Promise<LifecycleOutcome> => {
     await control.setModelState({ id: mv.id, to: 'rejected' });
-    await audit('model.rejected', 'model.rejected', { reason, ...extra, version: mv.version });
+    await audit('model.rejected', { reason, ...extra, version: mv.version });
     status.outcome = `rejected: ${reason}`;
     enterStage('rejected', `Rejected: ${reason}`);
     upsertSearchAttributes([{ key: PendingRolesKey, value: [] }]);
@@ -172,7 +174,7 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
     return reject(`evaluation below the ${input.riskTier}-risk thresholds: ${Object.entries(failing).map(([m, f]) => `${m} ${f.value.toFixed(4)} < ${f.threshold}`).join(', ')}`, { failing });
   }
   await control.setModelState({ id: mv.id, to: 'validated' });
-  await audit('model.validated', 'model.validated', { version: mv.version, metrics });
+  await audit('model.validated', { version: mv.version, metrics });
 
   // ---- approval gate --------------------------------------------------------------------------
   enterStage('approval', 'Waiting for approval');
@@ -188,7 +190,7 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
   }
   if ('timedOut' in gateResult) return reject(`approval timed out after ${tier.approvalTimeout}; still pending: ${status.pendingRoles.join(', ')}`);
   await control.setModelState({ id: mv.id, to: 'approved' });
-  await audit('model.approved', 'model.approved', { version: mv.version, approvals: status.approvals.map((a) => ({ approver: a.approver, role: a.role, at: a.at })) });
+  await audit('model.approved', { version: mv.version, approvals: status.approvals.map((a) => ({ approver: a.approver, role: a.role, at: a.at })) });
 
   // ---- deploy ---------------------------------------------------------------------------------
   enterStage('deploy', `Deploying ${input.modelName} v${mv.version} to Triton`);
@@ -216,7 +218,7 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
     deployedAt,
   });
   await control.setModelState({ id: mv.id, to: 'deployed' });
-  await audit('model.deployed', 'model.deployed', { ...deployed, deployedAt });
+  await audit('model.deployed', { ...deployed, deployedAt });
   status.outcome = 'deployed';
   enterStage('deployed', `Serving ${deployed.tritonModel} v${deployed.tritonVersion} at ${deployed.endpoint}`);
   await gate.refuseLeftovers(mv.id, policy);

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { projectRoot } from '../config/env.ts';
@@ -121,10 +122,13 @@ export function registerDemo(program: Command): void {
         const trace = await traceModel(db, `${outcome.modelName}@${outcome.version}`, names);
 
         step('6. An inference on Triton');
-        const sample = [17.99, 10.38, 122.8, 1001, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871, 1.095, 0.9053, 8.589, 153.4, 0.006399, 0.04904, 0.05373, 0.01587, 0.03003, 0.006193, 25.38, 17.33, 184.6, 2019, 0.1622, 0.6656, 0.7119, 0.2654, 0.4601, 0.1189];
+        // The dataset's first sample: its features, and the diagnosis recorded for it (last column).
+        const cells = fs.readFileSync(input.datasetPath, 'utf8').split('\n')[1]!.split(',');
+        const diagnosis = cells.pop() === 'M' ? 'malignant' : 'benign';
+        const sample = cells.map(Number);
         const res = await new TritonClient(tritonUrl(ctx.env)).infer(outcome.tritonModel, [sample], outcome.version);
         say(`   POST ${outcome.endpoint}`);
-        say(`   first WDBC sample (a malignant mass) → P(malignant) = ${res.outputs[0]![0]!.toFixed(4)}  (model ${res.raw.model_name} v${res.raw.model_version})`);
+        say(`   first WDBC sample (diagnosed ${diagnosis}) → P(malignant) = ${res.outputs[0]![0]!.toFixed(4)}  (model ${res.raw.model_name} v${res.raw.model_version})`);
 
         step(`7. The trace (\`npx factory trace ${outcome.modelName}@${outcome.version}\`)`);
         say(renderTrace(trace));

@@ -4,7 +4,6 @@ import type { Env } from '../config/env.ts';
 import { migrationProvider } from './migrations/index.ts';
 import type { Database } from './schema.ts';
 
-// int8 (the audit sequence) stays a string; numeric counts come back as numbers where we cast them.
 export function databaseUrl(env: Env): string {
   return env.DATABASE_URL ?? `postgres://postgres@127.0.0.1:${env.FACTORY_PGLITE_PORT}/postgres`;
 }

@@ -1,2 +1,1 @@
-export declare const SOURCE_DIRS: string[];
 export declare function newestSourceMtime(root: string): number;

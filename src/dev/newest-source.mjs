@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /** Folders whose TypeScript makes up the CLI and the workers. */
-export const SOURCE_DIRS = ['src', 'activities', 'workflows', 'temporal', 'workers'];
+const SOURCE_DIRS = ['src', 'activities', 'workflows', 'temporal', 'workers'];
 
 /** The newest modification time (ms) of the project's TypeScript sources and its lockfile. */
 export function newestSourceMtime(root) {

@@ -19,7 +19,6 @@ export const principalSchema = z.object({
   name: z.string().min(1),
   roles: z.array(z.string().min(1)).min(1),
 });
-export type Principal = z.infer<typeof principalSchema>;
 
 export const policyPackSchema = z.object({
   version: z.string().min(1),
@@ -27,7 +26,6 @@ export const policyPackSchema = z.object({
   principals: z.array(principalSchema).min(1),
 });
 export type PolicyPack = z.infer<typeof policyPackSchema>;
-export type TierPolicy = z.infer<typeof tierPolicySchema>;
 
 /** "7d" → milliseconds. */
 export function durationMs(d: string): number {

@@ -31,9 +31,6 @@ export class TritonClient {
     return res.ok;
   }
 
-  index(): Promise<Array<{ name: string; version?: string; state?: string }>> {
-    return this.call('POST', '/v2/repository/index', {}) as Promise<Array<{ name: string; version?: string; state?: string }>>;
-  }
 
   /** One FP32 batch in, the first output back (rows × columns). */
   async infer(model: string, rows: number[][], version?: number): Promise<{ outputs: number[][]; raw: InferResponse }> {
