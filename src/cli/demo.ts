@@ -123,7 +123,7 @@ export function registerDemo(program: Command): void {
 
         step('6. An inference on Triton');
         // The dataset's first sample: its features, and the diagnosis recorded for it (last column).
-        const cells = fs.readFileSync(input.datasetPath, 'utf8').split('\n')[1]!.split(',');
+        const cells = fs.readFileSync(input.datasetPath, 'utf8').split(/\r?\n/)[1]!.split(',');
         const diagnosis = cells.pop() === 'M' ? 'malignant' : 'benign';
         const sample = cells.map(Number);
         const res = await new TritonClient(tritonUrl(ctx.env)).infer(outcome.tritonModel, [sample], outcome.version);
