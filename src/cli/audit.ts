@@ -15,7 +15,7 @@ export function registerAudit(program: Command): void {
       const names = new Map(loadPolicyPack(policyPackPath()).pack.principals.map((p) => [p.id.toLowerCase(), p.name]));
       try {
         const t = await withDb((db) => traceModel(db, ref, names));
-        out.result(t, () => renderTrace(t));
+        out.result(t, (safe) => renderTrace(safe));
       } catch (err) {
         if (err instanceof TraceNotFound) throw new CliError(err.message, EXIT.notFound, 'list models with `npx factory trace <name>` or check the name');
         throw err;
@@ -31,7 +31,7 @@ export function registerAudit(program: Command): void {
       const out = createOutput(!!opts.json);
       const { chain, projection } = await withDb(async (db) => ({ chain: await verifyAuditChain(db), projection: await verifyProjection(db) }));
       const ok = chain.ok && projection.ok;
-      out.result({ ok, chain, projection }, () =>
+      out.result({ ok, chain, projection }, ({ chain, projection }) =>
         [
           chain.ok
             ? `audit chain intact: ${chain.rows} events, head ${chain.headHash}`

@@ -12,7 +12,7 @@ export async function withTemporal<T>(fn: (client: Client, env: Env) => Promise<
     const { connectClient } = await import('../temporal.ts');
     client = await connectClient(env);
   } catch (err) {
-    throw new CliError(`cannot reach Temporal at ${env.TEMPORAL_ADDRESS}: ${(err as Error).message}`, EXIT.unhealthy, 'start the stack with `npx factory dev up`');
+    throw new CliError(`cannot reach Temporal at ${env.TEMPORAL_ADDRESS}: ${(err as Error).message}`, EXIT.unhealthy, 'start the stack: npx factory dev up');
   }
   try {
     return await fn(client, env);

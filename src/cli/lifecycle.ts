@@ -1,12 +1,28 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowFailedError } from '@temporalio/client';
 import { ZodError } from 'zod';
 import { type ApprovalStatus, MEANINGS, type Decision } from '../domain/approval.ts';
 import type { LifecycleOutcome } from '../domain/lifecycle.ts';
-import { DecisionRefused, approvalStatus, decide, lifecycleResult, startLifecycle } from '../lifecycle/client.ts';
+import {
+  type FailureCause,
+  type LifecycleState,
+  DecisionRefused,
+  LifecycleInputConflict,
+  QUERY_TIMEOUT_MS,
+  approvalStatus,
+  closedSummary,
+  decide,
+  isWorkersNotAnswering,
+  lifecycleResult,
+  lifecycleState,
+  renderCause,
+  rootCause,
+  startLifecycle,
+} from '../lifecycle/client.ts';
 import { withTemporal } from './context.ts';
-import { CliError, EXIT, createOutput } from './output.ts';
+import { strictInt } from './options.ts';
+import { CliError, EXIT, type Output, createOutput, escapeDeep } from './output.ts';
 
 function zodMessage(err: ZodError): string {
   return err.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ');
@@ -18,19 +34,55 @@ export function renderOutcome(o: LifecycleOutcome): string {
     : `rejected ${o.modelName}${o.version ? `@${o.version}` : ''}: ${o.reason}`;
 }
 
+/** What a refused decision carried, when it was an object: who claimed which role (comment included). */
+function receivedSummary(received: unknown): string {
+  if (received === null || typeof received !== 'object') return typeof received === 'string' ? `  received "${received.slice(0, 200)}"` : '';
+  const r = received as Record<string, unknown>;
+  const parts = (['approver', 'role', 'comment'] as const).filter((k) => typeof r[k] === 'string').map((k) => `${k}="${(r[k] as string).slice(0, 200)}"`);
+  return parts.length ? `  (${parts.join(' ')})` : '';
+}
+
 export function renderStatus(s: ApprovalStatus): string {
   return [
     `${s.modelName}${s.version ? `@${s.version}` : ''}  stage=${s.stage}  risk=${s.riskTier}${s.outcome ? `  outcome=${s.outcome}` : ''}`,
     s.modelDigest ? `  candidate ${s.modelDigest}` : '',
     s.requiredRoles.length ? `  roles required: ${s.requiredRoles.join(', ')}; pending: ${s.pendingRoles.join(', ') || 'none'}${s.waiting ? ` (until ${s.deadline})` : ''}` : '',
-    ...s.approvals.map((a) => `  ✓ ${a.at} ${a.principalName} <${a.approver}> ${a.role} (${a.meaning}) via ${a.via}`),
-    ...s.refusals.map((r) => `  ✗ ${r.at} refused ${r.decision} via ${r.via}: ${r.reason}`),
+    ...s.approvals.map((a) => `  ✓ ${a.at} ${a.principalName} <${a.approver}> ${a.role} (${a.meaning}) via ${a.via}${a.comment ? `  "${a.comment}"` : ''}`),
+    ...s.refusals.map((r) => `  ✗ ${r.at} refused ${r.decision} via ${r.via}: ${r.reason}${receivedSummary(r.received)}`),
   ]
     .filter(Boolean)
     .join('\n');
 }
 
-async function waitOutcome(workflowId: string, out: ReturnType<typeof createOutput>): Promise<LifecycleOutcome> {
+/** The next step after a lifecycle ended without an outcome, by what ended it. */
+function nextAfterFailure(workflowId: string, failure?: FailureCause): string {
+  const inspect = `inspect it with \`temporal workflow show -w ${workflowId}\` or in the Web UI`;
+  if (!failure) return inspect;
+  if (/^(DatasetUnreadable|SchemaMismatch|EmptyDataset|InvalidInput|Dataset|Schema)/.test(failure.type)) return `fix the input named above, then start a lifecycle for it again; ${inspect}`;
+  if (failure.type === 'Terminated') return `it was terminated (${failure.message || 'no reason given'}); ${inspect}`;
+  if (failure.type === 'Cancelled') return `it was cancelled; ${inspect}`;
+  if (failure.type.startsWith('Timeout')) return `a step ran out of time: check the workers (\`npx factory dev status\`, logs in .factory/logs/); ${inspect}`;
+  return inspect;
+}
+
+function workersNotAnswering(workflowId: string): CliError {
+  return new CliError(
+    `lifecycle ${workflowId} is RUNNING but its workers are not answering (no reply to the approvalStatus query within ${QUERY_TIMEOUT_MS / 1000} s)`,
+    EXIT.unhealthy,
+    'start or restart the workers: `npx factory dev up` (`npx factory dev status` shows them; logs in .factory/logs/)',
+  );
+}
+
+export function renderState(s: LifecycleState): string {
+  const head = `${s.workflowId}  temporal=${s.temporalStatus}${s.stage ? `  stage=${s.stage}` : ''}`;
+  if (s.status) return `${head}\n${renderStatus(s.status)}`;
+  const lines = [head, `  ${s.modelName ?? '?'}  risk=${s.riskTier ?? '?'}  started ${s.startTime}${s.closeTime ? `  closed ${s.closeTime}` : ''}`];
+  if (s.result) lines.push(`  ${renderOutcome(s.result)}`);
+  if (s.failure) lines.push(`  cause: ${renderCause(s.failure)}`);
+  return lines.join('\n');
+}
+
+async function waitOutcome(workflowId: string, out: Output, started: object): Promise<LifecycleOutcome> {
   return withTemporal(async (client) => {
     let last = '';
     const timer = setInterval(async () => {
@@ -40,14 +92,17 @@ async function waitOutcome(workflowId: string, out: ReturnType<typeof createOutp
         if (line !== last) out.progress(line);
         last = line;
       } catch {
-        /* not queryable yet */
+        /* not queryable yet, or the workers are busy: progress is only a courtesy */
       }
     }, 1_000);
     try {
       return await lifecycleResult(client, workflowId);
     } catch (err) {
-      if (err instanceof WorkflowFailedError) throw new CliError(`lifecycle ${workflowId} failed: ${err.cause?.message ?? err.message}`, EXIT.failure, `inspect it in the Web UI or with \`temporal workflow show -w ${workflowId}\``);
-      throw err;
+      if (!(err instanceof WorkflowFailedError)) throw err;
+      const failure = err.cause ? rootCause(err.cause) : { type: 'Failed', message: err.message };
+      // CI reads stdout: the failure is a result too, with its cause.
+      if (out.json) out.result({ ...started, outcome: 'failed', failure }, () => '');
+      throw new CliError(`lifecycle ${workflowId} failed: ${renderCause(failure)}`, EXIT.failure, nextAfterFailure(workflowId, failure));
     } finally {
       clearInterval(timer);
     }
@@ -59,7 +114,7 @@ export function registerLifecycle(program: Command): void {
 
   lifecycle
     .command('start')
-    .description('start the lifecycle for a model and commit (a second start for the same commit finds the first)')
+    .description('start the lifecycle for a model and commit (a second start for the same commit finds the first; with other inputs it is refused, exit 4)')
     .requiredOption('--model <name>', 'model name')
     .requiredOption('--dataset <path>', 'raw dataset file (CSV) with schema.json beside it')
     .option('--schema <path>', 'dataset schema (default: schema.json beside the dataset)')
@@ -68,8 +123,8 @@ export function registerLifecycle(program: Command): void {
     .requiredOption('--risk <tier>', 'risk tier: low | medium | high')
     .requiredOption('--requester <email>', 'who requests the release')
     .requiredOption('--developer <email>', 'who developed the model (cannot approve it)')
-    .option('--epochs <n>', 'training epochs', (v) => Number(v))
-    .option('--wait', 'wait for the outcome (exit 0 deployed, 5 rejected)')
+    .option('--epochs <n>', 'training epochs (a whole number, 1 to 1000000; default 300)', strictInt(1, 1_000_000))
+    .option('--wait', 'wait for the outcome (exit 0 deployed, 5 rejected, 1 failed)')
     .option('--json', 'print JSON')
     .action(async (opts) => {
       const out = createOutput(!!opts.json);
@@ -86,42 +141,50 @@ export function registerLifecycle(program: Command): void {
             riskTier: opts.risk,
             requester: opts.requester,
             developer: opts.developer,
-            ...(opts.epochs ? { training: { epochs: opts.epochs, seed: 7 } } : {}),
+            ...(opts.epochs !== undefined ? { training: { epochs: opts.epochs as number, seed: 7 } } : {}),
           }),
         );
       } catch (err) {
         if (err instanceof ZodError) throw new CliError(`invalid lifecycle input: ${zodMessage(err)}`, EXIT.usage, 'fix the option named above');
+        if (err instanceof LifecycleInputConflict) {
+          if (out.json) out.result({ workflowId: err.workflowId, runId: err.runId, existing: true, refused: true, differences: err.differences }, () => '');
+          throw new CliError(err.message, EXIT.refused, 'start with the same inputs to follow that lifecycle, or use a new commit for new inputs');
+        }
         throw err;
       }
       out.progress(`${started.existing ? 'found existing' : 'started'} lifecycle ${started.workflowId}`);
       if (!opts.wait) {
-        out.result(started, () => `${started.existing ? 'already started' : 'started'}: ${started.workflowId}\nfollow it: npx factory status ${started.workflowId}`);
+        out.result(started, (s) => `${s.existing ? 'already started' : 'started'}: ${s.workflowId}\nfollow it: npx factory status ${s.workflowId}`);
         return;
       }
-      const outcome = await waitOutcome(started.workflowId, out);
-      out.result({ ...started, ...outcome }, () => renderOutcome(outcome));
+      const outcome = await waitOutcome(started.workflowId, out, started);
+      out.result({ ...started, ...outcome }, (o) => renderOutcome(o));
       if (outcome.outcome === 'rejected') process.exitCode = EXIT.rejected;
     });
 
   program
     .command('status <workflowId>')
-    .description('where a lifecycle is and what it waits for (the approvalStatus query)')
+    .description(
+      "where a lifecycle is: Temporal's execution status beside its stage (exit 0 running or deployed, 5 rejected, 1 failed/terminated/cancelled/timed out, 3 workers not answering, 6 not found)",
+    )
     .option('--json', 'print JSON')
     .action(async (workflowId: string, opts) => {
       const out = createOutput(!!opts.json);
-      try {
-        const s = await withTemporal((client) => approvalStatus(client, workflowId));
-        out.result(s, () => renderStatus(s));
-      } catch (err) {
-        if (err instanceof WorkflowNotFoundError) throw new CliError(`no lifecycle ${workflowId}`, EXIT.notFound, 'list them in the Web UI, or check the id');
-        throw err;
+      const state = await withTemporal((client) => lifecycleState(client, workflowId));
+      // The query's answer keeps its documented shape; Temporal's view is added beside it.
+      const json = state.status ? { ...state.status, workflowId, runId: state.runId, temporalStatus: state.temporalStatus } : state;
+      out.result(json, () => renderState(escapeDeep(state)));
+      if (state.workersAnswering === false) throw workersNotAnswering(workflowId);
+      if (state.result?.outcome === 'rejected') process.exitCode = EXIT.rejected;
+      else if (state.temporalStatus !== 'RUNNING' && state.temporalStatus !== 'COMPLETED') {
+        throw new CliError(`lifecycle ${workflowId} ${closedSummary(state)}`, EXIT.failure, nextAfterFailure(workflowId, state.failure));
       }
     });
 
   for (const decision of ['approve', 'reject'] as Decision[]) {
     program
       .command(`${decision} <workflowId>`)
-      .description(`${decision} the candidate of a lifecycle (through the \`decide\` update; refusals exit 4)`)
+      .description(`${decision} the candidate of a lifecycle (through the \`decide\` update; refusals and closed lifecycles exit 4, unknown ones 6)`)
       .requiredOption('--as <email>', 'approver (must hold the role in the policy pack)')
       .requiredOption('--role <role>', 'the role signed for')
       .option('--meaning <meaning>', `signature meaning: ${MEANINGS.join(' | ')}`, decision === 'approve' ? 'approval' : 'review')
@@ -131,17 +194,24 @@ export function registerLifecycle(program: Command): void {
       .action(async (workflowId: string, opts) => {
         const out = createOutput(!!opts.json);
         const verdict = await withTemporal(async (client) => {
-          const modelDigest = opts.digest ?? (await approvalStatus(client, workflowId)).modelDigest;
-          if (!modelDigest) throw new CliError(`lifecycle ${workflowId} has no candidate yet`, EXIT.refused, 'wait for it to reach the approval stage');
+          // Temporal first: a closed lifecycle is answered by the server, with no worker needed.
+          const state = await lifecycleState(client, workflowId);
+          if (state.temporalStatus !== 'RUNNING') {
+            throw new CliError(`lifecycle ${workflowId} is closed (${closedSummary(state)})`, EXIT.refused, state.failure ? nextAfterFailure(workflowId, state.failure) : 'nothing to decide: its gate is closed for good');
+          }
+          if (state.workersAnswering === false) throw workersNotAnswering(workflowId);
+          const modelDigest = opts.digest ?? state.status?.modelDigest;
+          if (!modelDigest) throw new CliError(`lifecycle ${workflowId} has no candidate yet (stage=${state.stage})`, EXIT.refused, `wait for it to reach the approval stage: npx factory status ${workflowId}`);
           try {
             return await decide(client, workflowId, { decision, approver: opts.as, role: opts.role, meaning: opts.meaning, modelDigest, comment: opts.comment });
           } catch (err) {
             if (err instanceof ZodError) throw new CliError(`invalid decision: ${zodMessage(err)}`, EXIT.usage);
             if (err instanceof DecisionRefused) return { accepted: false as const, reason: err.message };
+            if (isWorkersNotAnswering(err)) throw new CliError(`lifecycle ${workflowId}: no verdict on the decision in time`, EXIT.unhealthy, `the workers may be down or busy: check \`npx factory dev status\`, then \`npx factory status ${workflowId}\``);
             throw err;
           }
         });
-        out.result(verdict, () => (verdict.accepted ? `${decision} recorded; pending roles: ${verdict.pendingRoles.join(', ') || 'none'}` : `refused: ${verdict.reason}`));
+        out.result(verdict, (v) => (v.accepted ? `${decision} recorded; pending roles: ${v.pendingRoles.join(', ') || 'none'}` : `refused: ${v.reason}`));
         if (!verdict.accepted) process.exitCode = EXIT.refused;
       });
   }

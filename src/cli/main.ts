@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/env.ts';
-import { CliError, EXIT } from './output.ts';
+import { CliError, EXIT, escapeForTerminal } from './output.ts';
 
 type Registrar = () => Promise<(program: Command) => void>;
 const dev: Registrar = async () => (await import('./dev.ts')).registerDev;
@@ -16,26 +16,68 @@ const byCommand: Record<string, Registrar> = { dev, lifecycle, status: lifecycle
 const program = new Command('factory')
   .description('ai-factory: the governed model lifecycle on Temporal')
   .exitOverride()
+  // Commander echoes the offending argument: it is escaped like any other text we print.
+  .configureOutput({ outputError: (str, write) => write(escapeForTerminal(str, { keepNewlines: true })) })
   .showHelpAfterError('(run `factory --help` for usage)');
 
-const wanted = byCommand[process.argv[2] ?? ''];
-for (const registrar of wanted ? [wanted] : [dev, lifecycle, audit, demo]) (await registrar())(program);
+/** gRPC status 14: the server cannot be reached (grpc-js is the client's dependency, not ours). */
+const GRPC_UNAVAILABLE = 14;
 
+function say(message: string, next?: string): void {
+  process.stderr.write(`${escapeForTerminal(`error: ${message}\n${next ? `next: ${next}\n` : ''}`, { keepNewlines: true })}`);
+}
+
+/**
+ * Every error that reaches the top becomes one message and an exit code: the expected ones (bad
+ * usage, an unknown lifecycle, Temporal down, a failed lifecycle) say what happened and what to do
+ * next; an unexpected one says so and how to see its stack. Temporal's modules load only here, on
+ * the error path, so `trace` and `dev` stay light.
+ */
+async function report(err: unknown): Promise<number> {
+  if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage; // commander printed it
+  if (err instanceof CliError) {
+    say(err.message, err.next);
+    return err.exitCode;
+  }
+  if (err instanceof ConfigError) {
+    say(err.message);
+    return EXIT.usage;
+  }
+  const debug = !!process.env.FACTORY_DEBUG;
+  if (debug) process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
+  const { WorkflowNotFoundError, WorkflowFailedError, isGrpcServiceError, isGrpcDeadlineError } = await import('@temporalio/client');
+  if (err instanceof WorkflowNotFoundError) {
+    say(`no lifecycle ${err.workflowId}`, 'check the id (lifecycle-<model>-<commit>); list lifecycles in the Web UI');
+    return EXIT.notFound;
+  }
+  if (err instanceof WorkflowFailedError) {
+    const { rootCause, renderCause } = await import('../lifecycle/client.ts');
+    say(`the lifecycle failed: ${err.cause ? renderCause(rootCause(err.cause)) : err.message}`, 'inspect it with `temporal workflow show -w <id>` or in the Web UI');
+    return EXIT.failure;
+  }
+  const grpc = [err, (err as { cause?: unknown })?.cause].find(isGrpcServiceError);
+  if (grpc?.code === GRPC_UNAVAILABLE) {
+    say(`cannot reach Temporal at ${process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233'}: ${grpc.details || grpc.message}`, 'start the stack: npx factory dev up');
+    return EXIT.unhealthy;
+  }
+  if (isGrpcDeadlineError(err)) {
+    say('Temporal did not answer in time', 'check the stack: npx factory dev status');
+    return EXIT.unhealthy;
+  }
+  if (err instanceof Error && err.name === 'ZodError') {
+    say(`invalid input: ${err.message}`);
+    return EXIT.usage;
+  }
+  say(`${(err as Error)?.message ?? String(err)}`, debug ? undefined : 'this was not expected: run with FACTORY_DEBUG=1 for the stack, and report it');
+  return EXIT.failure;
+}
+
+const wanted = byCommand[process.argv[2] ?? ''];
 try {
+  for (const registrar of wanted ? [wanted] : [dev, lifecycle, audit, demo]) (await registrar())(program);
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof CommanderError) {
-    process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
-  } else if (err instanceof CliError) {
-    process.stderr.write(`error: ${err.message}\n${err.next ? `next: ${err.next}\n` : ''}`);
-    process.exitCode = err.exitCode;
-  } else if (err instanceof ConfigError) {
-    process.stderr.write(`error: ${err.message}\n`);
-    process.exitCode = EXIT.usage;
-  } else {
-    process.stderr.write(`error: ${(err as Error).stack ?? String(err)}\n`);
-    process.exitCode = EXIT.failure;
-  }
+  process.exitCode = await report(err);
 }
 // Clients (gRPC, pg pools) may hold the event loop open; the command is done.
 setImmediate(() => process.exit());

@@ -1,17 +1,102 @@
-import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { TypedSearchAttributes } from '@temporalio/common';
+import {
+  type Client,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowUpdateFailedError,
+  isGrpcDeadlineError,
+} from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure, CancelledFailure, ChildWorkflowFailure, TerminatedFailure, TimeoutFailure, TypedSearchAttributes } from '@temporalio/common';
+import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import type { ApprovalStatus, DecideUpdate } from '../domain/approval.ts';
 import { decideUpdateSchema } from '../domain/approval.ts';
-import { type LifecycleInput, type LifecycleOutcome, lifecycleInputSchema, lifecycleWorkflowId } from '../domain/lifecycle.ts';
+import { type LifecycleInput, type LifecycleOutcome, type LifecycleParams, lifecycleInputSchema, lifecycleWorkflowId } from '../domain/lifecycle.ts';
 import { TASK_QUEUES } from '../domain/task-queues.ts';
-import { ModelNameKey, RiskTierKey } from '../../temporal/search-attributes.ts';
+import { LifecycleStageKey, ModelNameKey, RiskTierKey } from '../../temporal/search-attributes.ts';
 import type { DecisionVerdict } from '../../workflows/lifecycle.ts';
 
 export const LIFECYCLE_WORKFLOW = 'modelLifecycle';
 
+/** How long a status query may wait for a worker: past this, the workers are not answering. */
+export const QUERY_TIMEOUT_MS = 3_000;
+/** Describe, history reads: answered by the server alone, so a short deadline is generous. */
+const SERVER_TIMEOUT_MS = 5_000;
+/** A decision runs an activity (recordDecision) before the update returns. */
+const UPDATE_TIMEOUT_MS = 60_000;
+
+function withDeadline<T>(client: Client, ms: number, fn: () => Promise<T>): Promise<T> {
+  return client.connection.withDeadline(Date.now() + ms, fn);
+}
+
+export interface InputDifference {
+  field: string;
+  existing: unknown;
+  requested: unknown;
+}
+
+/**
+ * A start for a model and commit whose lifecycle already exists with other inputs: attaching to it
+ * would silently bend the request (another image, tier or dataset than the one asked for).
+ */
+export class LifecycleInputConflict extends Error {
+  override name = 'LifecycleInputConflict';
+  constructor(
+    readonly workflowId: string,
+    readonly runId: string,
+    readonly differences: InputDifference[],
+  ) {
+    super(
+      `lifecycle ${workflowId} already exists with other inputs: ${differences.map((d) => `${d.field} (existing ${JSON.stringify(d.existing)}, requested ${JSON.stringify(d.requested)})`).join('; ')}`,
+    );
+  }
+}
+
+/** The fields that decide what a lifecycle does, after the schema's defaults and the workflow's schemaPath rule. */
+function comparable(input: LifecycleParams | Record<string, unknown>): Record<string, unknown> {
+  const flat: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(input)) {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) for (const [k2, v2] of Object.entries(v)) flat[`${k}.${k2}`] = v2;
+    else if (v !== undefined) flat[k] = v;
+  }
+  // The workflow reads schema.json beside the dataset when no schema is named: naming that same file is no difference.
+  if (flat.schemaPath === undefined && typeof flat.datasetPath === 'string') flat.schemaPath = flat.datasetPath.replace(/[^/]+$/, 'schema.json');
+  return flat;
+}
+
+/** Each field in which two lifecycle inputs differ, compared after normalisation (defaults are no difference). */
+export function diffLifecycleInputs(existing: LifecycleParams | Record<string, unknown>, requested: LifecycleParams | Record<string, unknown>): InputDifference[] {
+  const a = comparable(existing);
+  const b = comparable(requested);
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])]
+    .filter((field) => JSON.stringify(a[field]) !== JSON.stringify(b[field]))
+    .map((field) => ({ field, existing: a[field], requested: b[field] }));
+}
+
+/**
+ * The input a lifecycle was started with: the first event of its chain's first run (one event read,
+ * not the whole history), decoded by the client's own data converter, normalised by the schema.
+ */
+export async function recordedLifecycleInput(client: Client, workflowId: string): Promise<{ runId: string; input: LifecycleParams | Record<string, unknown> }> {
+  return withDeadline(client, SERVER_TIMEOUT_MS, async () => {
+    const desc = await client.workflow.getHandle(workflowId).describe();
+    const runId = desc.raw.workflowExecutionInfo?.firstRunId || desc.runId;
+    const page = await client.workflowService.getWorkflowExecutionHistory({
+      namespace: client.options.namespace,
+      execution: { workflowId, runId },
+      maximumPageSize: 1,
+    });
+    const payloads = page.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
+    const raw = await decodeFromPayloadsAtIndex<unknown>(client.options.loadedDataConverter, 0, payloads);
+    const parsed = lifecycleInputSchema.safeParse(raw);
+    // An input this version's schema no longer reads is compared as recorded.
+    return { runId: desc.runId, input: parsed.success ? parsed.data : ((raw ?? {}) as Record<string, unknown>) };
+  });
+}
+
 /**
  * Starts the lifecycle for a model and commit, or finds the one already started for them: the
- * workflow id is derived from both, so a retried CI job never starts a second lifecycle.
+ * workflow id is derived from both, so a retried CI job never starts a second lifecycle. A start
+ * whose inputs differ from the existing lifecycle's is refused (LifecycleInputConflict), naming
+ * each difference.
  */
 export async function startLifecycle(
   client: Client,
@@ -37,8 +122,10 @@ export async function startLifecycle(
     return { workflowId, runId: handle.firstExecutionRunId, existing: false };
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      const desc = await client.workflow.getHandle(workflowId).describe();
-      return { workflowId, runId: desc.runId, existing: true };
+      const recorded = await recordedLifecycleInput(client, workflowId);
+      const differences = diffLifecycleInputs(recorded.input, input);
+      if (differences.length) throw new LifecycleInputConflict(workflowId, recorded.runId, differences);
+      return { workflowId, runId: recorded.runId, existing: true };
     }
     throw err;
   }
@@ -48,8 +135,17 @@ export async function lifecycleResult(client: Client, workflowId: string): Promi
   return client.workflow.getHandle(workflowId).result() as Promise<LifecycleOutcome>;
 }
 
-export async function approvalStatus(client: Client, workflowId: string): Promise<ApprovalStatus> {
-  return client.workflow.getHandle(workflowId).query<ApprovalStatus>('approvalStatus');
+/**
+ * The approvalStatus query. A query is answered by a worker: with none polling, the server would
+ * hold it for its own long timeout, so it gets a short deadline (isWorkersNotAnswering tells).
+ */
+export async function approvalStatus(client: Client, workflowId: string, opts: { timeoutMs?: number } = {}): Promise<ApprovalStatus> {
+  return withDeadline(client, opts.timeoutMs ?? QUERY_TIMEOUT_MS, () => client.workflow.getHandle(workflowId).query<ApprovalStatus>('approvalStatus'));
+}
+
+/** True when a call failed because its deadline passed: for queries and updates, no worker answered. */
+export function isWorkersNotAnswering(err: unknown): boolean {
+  return isGrpcDeadlineError(err);
 }
 
 export class DecisionRefused extends Error {
@@ -57,12 +153,132 @@ export class DecisionRefused extends Error {
 }
 
 /** Sends a decision through the `decide` update and returns the workflow's verdict. */
-export async function decide(client: Client, workflowId: string, raw: DecideUpdate): Promise<DecisionVerdict> {
+export async function decide(client: Client, workflowId: string, raw: DecideUpdate, opts: { timeoutMs?: number } = {}): Promise<DecisionVerdict> {
   const update = decideUpdateSchema.parse(raw);
   try {
-    return await client.workflow.getHandle(workflowId).executeUpdate<DecisionVerdict, [DecideUpdate]>('decide', { args: [update] });
+    return await withDeadline(client, opts.timeoutMs ?? UPDATE_TIMEOUT_MS, () =>
+      client.workflow.getHandle(workflowId).executeUpdate<DecisionVerdict, [DecideUpdate]>('decide', { args: [update] }),
+    );
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) throw new DecisionRefused((err.cause as Error | undefined)?.message ?? err.message);
     throw err;
   }
+}
+
+// ---- what happened: Temporal's view of a lifecycle, without needing a worker ---------------------
+
+/** Temporal's execution status, spelled as the server and its CLI spell it. */
+export type TemporalStatus = 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELED' | 'TERMINATED' | 'TIMED_OUT' | 'CONTINUED_AS_NEW' | 'PAUSED' | 'UNKNOWN';
+
+export interface FailureCause {
+  /** The innermost failure's type: an ApplicationFailure's type (DatasetUnreadable, SchemaMismatch…), Timeout, Terminated, Cancelled. */
+  type: string;
+  message: string;
+  /** The activity (or child workflow) it happened in, when it happened in one. */
+  where?: string;
+}
+
+/**
+ * The root cause of a failure: walks WorkflowFailedError → ActivityFailure → ApplicationFailure
+ * (and any further causes) to the innermost one, which names what really went wrong ("ENOENT…",
+ * "line 8, column 5") where the outer ones say only "Activity task failed".
+ */
+export function rootCause(err: unknown): FailureCause {
+  let where: string | undefined;
+  let cur: unknown = err;
+  for (let depth = 0; depth < 32; depth++) {
+    if (cur instanceof ActivityFailure) where = `activity ${cur.activityType}`;
+    if (cur instanceof ChildWorkflowFailure) where = `child workflow ${cur.workflowType}`;
+    const next = (cur as { cause?: unknown } | null)?.cause;
+    if (!(next instanceof Error)) break;
+    cur = next;
+  }
+  const e = cur as Error;
+  const message = e?.message || String(cur);
+  let type: string;
+  if (e instanceof ApplicationFailure) type = e.type || 'Error';
+  else if (e instanceof TimeoutFailure) type = `Timeout(${e.timeoutType})`;
+  else if (e instanceof TerminatedFailure) type = 'Terminated';
+  else if (e instanceof CancelledFailure) type = 'Cancelled';
+  else type = e?.name || 'Error';
+  return { type, message, ...(where ? { where } : {}) };
+}
+
+export function renderCause(c: FailureCause): string {
+  return `${c.type}: ${c.message}${c.where ? ` (in ${c.where})` : ''}`;
+}
+
+export interface LifecycleState {
+  workflowId: string;
+  runId: string;
+  temporalStatus: TemporalStatus;
+  /** The stage: the query's when it answered, else the LifecycleStage search attribute (kept by the server). */
+  stage?: string;
+  modelName?: string;
+  riskTier?: string;
+  startTime: string;
+  closeTime?: string;
+  /** Running: the approvalStatus query's answer, when a worker gave it in time. */
+  status?: ApprovalStatus;
+  /** Running and no worker answered the query in time. */
+  workersAnswering?: boolean;
+  /** Completed: the lifecycle's outcome. */
+  result?: LifecycleOutcome;
+  /** Failed, terminated, cancelled or timed out: the root cause. */
+  failure?: FailureCause;
+}
+
+function statusName(name: string): TemporalStatus {
+  if (name === 'CANCELLED') return 'CANCELED';
+  return (['RUNNING', 'COMPLETED', 'FAILED', 'TERMINATED', 'TIMED_OUT', 'CONTINUED_AS_NEW', 'PAUSED'].includes(name) ? name : 'UNKNOWN') as TemporalStatus;
+}
+
+/**
+ * Where a lifecycle stands, from Temporal: describe() for the execution status and the search
+ * attributes; a closed one's outcome or failure from its close event (server only: a query on a
+ * closed workflow would need a worker to replay it); a running one's approvalStatus query under a
+ * short deadline. Throws WorkflowNotFoundError for an unknown id.
+ */
+export async function lifecycleState(client: Client, workflowId: string, opts: { queryTimeoutMs?: number } = {}): Promise<LifecycleState> {
+  const handle = client.workflow.getHandle(workflowId);
+  const desc = await withDeadline(client, SERVER_TIMEOUT_MS, () => handle.describe());
+  const sa = desc.typedSearchAttributes;
+  const state: LifecycleState = {
+    workflowId,
+    runId: desc.runId,
+    temporalStatus: statusName(desc.status.name),
+    stage: sa.get(LifecycleStageKey),
+    modelName: sa.get(ModelNameKey),
+    riskTier: sa.get(RiskTierKey),
+    startTime: desc.startTime.toISOString(),
+    ...(desc.closeTime ? { closeTime: desc.closeTime.toISOString() } : {}),
+  };
+  if (state.temporalStatus === 'RUNNING') {
+    try {
+      state.status = await approvalStatus(client, workflowId, { timeoutMs: opts.queryTimeoutMs });
+      state.stage = state.status.stage;
+      state.workersAnswering = true;
+    } catch (err) {
+      if (!isWorkersNotAnswering(err)) throw err;
+      state.workersAnswering = false;
+    }
+    return state;
+  }
+  // The close event of this very run: result() reads it from the server (no worker involved).
+  const run = client.workflow.getHandle(workflowId, desc.runId, { followRuns: false });
+  try {
+    state.result = (await withDeadline(client, SERVER_TIMEOUT_MS, () => run.result())) as LifecycleOutcome;
+    state.stage = state.result.outcome;
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    state.failure = err.cause ? rootCause(err.cause) : { type: state.temporalStatus, message: err.message };
+  }
+  return state;
+}
+
+/** One line for a closed lifecycle: "COMPLETED: deployed", "FAILED: DatasetUnreadable: …". */
+export function closedSummary(s: LifecycleState): string {
+  if (s.result) return `${s.temporalStatus}: ${s.result.outcome}${s.result.outcome === 'rejected' ? `: ${s.result.reason}` : ''}`;
+  if (s.failure) return `${s.temporalStatus}: ${renderCause(s.failure)}`;
+  return s.temporalStatus;
 }
