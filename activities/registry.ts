@@ -1,5 +1,10 @@
-import { sql } from 'kysely';
+import { type Transaction, sql } from 'kysely';
 import { ApplicationFailure } from '@temporalio/activity';
+import { appendAuditEventsIn } from '../src/audit/append.ts';
+import type { Database } from '../src/db/schema.ts';
+import type { DecisionRecord, DecisionWithEvent } from '../src/domain/approval.ts';
+
+export type { DecisionRecord, DecisionWithEvent };
 import type { ModelState } from '../src/db/schema.ts';
 import { activityDeps } from './deps.ts';
 
@@ -53,44 +58,72 @@ export async function setModelState(input: { id: number; to: ModelState }): Prom
   await db.updateTable('model_versions').set({ state: input.to, updated_at: new Date() }).where('id', '=', input.id).where('state', '=', row.state).execute();
 }
 
-export interface DecisionRecord {
-  id: string;
-  modelVersionId: number;
-  workflowId: string;
-  decision: 'approve' | 'reject';
-  approver: string;
-  role: string;
-  meaning: string;
-  modelDigest: string;
-  comment?: string;
-  accepted: boolean;
-  refusalReason?: string;
-  policyDigest: string;
-  decidedAt: string;
-}
-
 /** Keeps every decision, accepted or refused, with its reason. The id makes a retry a no-op. */
 export async function recordDecision(r: DecisionRecord): Promise<void> {
   const { db } = activityDeps();
-  await db
+  await db.transaction().execute((tx) => insertDecision(tx, r));
+}
+
+async function insertDecision(tx: Transaction<Database>, r: DecisionRecord): Promise<void> {
+  await tx
     .insertInto('approvals')
     .values({
       id: r.id,
       model_version_id: r.modelVersionId,
       workflow_id: r.workflowId,
       decision: r.decision,
-      approver: r.approver,
-      role: r.role,
-      meaning: r.meaning,
-      model_digest: r.modelDigest,
-      comment: r.comment ?? null,
+      approver: storable(r.approver),
+      role: storable(r.role),
+      meaning: storable(r.meaning),
+      model_digest: storable(r.modelDigest),
+      comment: r.comment === undefined ? null : storable(r.comment),
       accepted: r.accepted,
-      refusal_reason: r.refusalReason ?? null,
+      refusal_reason: r.refusalReason === undefined ? null : storable(r.refusalReason),
       policy_digest: r.policyDigest,
       decided_at: new Date(r.decidedAt),
     })
     .onConflict((oc) => oc.column('id').doNothing())
     .execute();
+}
+
+/**
+ * PostgreSQL refuses NUL in text and jsonb, and lone surrogates cannot be encoded as UTF-8. The gate
+ * already refuses such payloads; this keeps a forged one from making the write fail (and retry) anyway.
+ */
+function storable(s: string): string {
+  return s.replace(/\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+}
+
+function storableDeep(v: unknown): unknown {
+  if (typeof v === 'string') return storable(v);
+  if (Array.isArray(v)) return v.map(storableDeep);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [storable(k), storableDeep(x)]));
+  return v;
+}
+
+/**
+ * Records a batch of judged decisions: each registry row and its audit event commit together, in the
+ * gate's order. A batch keeps thousands of refusals to a few activities. A value the database refuses
+ * (SQLSTATE class 22, data exception) is not retried: the same bytes would be refused forever.
+ */
+export async function recordDecisions(batch: DecisionWithEvent[]): Promise<{ recorded: number }> {
+  const { db } = activityDeps();
+  try {
+    await db.transaction().execute(async (tx) => {
+      for (const { record } of batch) await insertDecision(tx, record);
+      await appendAuditEventsIn(
+        tx,
+        batch.map(({ event }) => ({ ...event, actor: storable(event.actor), payload: storableDeep(event.payload) as Record<string, unknown> })),
+      );
+    });
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('22')) {
+      throw ApplicationFailure.nonRetryable(`the database refused a decision record (SQLSTATE ${code}): ${(err as Error).message.slice(0, 200)}`, 'UnstorableDecision');
+    }
+    throw err;
+  }
+  return { recorded: batch.length };
 }
 
 export async function recordDeployment(r: {

@@ -1,17 +1,62 @@
-import { condition, defineSignal, defineUpdate, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
-import type { DecisionRecord } from '../activities/registry.ts';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  defineSignal,
+  defineUpdate,
+  log,
+  patched,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { PendingRolesKey } from '../temporal/search-attributes.ts';
-import { type AcceptedDecision, type ApprovalStatus, type DecideUpdate, type Decision, type RefusedDecision, readPayload } from '../src/domain/approval.ts';
-import { type Candidate, judgeDecision } from '../src/policy/approval.ts';
-import type { PolicyPack } from '../src/policy/schema.ts';
+import {
+  type AcceptedDecision,
+  type ApprovalStatus,
+  DECISION_DONE,
+  DECISION_LIMITS,
+  DECISIONS,
+  type DecideUpdate,
+  type Decision,
+  type DecisionCounts,
+  type DecisionRecord,
+  type DecisionWithEvent,
+  type GateState,
+  type RefusedDecision,
+  decideUpdateSchema,
+  escapeUnsafe,
+  readPayload,
+  readableField,
+  summariseReceived,
+} from '../src/domain/approval.ts';
+import { type Candidate, type JudgeRules, judgeDecision } from '../src/policy/approval.ts';
+import type { PolicyPack, TierPolicy } from '../src/policy/schema.ts';
 
 /** Signals: one JSON object each, typed or pasted into the Temporal Web UI. Stable API. */
 export const approveSignal = defineSignal<[unknown]>('approve');
 export const rejectSignal = defineSignal<[unknown]>('reject');
+/** Takes back the sender's own approval while the gate is open (comment states why). */
+export const withdrawSignal = defineSignal<[unknown]>('withdraw');
 /** Update for the CLI: the caller gets the verdict (accepted or refused, with the reason) back. */
 export const decideUpdate = defineUpdate<DecisionVerdict, [DecideUpdate]>('decide');
 
 export type DecisionVerdict = { accepted: true; pendingRoles: string[] } | { accepted: false; reason: string };
+
+/**
+ * Lifecycles that reach the gate after this change judge decisions with the bounded gate: judging is
+ * pure and immediate, records are written in batches by a recorder beside the gate, state is bounded
+ * and the run continues as new before its history grows large. Older histories replay the legacy path.
+ */
+export const BOUNDED_GATE_PATCH = 'bounded-gate';
+
+/** Continue as new before Temporal's own limits come near (warnings at 10 240 events / 10 MB). */
+const GATE_HISTORY_EVENTS = 4_000;
+const GATE_HISTORY_BYTES = 4 * 1024 * 1024;
+const RECORD_BATCH = 50;
+const REASON_MAX = 500;
 
 interface Inbound {
   seq: number;
@@ -27,6 +72,8 @@ export interface GateContext {
   status: ApprovalStatus;
   isOpen: () => boolean;
   now: () => string;
+  recordDecisions: (batch: DecisionWithEvent[]) => Promise<unknown>;
+  /** Legacy path only: one decision per activity. */
   recordDecision: (r: DecisionRecord) => Promise<void>;
   audit: (step: string, kind: string, payload: Record<string, unknown>, actor: string) => Promise<unknown>;
 }
@@ -36,39 +83,63 @@ export interface LoadedPolicy {
   digest: string;
 }
 
-export type GateResult = { approved: true } | { approved: false; rejectedBy: AcceptedDecision } | { approved: false; timedOut: true };
+export type GateResult =
+  | { approved: true }
+  | { approved: false; rejectedBy: AcceptedDecision }
+  | { approved: false; timedOut: true }
+  | { approved: false; continueAsNew: GateState };
 
 /**
  * The approval gate. Signals and the update queue in one inbox; the gate judges each item in order
- * with the policy pack (pure `judgeDecision`), records it, accepted or refused, in the registry and
- * the audit trail, and only then changes state. Handlers are installed at construction, so a
- * decision sent early waits in the inbox instead of being lost.
+ * with the policy pack (pure `judgeDecision`) and records it, accepted or refused, in the registry and
+ * the audit trail. Handlers are installed at construction, so a decision sent early waits in the
+ * inbox instead of being lost.
  */
 export class ApprovalGate {
   private readonly inbox: Inbound[] = [];
+  /** Verdicts for updates still waiting on them; removed once returned. */
   private readonly verdicts = new Map<number, DecisionVerdict>();
+  private readonly waitingUpdates = new Set<number>();
   private received = 0;
   private candidate?: Candidate;
   private modelVersionId = 0;
   private policy: LoadedPolicy = { pack: { version: '', riskTiers: {} as PolicyPack['riskTiers'], principals: [] }, digest: '' };
+  private onRejection: TierPolicy['onRejection'] = 'end-gate';
   private rejectedBy?: AcceptedDecision;
+  private bounded?: boolean;
+  // The recorder: judged decisions wait here, in order, for their batch to be written.
+  private readonly toRecord: Array<{ seq: number; verdict: DecisionVerdict; entry: DecisionWithEvent }> = [];
+  private recording = false;
+  private recorderStarted = false;
+  private recorderFailure?: unknown;
 
   constructor(private readonly ctx: GateContext) {
     setHandler(approveSignal, (raw) => void this.receive('approve', raw, 'signal'));
     setHandler(rejectSignal, (raw) => void this.receive('reject', raw, 'signal'));
+    setHandler(withdrawSignal, (raw) => void this.receive('withdraw', raw, 'signal'));
     setHandler(
       decideUpdate,
-      async ({ decision, ...payload }) => {
-        const seq = this.receive(decision, payload, 'update');
+      async (update) => {
+        const { decision, ...payload } = update as Record<string, unknown>;
+        const known = typeof decision === 'string' && (DECISIONS as readonly string[]).includes(decision);
+        const seq = this.receive(this.bounded === false || known ? (decision as Decision) : 'unknown', payload, 'update');
+        this.waitingUpdates.add(seq);
         await condition(() => this.verdicts.has(seq));
-        return this.verdicts.get(seq)!;
+        const verdict = this.verdicts.get(seq)!;
+        this.verdicts.delete(seq);
+        this.waitingUpdates.delete(seq);
+        return verdict;
       },
       {
-        // Only what is not a decision at all is refused here: a validator's refusal leaves no
-        // history event, and a refused approval must leave one (the handler records it).
+        // The whole update is judged here, before it reaches the history: a malformed or oversized
+        // decision is refused to its sender and costs the lifecycle nothing. Whether the sender may
+        // decide is policy, judged (and recorded) by the gate.
         validator: (update) => {
           if (!ctx.isOpen()) throw new Error(`this lifecycle is not awaiting approval (stage: ${ctx.status.stage})`);
-          if (update === null || typeof update !== 'object') throw new Error('the update takes one JSON object');
+          const parsed = decideUpdateSchema.safeParse(update);
+          if (!parsed.success) {
+            throw new Error(`invalid decision: ${escapeUnsafe(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')).slice(0, REASON_MAX)}`);
+          }
         },
       },
     );
@@ -80,25 +151,71 @@ export class ApprovalGate {
     return seq;
   }
 
-  /** Judges decisions until every required role has signed, a required role rejects, or the deadline passes. */
-  async await(candidate: Candidate, modelVersionId: number, policy: LoadedPolicy, deadlineMs: number): Promise<GateResult> {
+  /** Decided once, at the first point the gate acts, so a replay takes the path the run took. */
+  private isBounded(): boolean {
+    this.bounded ??= patched(BOUNDED_GATE_PATCH);
+    return this.bounded;
+  }
+
+  /** Takes over the state a previous run of this lifecycle handed on with continue-as-new. */
+  restore(state: GateState): void {
     const { status } = this.ctx;
+    this.received = state.received;
+    status.requiredRoles = [...state.requiredRoles];
+    status.pendingRoles = [...state.pendingRoles];
+    status.approvals = [...state.approvals];
+    status.refusals = [...state.refusals];
+    status.withdrawals = [...state.withdrawals];
+    status.counts = { ...state.counts };
+    status.deadline = state.deadline;
+  }
+
+  /** Judges decisions until every required role has signed, a required role rejects, or the deadline passes. */
+  async await(
+    candidate: Candidate,
+    modelVersionId: number,
+    policy: LoadedPolicy,
+    deadlineMs: number,
+    opts: { onRejection?: TierPolicy['onRejection']; resumed?: boolean } = {},
+  ): Promise<GateResult> {
     this.candidate = candidate;
     this.modelVersionId = modelVersionId;
     this.policy = policy;
-    status.requiredRoles = [...candidate.requiredRoles];
-    status.pendingRoles = [...candidate.requiredRoles];
-    status.deadline = new Date(deadlineMs).toISOString();
+    if (!this.isBounded()) return this.awaitLegacy(candidate, deadlineMs);
+    const { status } = this.ctx;
+    this.onRejection = opts.onRejection ?? 'end-gate';
+    if (!opts.resumed) {
+      status.requiredRoles = [...candidate.requiredRoles];
+      status.pendingRoles = [...candidate.requiredRoles];
+      status.deadline = new Date(deadlineMs).toISOString();
+      status.counts = { received: 0, accepted: 0, refused: 0, withdrawn: 0 };
+      status.withdrawals = [];
+    }
     status.waiting = true;
     this.showWaiting();
-    await this.ctx.audit('approval.requested', 'approval.requested', { requiredRoles: status.requiredRoles, deadline: status.deadline, modelDigest: candidate.modelDigest }, 'factory');
-    while (status.pendingRoles.length > 0 && !this.rejectedBy) {
-      const arrived = await condition(() => this.inbox.length > 0, Math.max(1, deadlineMs - Date.now()));
-      if (!arrived) break;
-      await this.judge(this.inbox.shift()!);
+    if (!opts.resumed) {
+      await this.ctx.audit('approval.requested', 'approval.requested', { requiredRoles: status.requiredRoles, deadline: status.deadline, modelDigest: candidate.modelDigest }, 'factory');
+    }
+    const decided = () => status.pendingRoles.length === 0 || !!this.rejectedBy;
+    while (!decided()) {
+      // The deadline is a timer of its own: no activity (a database outage, a slow write) holds it back.
+      const woke = await condition(() => this.inbox.length > 0 || this.recorderFailure !== undefined || this.historyIsLong(), Math.max(1, deadlineMs - Date.now()));
+      if (this.recorderFailure !== undefined) throw this.recorderFailure;
+      if (!woke) break;
+      while (this.inbox.length > 0 && !decided()) this.judge(this.inbox.shift()!);
       this.showWaiting();
+      if (!decided() && this.historyIsLong()) {
+        await this.flush();
+        await condition(allHandlersFinished);
+        if (this.inbox.length > 0) continue;
+        status.waiting = false;
+        return { approved: false, continueAsNew: this.snapshot() };
+      }
     }
     status.waiting = false;
+    const outcome = this.rejectedBy ? 'rejected' : decided() ? 'approved' : 'timed out';
+    while (this.inbox.length > 0) this.judge(this.inbox.shift()!, `the approval gate has closed (${outcome})`);
+    await this.flush();
     if (this.rejectedBy) return { approved: false, rejectedBy: this.rejectedBy };
     if (status.pendingRoles.length > 0) return { approved: false, timedOut: true };
     return { approved: true };
@@ -108,7 +225,32 @@ export class ApprovalGate {
   async refuseLeftovers(modelVersionId: number, policy: LoadedPolicy): Promise<void> {
     this.modelVersionId = modelVersionId;
     this.policy = policy;
-    while (this.inbox.length) await this.judge(this.inbox.shift()!, `this lifecycle is no longer awaiting approval (stage: ${this.ctx.status.stage})`);
+    const reason = `this lifecycle is no longer awaiting approval (stage: ${this.ctx.status.stage})`;
+    if (!this.isBounded()) {
+      while (this.inbox.length) await this.judgeLegacy(this.inbox.shift()!, reason);
+      return;
+    }
+    while (this.inbox.length) this.judge(this.inbox.shift()!, reason);
+    await this.flush();
+  }
+
+  private historyIsLong(): boolean {
+    const info = workflowInfo();
+    return info.continueAsNewSuggested || info.historyLength > GATE_HISTORY_EVENTS || info.historySize > GATE_HISTORY_BYTES;
+  }
+
+  private snapshot(): GateState {
+    const { status } = this.ctx;
+    return {
+      received: this.received,
+      requiredRoles: status.requiredRoles,
+      pendingRoles: status.pendingRoles,
+      approvals: status.approvals,
+      refusals: status.refusals,
+      withdrawals: status.withdrawals ?? [],
+      counts: status.counts ?? { received: 0, accepted: 0, refused: 0, withdrawn: 0 },
+      deadline: status.deadline ?? '',
+    };
   }
 
   private showWaiting(): void {
@@ -118,30 +260,151 @@ export class ApprovalGate {
       [
         `**Waiting for approval** of ${status.modelName} v${status.version} (${status.riskTier} risk) until ${status.deadline}.`,
         `Pending roles: ${status.pendingRoles.join(', ') || 'none'}.`,
-        'Send the signal `approve` (or `reject`) with one JSON object:',
+        status.counts ? `Decisions so far: ${status.counts.accepted} accepted, ${status.counts.refused} refused, ${status.counts.withdrawn} withdrawn.` : '',
+        'Send the signal `approve` (or `reject`, or `withdraw` with a comment) with one JSON object:',
         '```json',
         JSON.stringify({ approver: 'you@example.org', role: status.pendingRoles[0] ?? 'role', meaning: 'approval', modelDigest: status.modelDigest, comment: 'why' }),
         '```',
-      ].join('\n'),
+      ]
+        .filter(Boolean)
+        .join('\n'),
     );
   }
 
-  private verdictFor(item: Inbound, read: ReturnType<typeof readPayload>, closedReason?: string): { verdict: DecisionVerdict; accepted?: AcceptedDecision } {
+  private verdictFor(item: Inbound, read: ReturnType<typeof readPayload>, rules: JudgeRules, closedReason?: string): { verdict: DecisionVerdict; accepted?: AcceptedDecision } {
     if (closedReason || !this.candidate) return { verdict: { accepted: false, reason: closedReason ?? 'no candidate awaits approval' } };
     if (!read.ok) return { verdict: { accepted: false, reason: read.reason } };
     if (item.decision === 'unknown') return { verdict: { accepted: false, reason: 'unknown decision' } };
-    const v = judgeDecision(read.value, item.decision, this.candidate, this.ctx.status.approvals, this.policy.pack);
-    if (!v.accepted) return { verdict: v };
+    const v = judgeDecision(read.value, item.decision, this.candidate, this.ctx.status.approvals, this.policy.pack, rules);
+    if (!v.accepted) return { verdict: rules === 'legacy' ? v : { accepted: false, reason: escapeUnsafe(v.reason).slice(0, REASON_MAX) } };
     const accepted: AcceptedDecision = { ...v.payload, decision: item.decision, principalName: v.principalName, at: this.ctx.now(), via: item.via };
     return { verdict: { accepted: true, pendingRoles: this.ctx.status.pendingRoles.filter((r) => item.decision !== 'approve' || r !== accepted.role) }, accepted };
   }
 
-  private async judge(item: Inbound, closedReason?: string): Promise<void> {
+  /** Judges one decision now (pure) and queues its record; state changes at once, the record follows in order. */
+  private judge(item: Inbound, closedReason?: string): void {
+    const { status, workflowId, runId } = this.ctx;
+    const counts: DecisionCounts = (status.counts ??= { received: 0, accepted: 0, refused: 0, withdrawn: 0 });
+    const at = this.ctx.now();
+    const read = readPayload(item.raw);
+    let { verdict, accepted } = this.verdictFor(item, read, 'bounded-gate', closedReason);
+    counts.received += 1;
+    if (accepted) {
+      counts.accepted += 1;
+      if (accepted.decision === 'approve') {
+        status.approvals.push(accepted);
+        status.pendingRoles = status.pendingRoles.filter((r) => r !== accepted!.role);
+      } else if (accepted.decision === 'reject' && this.onRejection === 'end-gate') {
+        this.rejectedBy = accepted;
+      } else {
+        // A withdrawal, or a rejection under `reopen-role`: the role's approval (if any) no longer counts.
+        if (accepted.decision === 'withdraw') counts.withdrawn += 1;
+        status.approvals = status.approvals.filter((a) => a.role !== accepted!.role);
+        if (!status.pendingRoles.includes(accepted.role)) {
+          status.pendingRoles = status.requiredRoles.filter((r) => r === accepted!.role || status.pendingRoles.includes(r));
+        }
+        status.withdrawals = [...(status.withdrawals ?? []), accepted].slice(-DECISION_LIMITS.recentRefusals);
+      }
+      if (!verdict.accepted) throw new Error('unreachable');
+      verdict = { accepted: true, pendingRoles: [...status.pendingRoles] };
+    }
+    const refusal: RefusedDecision | undefined = verdict.accepted ? undefined : { decision: item.decision, reason: verdict.reason, received: summariseReceived(item.raw), at, via: item.via };
+    if (refusal) {
+      counts.refused += 1;
+      status.refusals = [...status.refusals, refusal].slice(-DECISION_LIMITS.recentRefusals);
+    }
+    const fields = (read.ok ? read.value : {}) as Record<string, unknown>;
+    const record: DecisionRecord = {
+      id: `${workflowId}/${runId}/decision-${item.seq}`,
+      modelVersionId: this.modelVersionId,
+      workflowId,
+      decision: item.decision === 'unknown' ? 'approve' : item.decision,
+      approver: accepted?.approver ?? readableField(fields, 'approver'),
+      role: accepted?.role ?? readableField(fields, 'role'),
+      meaning: accepted?.meaning ?? readableField(fields, 'meaning'),
+      modelDigest: accepted?.modelDigest ?? readableField(fields, 'modelDigest'),
+      // A refused payload's text is kept as its digest and excerpt only (in the audit event).
+      comment: accepted?.comment,
+      accepted: verdict.accepted,
+      refusalReason: refusal?.reason,
+      policyDigest: this.policy.digest,
+      decidedAt: accepted?.at ?? at,
+    };
+    const event = {
+      workflowId,
+      runId,
+      step: `decision.${item.seq}`,
+      kind: accepted ? `approval.${DECISION_DONE[accepted.decision]}` : 'approval.refused',
+      actor: record.approver,
+      payload: { ...(accepted ?? refusal), ...(accepted && accepted.decision === 'reject' ? { onRejection: this.onRejection } : {}), policyDigest: this.policy.digest },
+      occurredAt: record.decidedAt,
+    };
+    this.toRecord.push({ seq: item.seq, verdict, entry: { record, event } });
+    this.startRecorder();
+  }
+
+  private startRecorder(): void {
+    if (this.recorderStarted) return;
+    this.recorderStarted = true;
+    void this.recorder();
+  }
+
+  /** Writes queued records in order, a batch per activity; a waiting update gets its verdict once its record is written. */
+  private async recorder(): Promise<void> {
+    try {
+      for (;;) {
+        await condition(() => this.toRecord.length > 0);
+        this.recording = true;
+        const batch = this.toRecord.splice(0, RECORD_BATCH);
+        try {
+          await this.ctx.recordDecisions(batch.map((b) => b.entry));
+        } catch (err) {
+          if (!(err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'UnstorableDecision')) throw err;
+          // The database refused a value the gate let through: keep the decision as digest and reason only.
+          log.warn('decision batch refused by the database; recording digests only', { seqs: batch.map((b) => b.seq) });
+          await this.ctx.recordDecisions(batch.map((b) => minimalEntry(b.entry)));
+        }
+        for (const b of batch) if (this.waitingUpdates.has(b.seq)) this.verdicts.set(b.seq, b.verdict);
+        this.recording = false;
+      }
+    } catch (err) {
+      this.recorderFailure = err;
+    }
+  }
+
+  private async flush(): Promise<void> {
+    await condition(() => (this.toRecord.length === 0 && !this.recording) || this.recorderFailure !== undefined);
+    if (this.recorderFailure !== undefined) throw this.recorderFailure;
+  }
+
+  // ---- legacy path: lifecycles that reached the gate before the bounded gate replay through this ----
+
+  private async awaitLegacy(candidate: Candidate, deadlineMs: number): Promise<GateResult> {
+    const { status } = this.ctx;
+    status.requiredRoles = [...candidate.requiredRoles];
+    status.pendingRoles = [...candidate.requiredRoles];
+    status.deadline = new Date(deadlineMs).toISOString();
+    status.waiting = true;
+    this.showWaiting();
+    await this.ctx.audit('approval.requested', 'approval.requested', { requiredRoles: status.requiredRoles, deadline: status.deadline, modelDigest: candidate.modelDigest }, 'factory');
+    while (status.pendingRoles.length > 0 && !this.rejectedBy) {
+      const arrived = await condition(() => this.inbox.length > 0, Math.max(1, deadlineMs - Date.now()));
+      if (!arrived) break;
+      await this.judgeLegacy(this.inbox.shift()!);
+      this.showWaiting();
+    }
+    status.waiting = false;
+    if (this.rejectedBy) return { approved: false, rejectedBy: this.rejectedBy };
+    if (status.pendingRoles.length > 0) return { approved: false, timedOut: true };
+    return { approved: true };
+  }
+
+  private async judgeLegacy(item: Inbound, closedReason?: string): Promise<void> {
     const { status, workflowId, runId } = this.ctx;
     const { policy } = this;
     const at = this.ctx.now();
     const read = readPayload(item.raw);
-    const { verdict, accepted } = this.verdictFor(item, read, closedReason);
+    const { verdict, accepted } = this.verdictFor(item, read, 'legacy', closedReason);
     const fields = (accepted ?? (read.ok ? read.value : {})) as Record<string, unknown>;
     const text = (k: string) => (typeof fields[k] === 'string' ? (fields[k] as string) : '(unreadable)');
     if (accepted && item.decision === 'approve') {
@@ -177,4 +440,14 @@ export class ApprovalGate {
     );
     this.verdicts.set(item.seq, verdict);
   }
+}
+
+/** The last resort for a record the database refused: no free text at all, the reason and digest kept. */
+function minimalEntry({ record, event }: DecisionWithEvent): DecisionWithEvent {
+  const summary = summariseReceived(event.payload);
+  const strip = (s: string) => s.replace(/[^\x20-\x7e]/g, '?');
+  return {
+    record: { ...record, approver: strip(record.approver), role: strip(record.role), meaning: strip(record.meaning), modelDigest: strip(record.modelDigest), comment: undefined, refusalReason: record.refusalReason && strip(record.refusalReason) },
+    event: { ...event, actor: strip(event.actor), payload: { unstorable: true, accepted: record.accepted, reason: record.refusalReason && strip(record.refusalReason), payloadSha256: summary.sha256 } },
+  };
 }

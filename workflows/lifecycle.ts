@@ -3,6 +3,7 @@ import {
   ApplicationFailure,
   allHandlersFinished,
   condition,
+  continueAsNew,
   defineQuery,
   proxyActivities,
   setCurrentDetails,
@@ -13,19 +14,19 @@ import {
 import type { controlActivities, gpuActivities, servingActivities } from '../activities/index.ts';
 import { LifecycleStageKey, ModelNameKey, PendingRolesKey, RiskTierKey } from '../temporal/search-attributes.ts';
 import type { ApprovalStatus } from '../src/domain/approval.ts';
-import { type LifecycleInput, type LifecycleOutcome, type LifecycleStage, lifecycleInputSchema } from '../src/domain/lifecycle.ts';
+import { type LifecycleCheckpoint, type LifecycleInput, type LifecycleOutcome, type LifecycleStage, lifecycleInputSchema } from '../src/domain/lifecycle.ts';
 import { queuesFor } from '../src/domain/task-queues.ts';
 import { durationMs } from '../src/policy/schema.ts';
-import { ApprovalGate } from './approval-gate.ts';
+import { ApprovalGate, type LoadedPolicy } from './approval-gate.ts';
 
-export { approveSignal, decideUpdate, rejectSignal, type DecisionVerdict } from './approval-gate.ts';
+export { approveSignal, decideUpdate, rejectSignal, withdrawSignal, type DecisionVerdict } from './approval-gate.ts';
 export const approvalStatusQuery = defineQuery<ApprovalStatus>('approvalStatus');
 
 /**
  * The governed model lifecycle: ingest → train → evaluate → register → approve → deploy.
  * Every step leaves an audit event; the workflow decides, activities touch the world.
  */
-export async function modelLifecycle(rawInput: LifecycleInput): Promise<LifecycleOutcome> {
+export async function modelLifecycle(rawInput: LifecycleInput, checkpoint?: LifecycleCheckpoint): Promise<LifecycleOutcome> {
   const parsed = lifecycleInputSchema.safeParse(rawInput);
   if (!parsed.success) {
     throw ApplicationFailure.nonRetryable(`invalid lifecycle input: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'InvalidInput');
@@ -86,9 +87,19 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
     status,
     isOpen: () => status.stage === 'approval',
     now,
+    recordDecisions: (batch) => control.recordDecisions(batch),
     recordDecision: (r) => control.recordDecision(r),
     audit: appendAudit,
   });
+
+  // A run continued from this lifecycle's previous run resumes at the gate with the state it handed on.
+  // Only continue-as-new can set continuedFromExecutionRunId: a client cannot forge a checkpoint.
+  if (checkpoint) {
+    if (!workflowInfo().continuedFromExecutionRunId) {
+      throw ApplicationFailure.nonRetryable('a lifecycle checkpoint is accepted only from its own previous run (continue-as-new)', 'InvalidInput');
+    }
+    return awaitApproval(checkpoint);
+  }
 
   // ---- ingest ---------------------------------------------------------------------------------
   enterStage('ingest', `Ingesting ${input.datasetPath} into quarantine`);
@@ -159,16 +170,7 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
   status.modelDigest = trained.artifactDigest;
   await audit('model.registered', { modelVersionId: mv.id, version: mv.version, artifactDigest: trained.artifactDigest });
 
-  const reject = async (reason: string, extra: Record<string, unknown> = {}): Promise<LifecycleOutcome> => {
-    await control.setModelState({ id: mv.id, to: 'rejected' });
-    await audit('model.rejected', { reason, ...extra, version: mv.version });
-    status.outcome = `rejected: ${reason}`;
-    enterStage('rejected', `Rejected: ${reason}`);
-    upsertSearchAttributes([{ key: PendingRolesKey, value: [] }]);
-    await gate.refuseLeftovers(mv.id, policy);
-    await condition(allHandlersFinished);
-    return { outcome: 'rejected', modelName: input.modelName, version: mv.version, reason, ...(Object.keys(failing).length ? { failing } : {}) };
-  };
+  const reject = rejecter(mv, policy, failing);
 
   if (Object.keys(failing).length) {
     return reject(`evaluation below the ${input.riskTier}-risk thresholds: ${Object.entries(failing).map(([m, f]) => `${m} ${f.value.toFixed(4)} < ${f.threshold}`).join(', ')}`, { failing });
@@ -177,58 +179,102 @@ export async function modelLifecycle(rawInput: LifecycleInput): Promise<Lifecycl
   await audit('model.validated', { version: mv.version, metrics });
 
   // ---- approval gate --------------------------------------------------------------------------
-  enterStage('approval', 'Waiting for approval');
-  const gateResult = await gate.await(
-    { modelDigest: trained.artifactDigest, requester: input.requester, developer: input.developer, requiredRoles: tier.approverRoles },
-    mv.id,
-    policy,
-    Date.now() + durationMs(tier.approvalTimeout),
-  );
-  if ('rejectedBy' in gateResult) {
-    const r = gateResult.rejectedBy;
-    return reject(`rejected by ${r.principalName} <${r.approver}> as ${r.role}${r.comment ? `: ${r.comment}` : ''}`);
-  }
-  if ('timedOut' in gateResult) return reject(`approval timed out after ${tier.approvalTimeout}; still pending: ${status.pendingRoles.join(', ')}`);
-  await control.setModelState({ id: mv.id, to: 'approved' });
-  await audit('model.approved', { version: mv.version, approvals: status.approvals.map((a) => ({ approver: a.approver, role: a.role, at: a.at })) });
-
-  // ---- deploy ---------------------------------------------------------------------------------
-  enterStage('deploy', `Deploying ${input.modelName} v${mv.version} to Triton`);
-  upsertSearchAttributes([{ key: PendingRolesKey, value: [] }]);
-  const smokeInput = await control.smokeRows({ certifiedKey: dataset.certifiedKey, rows: 2 });
-  let deployed;
-  try {
-    deployed = await serving.deployToTriton({ modelVersionId: mv.id, artifactKey: trained.artifactKey, smokeInput });
-  } catch (err) {
-    // An artifact that no longer matches the registry is never served: the version is rejected.
-    if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'TamperedArtifact') {
-      return reject(`artifact refused at deployment: ${err.cause.message}`);
-    }
-    throw err;
-  }
-  const deployedAt = now();
-  await control.recordDeployment({
-    id: `${workflowId}/${runId}/deployment`,
-    modelVersionId: mv.id,
-    tritonModel: deployed.tritonModel,
-    tritonVersion: deployed.tritonVersion,
-    endpoint: deployed.endpoint,
-    artifactDigest: deployed.artifactDigest,
-    smoke: { input: smokeInput, output: deployed.smokeOutput },
-    deployedAt,
+  return awaitApproval({
+    candidate: {
+      policy: { pack: policy.pack, digest: policy.digest },
+      modelVersion: mv,
+      artifact: { key: trained.artifactKey, digest: trained.artifactDigest },
+      certifiedKey: dataset.certifiedKey,
+      deadlineMs: Date.now() + durationMs(tier.approvalTimeout),
+    },
   });
-  await control.setModelState({ id: mv.id, to: 'deployed' });
-  await audit('model.deployed', { ...deployed, deployedAt });
-  status.outcome = 'deployed';
-  enterStage('deployed', `Serving ${deployed.tritonModel} v${deployed.tritonVersion} at ${deployed.endpoint}`);
-  await gate.refuseLeftovers(mv.id, policy);
-  await condition(allHandlersFinished);
-  return {
-    outcome: 'deployed',
-    modelName: input.modelName,
-    version: mv.version,
-    artifactDigest: deployed.artifactDigest,
-    tritonModel: deployed.tritonModel,
-    endpoint: deployed.endpoint,
-  };
+
+  /** The gate and what follows it; a continued run starts here with the checkpoint its previous run handed on. */
+  async function awaitApproval(from: LifecycleCheckpoint): Promise<LifecycleOutcome> {
+    const { policy, modelVersion: mv, artifact, certifiedKey, deadlineMs } = from.candidate;
+    const tier = policy.pack.riskTiers[input.riskTier];
+    status.version = mv.version;
+    status.modelDigest = artifact.digest;
+    status.continuedRuns = from.gate ? (from.continuedRuns ?? 0) : undefined;
+    if (from.gate) gate.restore(from.gate);
+    const reject = rejecter(mv, policy);
+
+    enterStage('approval', 'Waiting for approval');
+    const gateResult = await gate.await(
+      { modelDigest: artifact.digest, requester: input.requester, developer: input.developer, requiredRoles: tier.approverRoles },
+      mv.id,
+      policy,
+      deadlineMs,
+      { onRejection: tier.onRejection, resumed: !!from.gate },
+    );
+    if ('continueAsNew' in gateResult) {
+      // The history stays bounded however many decisions arrive: the gate goes on in a fresh run.
+      return continueAsNew<typeof modelLifecycle>(rawInput, { ...from, gate: gateResult.continueAsNew, continuedRuns: (from.continuedRuns ?? 0) + 1 });
+    }
+    if ('rejectedBy' in gateResult) {
+      const r = gateResult.rejectedBy;
+      return reject(`rejected by ${r.principalName} <${r.approver}> as ${r.role}${r.comment ? `: ${r.comment}` : ''}`);
+    }
+    if ('timedOut' in gateResult) return reject(`approval timed out after ${tier.approvalTimeout}; still pending: ${status.pendingRoles.join(', ')}`);
+    await control.setModelState({ id: mv.id, to: 'approved' });
+    await audit('model.approved', { version: mv.version, approvals: status.approvals.map((a) => ({ approver: a.approver, role: a.role, at: a.at })) });
+    return deploy(from, reject);
+  }
+
+  async function deploy(from: LifecycleCheckpoint, reject: ReturnType<typeof rejecter>): Promise<LifecycleOutcome> {
+    const { policy, modelVersion: mv, artifact, certifiedKey } = from.candidate;
+    // ---- deploy ---------------------------------------------------------------------------------
+    enterStage('deploy', `Deploying ${input.modelName} v${mv.version} to Triton`);
+    upsertSearchAttributes([{ key: PendingRolesKey, value: [] }]);
+    const smokeInput = await control.smokeRows({ certifiedKey, rows: 2 });
+    let deployed;
+    try {
+      deployed = await serving.deployToTriton({ modelVersionId: mv.id, artifactKey: artifact.key, smokeInput });
+    } catch (err) {
+      // An artifact that no longer matches the registry is never served: the version is rejected.
+      if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'TamperedArtifact') {
+        return reject(`artifact refused at deployment: ${err.cause.message}`);
+      }
+      throw err;
+    }
+    const deployedAt = now();
+    await control.recordDeployment({
+      id: `${workflowId}/${runId}/deployment`,
+      modelVersionId: mv.id,
+      tritonModel: deployed.tritonModel,
+      tritonVersion: deployed.tritonVersion,
+      endpoint: deployed.endpoint,
+      artifactDigest: deployed.artifactDigest,
+      smoke: { input: smokeInput, output: deployed.smokeOutput },
+      deployedAt,
+    });
+    await control.setModelState({ id: mv.id, to: 'deployed' });
+    await audit('model.deployed', { ...deployed, deployedAt });
+    status.outcome = 'deployed';
+    enterStage('deployed', `Serving ${deployed.tritonModel} v${deployed.tritonVersion} at ${deployed.endpoint}`);
+    await gate.refuseLeftovers(mv.id, policy);
+    await condition(allHandlersFinished);
+    return {
+      outcome: 'deployed',
+      modelName: input.modelName,
+      version: mv.version,
+      artifactDigest: deployed.artifactDigest,
+      tritonModel: deployed.tritonModel,
+      endpoint: deployed.endpoint,
+    };
+  }
+
+  /** Ends the lifecycle as rejected: the registry, the trail, then decisions still waiting are answered. */
+  function rejecter(mv: { id: number; version: number }, policy: LoadedPolicy, failing: Record<string, { value: number; threshold: number }> = {}) {
+    return async (reason: string, extra: Record<string, unknown> = {}): Promise<LifecycleOutcome> => {
+      await control.setModelState({ id: mv.id, to: 'rejected' });
+      await audit('model.rejected', { reason, ...extra, version: mv.version });
+      status.outcome = `rejected: ${reason}`;
+      enterStage('rejected', `Rejected: ${reason}`);
+      upsertSearchAttributes([{ key: PendingRolesKey, value: [] }]);
+      await gate.refuseLeftovers(mv.id, policy);
+      await condition(allHandlersFinished);
+      return { outcome: 'rejected', modelName: input.modelName, version: mv.version, reason, ...(Object.keys(failing).length ? { failing } : {}) };
+    };
+  }
 }

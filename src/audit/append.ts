@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type Transaction, sql } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import { type AuditEventInput, GENESIS_HASH, auditEventId, hashOf } from './chain.ts';
 
@@ -18,13 +18,26 @@ export interface AppendedEvent {
  * least-privileged role `factory_audit_writer` (INSERT and SELECT on audit_events, nothing else).
  */
 export async function appendAuditEvent(db: Kysely<Database>, e: AuditEventInput): Promise<AppendedEvent> {
-  const eventId = auditEventId(e);
-  return db.transaction().execute(async (tx) => {
-    await sql`SELECT pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`.execute(tx);
-    await sql`SET LOCAL ROLE factory_audit_writer`.execute(tx);
+  return db.transaction().execute(async (tx) => (await appendAuditEventsIn(tx, [e]))[0]!);
+}
+
+/**
+ * Appends several events in order inside the caller's transaction, so they commit together with the
+ * registry rows they record. Switches the transaction to the least-privileged writer role: write the
+ * caller's own rows first.
+ */
+export async function appendAuditEventsIn(tx: Transaction<Database>, events: readonly AuditEventInput[]): Promise<AppendedEvent[]> {
+  await sql`SELECT pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`.execute(tx);
+  await sql`SET LOCAL ROLE factory_audit_writer`.execute(tx);
+  const out: AppendedEvent[] = [];
+  let last = (await tx.selectFrom('audit_events').select('hash').orderBy('seq', 'desc').limit(1).executeTakeFirst())?.hash ?? GENESIS_HASH;
+  for (const e of events) {
+    const eventId = auditEventId(e);
     const existing = await tx.selectFrom('audit_events').select(['seq', 'hash']).where('event_id', '=', eventId).executeTakeFirst();
-    if (existing) return { seq: String(existing.seq), eventId, hash: existing.hash, duplicate: true };
-    const last = await tx.selectFrom('audit_events').select('hash').orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    if (existing) {
+      out.push({ seq: String(existing.seq), eventId, hash: existing.hash, duplicate: true });
+      continue;
+    }
     const row = {
       event_id: eventId,
       workflow_id: e.workflowId,
@@ -34,7 +47,7 @@ export async function appendAuditEvent(db: Kysely<Database>, e: AuditEventInput)
       actor: e.actor,
       payload: e.payload,
       occurred_at: e.occurredAt,
-      prev_hash: last?.hash ?? GENESIS_HASH,
+      prev_hash: last,
     };
     const hash = hashOf(row);
     const inserted = await tx
@@ -42,6 +55,8 @@ export async function appendAuditEvent(db: Kysely<Database>, e: AuditEventInput)
       .values({ ...row, payload: JSON.stringify(row.payload), hash })
       .returning('seq')
       .executeTakeFirstOrThrow();
-    return { seq: String(inserted.seq), eventId, hash, duplicate: false };
-  });
+    last = hash;
+    out.push({ seq: String(inserted.seq), eventId, hash, duplicate: false });
+  }
+  return out;
 }

@@ -53,7 +53,7 @@ export interface ApprovalsTable {
   id: string;
   model_version_id: number;
   workflow_id: string;
-  decision: 'approve' | 'reject';
+  decision: 'approve' | 'reject' | 'withdraw';
   approver: string;
   role: string;
   meaning: string;

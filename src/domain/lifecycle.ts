@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { riskTierSchema } from '../policy/schema.ts';
+import { type PolicyPack, riskTierSchema } from '../policy/schema.ts';
+import type { GateState } from './approval.ts';
 
 export const digestSchema = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'a digest like sha256:<64 hex>');
 export const emailSchema = z.string().email();
@@ -37,3 +38,20 @@ export type LifecycleStage = (typeof LIFECYCLE_STAGES)[number];
 export type LifecycleOutcome =
   | { outcome: 'deployed'; modelName: string; version: number; artifactDigest: string; tritonModel: string; endpoint: string }
   | { outcome: 'rejected'; modelName: string; version?: number; reason: string; failing?: Record<string, { value: number; threshold: number }> };
+
+/**
+ * What a lifecycle hands to its next run when the approval gate continues as new: the candidate as
+ * registered (and the policy pack it is judged by) and the gate's state. Accepted only from the
+ * lifecycle's own previous run.
+ */
+export interface LifecycleCheckpoint {
+  candidate: {
+    policy: { pack: PolicyPack; digest: string };
+    modelVersion: { id: number; version: number };
+    artifact: { key: string; digest: string };
+    certifiedKey: string;
+    deadlineMs: number;
+  };
+  gate?: GateState;
+  continuedRuns?: number;
+}

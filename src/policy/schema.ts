@@ -12,6 +12,11 @@ export const tierPolicySchema = z.object({
   approverRoles: z.array(z.string().min(1)).min(1),
   thresholds: metricThresholds,
   approvalTimeout: duration,
+  /**
+   * What an accepted rejection does: `end-gate` rejects the candidate at once; `reopen-role` takes back
+   * that role's approval (if any) and keeps the gate open for another holder of the role.
+   */
+  onRejection: z.enum(['end-gate', 'reopen-role']).default('end-gate'),
 });
 
 export const principalSchema = z.object({
@@ -26,6 +31,7 @@ export const policyPackSchema = z.object({
   principals: z.array(principalSchema).min(1),
 });
 export type PolicyPack = z.infer<typeof policyPackSchema>;
+export type TierPolicy = z.infer<typeof tierPolicySchema>;
 
 /** "7d" → milliseconds. */
 export function durationMs(d: string): number {

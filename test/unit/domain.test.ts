@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../src/audit/canonical.ts';
 import { GENESIS_HASH, auditEventId, hashOf } from '../../src/audit/chain.ts';
-import { readPayload } from '../../src/domain/approval.ts';
+import { decideUpdateSchema, readPayload, summariseReceived } from '../../src/domain/approval.ts';
 import { lifecycleInputSchema, lifecycleWorkflowId } from '../../src/domain/lifecycle.ts';
 import { queuesFor } from '../../src/domain/task-queues.ts';
 import { type DatasetSchema, SchemaMismatchError, validateRows } from '../../src/datasets/schema.ts';
@@ -82,5 +82,38 @@ describe('row validation', () => {
   it('refuses a file whose header does not match the schema', () => {
     expect(() => validateRows('a,c,y\n1,2,M\n', schema)).toThrow(SchemaMismatchError);
     expect(() => validateRows('a,c,y\n1,2,M\n', schema)).toThrow(/missing b; unexpected c/);
+  });
+});
+
+describe('decision payloads are judged, never trusted', () => {
+  const ok = { decision: 'approve', approver: 'dana@hospital.example', role: 'compliance', meaning: 'approval', modelDigest: `sha256:${'a'.repeat(64)}` };
+  it('refuses any decision but approve, reject and withdraw (no "Approve")', () => {
+    expect(decideUpdateSchema.safeParse(ok).success).toBe(true);
+    expect(decideUpdateSchema.safeParse({ ...ok, decision: 'Approve' }).success).toBe(false);
+    expect(decideUpdateSchema.safeParse({ ...ok, decision: 'withdraw' }).success).toBe(false); // needs a reason
+    expect(decideUpdateSchema.safeParse({ ...ok, decision: 'withdraw', comment: 'data issue' }).success).toBe(true);
+  });
+  it.each([
+    ['NUL', 'a\u0000b'],
+    ['a lone surrogate', 'a\ud800b'],
+    ['an escape sequence', '\u001b[31mred'],
+    ['a comment over 2000 characters', 'x'.repeat(2_001)],
+  ])('refuses a comment with %s', (_what, comment) => {
+    expect(decideUpdateSchema.safeParse({ ...ok, comment }).success).toBe(false);
+  });
+  it('keeps line breaks and normalises to NFC', () => {
+    const parsed = decideUpdateSchema.parse({ ...ok, comment: 'line one\nCafe\u0301' });
+    expect(parsed.comment).toBe('line one\nCaf\u00e9');
+  });
+  it('summarises what it refuses: digest, size, bounded escaped excerpt', () => {
+    const big = `\u001b]0;owned\u0007${'x'.repeat(1_000_000)}`;
+    const s = summariseReceived({ comment: big });
+    expect(s.bytes).toBeGreaterThan(1_000_000);
+    expect(s.sha256).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(s.excerpt.length).toBeLessThan(250);
+    expect(s.excerpt).not.toMatch(/[\u0000-\u001f]/);
+    expect(s.excerpt).toContain('\\u001b');
+    expect(s.truncated).toBe(true);
+    expect(summariseReceived('a\u0000\ud800').excerpt).toBe('a\\u0000\\ud800');
   });
 });

@@ -67,3 +67,31 @@ describe('judging an approval', () => {
     expect(judge(payload(), [accepted('max@hospital.example', 'compliance')])).toMatchObject({ accepted: false, reason: expect.stringMatching(/already filled/) });
   });
 });
+
+describe('rejecting and withdrawing while the gate is open', () => {
+  const omarApproved = [accepted('omar@hospital.example', 'business')];
+  const lena = payload({ approver: 'lena@hospital.example', role: 'business' });
+  const devFree = { ...candidate, developer: 'alice@hospital.example' };
+
+  it('hears a rejection from a holder of a filled role, the approver included', () => {
+    expect(judgeDecision(lena, 'reject', devFree, omarApproved, pack)).toMatchObject({ accepted: true, principalName: 'Lena Vogel' });
+    expect(judgeDecision(payload({ approver: 'omar@hospital.example', role: 'business' }), 'reject', devFree, omarApproved, pack)).toMatchObject({ accepted: true });
+  });
+
+  it('still refuses a rejection from someone outside the required roles', () => {
+    expect(judgeDecision(payload({ approver: 'vera@hospital.example', role: 'validator' }), 'reject', devFree, omarApproved, pack)).toMatchObject({ accepted: false });
+  });
+
+  it("lets an approver withdraw only their own approval in force, with a reason", () => {
+    const omar = payload({ approver: 'omar@hospital.example', role: 'business', comment: 'found a data issue' });
+    expect(judgeDecision(omar, 'withdraw', devFree, omarApproved, pack)).toMatchObject({ accepted: true });
+    expect(judgeDecision({ ...omar, comment: undefined }, 'withdraw', devFree, omarApproved, pack)).toMatchObject({ accepted: false, reason: expect.stringMatching(/reason/) });
+    expect(judgeDecision({ ...lena, comment: 'not mine' }, 'withdraw', devFree, omarApproved, pack)).toMatchObject({ accepted: false, reason: expect.stringMatching(/no approval as "business" in force/) });
+    expect(judgeDecision(omar, 'withdraw', devFree, [], pack)).toMatchObject({ accepted: false });
+  });
+
+  it('keeps the legacy rules for lifecycles that reached their gate before (their histories replay)', () => {
+    expect(judgeDecision(lena, 'reject', devFree, omarApproved, pack, 'legacy')).toMatchObject({ accepted: false, reason: expect.stringMatching(/already filled/) });
+    expect(judgeDecision(payload({ approver: 'omar@hospital.example', role: 'business', comment: 'x' }), 'withdraw', devFree, omarApproved, pack, 'legacy')).toMatchObject({ accepted: false });
+  });
+});
