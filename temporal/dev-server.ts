@@ -1,4 +1,12 @@
+import fs from 'node:fs';
+import { parse } from 'yaml';
 import { searchAttributes } from './search-attributes.ts';
+
+/** temporal/dynamic-config.yaml as `key=value` pairs: one file for production and the dev server. */
+export function dynamicConfigValues(file = new URL('./dynamic-config.yaml', import.meta.url)): string[] {
+  const doc = parse(fs.readFileSync(file, 'utf8')) as Record<string, Array<{ value: unknown }>>;
+  return Object.entries(doc).map(([key, entries]) => `${key}=${JSON.stringify(entries[0]!.value)}`);
+}
 
 /** Flags for `temporal server start-dev`: persistent SQLite, Web UI, our search attributes. */
 export function devServerArgs(opts: { host: string; port: number; uiPort: number; dbFile: string; namespace: string }): string[] {
@@ -16,5 +24,6 @@ export function devServerArgs(opts: { host: string; port: number; uiPort: number
     ...Object.entries(searchAttributes).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
     // History export and audit cross-checks read whole histories; keep the default limits otherwise.
     '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true',
+    ...dynamicConfigValues().flatMap((kv) => ['--dynamic-config-value', kv]),
   ];
 }

@@ -2,9 +2,10 @@ import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { projectRoot } from '../../src/config/env.ts';
+import { devServerArgs } from '../../temporal/dev-server.ts';
 import { searchAttributes } from '../../temporal/search-attributes.ts';
 
-type Service = { image?: string; ports?: string[]; environment?: Record<string, string>; command?: string; entrypoint?: string; depends_on?: unknown };
+type Service = { volumes?: string[]; image?: string; ports?: string[]; environment?: Record<string, string>; command?: string; entrypoint?: string; depends_on?: unknown };
 const compose = parse(fs.readFileSync(`${projectRoot}/docker-compose.yml`, 'utf8')) as { services: Record<string, Service> };
 
 describe('docker-compose.yml (shape; no Docker engine here)', () => {
@@ -25,6 +26,13 @@ describe('docker-compose.yml (shape; no Docker engine here)', () => {
     expect(compose.services.temporal?.environment).toMatchObject({ DB: 'postgres12', POSTGRES_SEEDS: 'postgresql' });
     expect(compose.services.triton?.command).toMatch(/--model-control-mode=explicit/);
     for (const name of Object.keys(searchAttributes)) expect(compose.services['temporal-setup']?.entrypoint).toContain(`--name ${name}`);
+  });
+
+  it('gives the production Temporal the payload limits the dev server runs with (one file)', () => {
+    expect(compose.services.temporal?.environment?.DYNAMIC_CONFIG_FILE_PATH).toBe('config/dynamicconfig/factory.yaml');
+    expect(compose.services.temporal?.volumes).toContain('./temporal/dynamic-config.yaml:/etc/temporal/config/dynamicconfig/factory.yaml:ro');
+    const args = devServerArgs({ host: '127.0.0.1', port: 7233, uiPort: 8233, dbFile: 'x.db', namespace: 'default' });
+    expect(args.join(' ')).toContain('--dynamic-config-value limit.blobSize.error=262144');
   });
 
   it('keeps secrets out of the file: credentials come from the environment', () => {
