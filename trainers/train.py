@@ -5,6 +5,7 @@ Run by the factory's training launcher as a job: CUDA when present, else CPU. Wr
   metrics.json      held-out metrics as the trainer saw them (the evaluator recomputes them independently)
   environment.json  framework versions, device, image digest
   result.json       written last: the job finished and its files are complete
+  refused.json      instead, when the certified file breaks the numeric rule or the schema (exit 3)
 """
 import argparse
 import json
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import binary_metrics, load_certified, split  # noqa: E402
+from common import CertifiedDataRefused, binary_metrics, load_certified, refuse, split  # noqa: E402
 
 
 def main():
@@ -34,7 +35,10 @@ def main():
 
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    x, y = load_certified(args.data, args.schema)
+    try:
+        x, y = load_certified(args.data, args.schema)
+    except CertifiedDataRefused as err:
+        refuse(args.out, err)
     train_idx, test_idx = split(len(y), args.seed)
     mean = x[train_idx].mean(axis=0)
     std = x[train_idx].std(axis=0) + 1e-6

@@ -110,7 +110,7 @@ export async function modelLifecycle(rawInput: LifecycleInput, checkpoint?: Life
 
   const quarantined = await control.quarantineRaw({ datasetPath: input.datasetPath, schemaPath });
   await audit('dataset.quarantined', { ...quarantined });
-  const dataset = await control.certifyDataset({ workflowId, quarantined, schemaPath });
+  const dataset = await control.certifyDataset({ workflowId, quarantined, schemaPath, maxExcludedFraction: tier.maxExcludedFraction });
   await audit('dataset.certified', { ...dataset });
 
   // ---- train ----------------------------------------------------------------------------------

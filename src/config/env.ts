@@ -42,6 +42,16 @@ export const envSchema = z.object({
   TRITON_HTTP_PORT: port.default(8000),
   TRITON_GRPC_PORT: port.default(8001),
   TRITON_METRICS_PORT: port.default(8002),
+
+  /**
+   * Where datasets and schemas may be read from (colon-separated absolute paths); unset: the
+   * project's datasets/ and $FACTORY_HOME/landing. Anything else must come from s3://<landing bucket>/.
+   */
+  FACTORY_DATA_ROOTS: z.string().optional(),
+  /** Largest raw dataset accepted (bytes); a larger one is refused before it is copied. */
+  FACTORY_DATASET_MAX_BYTES: z.coerce.number().int().min(1).default(1024 * 1024 * 1024),
+  /** Training and evaluation jobs one gpu-onprem worker runs at once. */
+  FACTORY_GPU_MAX_CONCURRENT_JOBS: z.coerce.number().int().min(1).max(64).default(2),
 });
 
 export type Env = z.infer<typeof envSchema>;

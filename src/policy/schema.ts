@@ -12,6 +12,8 @@ export const tierPolicySchema = z.object({
   approverRoles: z.array(z.string().min(1)).min(1),
   thresholds: metricThresholds,
   approvalTimeout: duration,
+  /** Above this fraction of excluded rows, certification stops (ExcessiveExclusions) naming the top reasons. */
+  maxExcludedFraction: z.number().min(0).max(1),
   /**
    * What an accepted rejection does: `end-gate` rejects the candidate at once; `reopen-role` takes back
    * that role's approval (if any) and keeps the gate open for another holder of the role.

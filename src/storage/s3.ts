@@ -12,8 +12,11 @@ import type { Env } from '../config/env.ts';
 // floor would otherwise print on every command.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-/** The logical buckets of the factory; each is versioned with Object Lock enabled. */
-export const BUCKETS = ['quarantine', 'certified', 'artifacts', 'evidence'] as const;
+/**
+ * The logical buckets of the factory; each is versioned with Object Lock enabled. `landing` is where
+ * producers drop raw files that a lifecycle names as s3://<prefix>landing/<key> (an input lane).
+ */
+export const BUCKETS = ['quarantine', 'certified', 'artifacts', 'evidence', 'landing'] as const;
 export type BucketName = (typeof BUCKETS)[number];
 
 export function bucket(env: Env, name: BucketName): string {
