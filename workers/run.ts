@@ -2,11 +2,11 @@
  * Worker entrypoint: `node --import tsx workers/run.ts [queue ...]` runs one worker per named task
  * queue in this process (all queues when none is named, as `factory dev up` does).
  */
-import fs from 'node:fs';
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { loadEnv } from '../src/config/env.ts';
 import { ALL_TASK_QUEUES, type TaskQueue } from '../src/domain/task-queues.ts';
 import { createLogger } from '../src/log.ts';
+import { writeWorkerReady } from '../src/dev/worker-ready.ts';
 import { closeActivityDeps } from '../activities/deps.ts';
 import { createWorker } from './worker.ts';
 
@@ -26,7 +26,8 @@ const workers = await Promise.all(queues.map((q) => createWorker(env, q, connect
 log.info({ queues, prefix: env.FACTORY_TASK_QUEUE_PREFIX, address: env.TEMPORAL_ADDRESS }, 'workers polling');
 const running = Promise.all(workers.map((w) => w.run()));
 // Tells `factory dev up` that this process polls every queue (Temporal's poller list lags behind).
-if (process.env.FACTORY_WORKER_READY_FILE) fs.writeFileSync(process.env.FACTORY_WORKER_READY_FILE, String(process.pid));
+// It also names the policy pack this process loaded: `dev up` restarts workers whose pack changed.
+if (process.env.FACTORY_WORKER_READY_FILE) writeWorkerReady(process.env.FACTORY_WORKER_READY_FILE);
 await running;
 await connection.close();
 await closeActivityDeps();

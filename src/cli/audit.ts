@@ -5,6 +5,17 @@ import { TraceNotFound, renderTrace, traceModel } from '../trace/trace.ts';
 import { withDb } from './context.ts';
 import { CliError, EXIT, createOutput } from './output.ts';
 
+/** Principal id → printed name from the pack in force; none (with a warning) when it is broken. */
+function principalNames(): Array<[string, string]> {
+  try {
+    return loadPolicyPack(policyPackPath()).pack.principals.map((p) => [p.id.toLowerCase(), p.name]);
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code ?? ((err as Error).message.split('\n\n')[0] ?? '').split('\n')[0];
+    process.stderr.write(`warning: policy pack ${policyPackPath()} unreadable (${why}); approvers are shown by id only\n`);
+    return [];
+  }
+}
+
 export function registerAudit(program: Command): void {
   program
     .command('trace <model>')
@@ -12,7 +23,8 @@ export function registerAudit(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (ref: string, opts) => {
       const out = createOutput(!!opts.json);
-      const names = new Map(loadPolicyPack(policyPackPath()).pack.principals.map((p) => [p.id.toLowerCase(), p.name]));
+      // The pack only lends approvers' printed names: a broken one must not hide the trace.
+      const names = new Map(principalNames());
       try {
         const t = await withDb((db) => traceModel(db, ref, names));
         out.result(t, (safe) => renderTrace(safe));

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadEnv } from '../config/env.ts';
-import { ComponentStartError, type StackContext } from '../dev/component.ts';
+import { ComponentStartError, StackRefusal, type StackContext } from '../dev/component.ts';
 import { stackDown, stackStatus, stackUp, type StackStatus } from '../dev/stack.ts';
 import { createLogger } from '../log.ts';
 import { CliError, EXIT, createOutput } from './output.ts';
@@ -12,7 +12,11 @@ export function stackContext(): StackContext {
 
 function renderStatus(status: StackStatus): string {
   return Object.entries(status)
-    .map(([name, s]) => `${s.healthy ? '✓' : '✗'} ${name.padEnd(9)} ${s.endpoint}${s.detail ? `  (${s.detail})` : ''}${s.managed ? '' : s.healthy ? '  [external]' : ''}`)
+    .map(([name, s]) => {
+      const line = `${s.healthy ? '✓' : '✗'} ${name.padEnd(9)} ${s.endpoint}${s.managed ? '' : s.healthy ? '  [external]' : ''}`;
+      // Details (the S3 store's limits, the policy pack in force) go on their own lines: they are read.
+      return s.detail ? `${line}\n${s.detail.split('; ').map((d) => `            ${d}`).join('\n')}` : line;
+    })
     .join('\n');
 }
 
@@ -21,7 +25,7 @@ export function registerDev(program: Command): void {
 
   dev
     .command('up')
-    .description('start every component that is not already running, and wait until all are healthy')
+    .description('start every component that is not already running, and wait until all are healthy; exit 4 when it refuses (bad endpoint, port held by another process, broken policy pack), stopping nothing')
     .option('--json', 'print one JSON object')
     .action(async (opts: { json?: boolean }) => {
       const out = createOutput(!!opts.json);
@@ -38,6 +42,7 @@ export function registerDev(program: Command): void {
           ].join('\n'),
         );
       } catch (err) {
+        if (err instanceof StackRefusal) throw new CliError(`dev up refused: ${err.message}`, EXIT.refused, 'nothing was stopped; fix the cause above, then run `npx factory dev up` again');
         if (err instanceof ComponentStartError) throw new CliError(err.message, EXIT.unhealthy, 'fix the cause above, then run `npx factory dev up` again');
         throw err;
       }

@@ -7,10 +7,36 @@ import { setTimeout as sleep } from 'node:timers/promises';
 export interface ProcessFiles {
   pidFile: string;
   logFile: string;
+  /** What it was started to serve (StartRecord): `up` never replaces a process it cannot put back. */
+  startFile: string;
 }
 
 export function processFiles(home: string, name: string): ProcessFiles {
-  return { pidFile: path.join(home, 'run', `${name}.pid`), logFile: path.join(home, 'logs', `${name}.log`) };
+  return {
+    pidFile: path.join(home, 'run', `${name}.pid`),
+    logFile: path.join(home, 'logs', `${name}.log`),
+    startFile: path.join(home, 'run', `${name}.started.json`),
+  };
+}
+
+export interface StartRecord {
+  pid: number;
+  endpoint: string;
+  startedAt: string;
+}
+
+export function writeStartRecord(files: ProcessFiles, record: StartRecord): void {
+  fs.writeFileSync(files.startFile, `${JSON.stringify(record)}\n`);
+}
+
+/** The record of the process that runs now; undefined when missing, unreadable or of another pid. */
+export function readStartRecord(files: ProcessFiles, pid: number): StartRecord | undefined {
+  try {
+    const rec = JSON.parse(fs.readFileSync(files.startFile, 'utf8')) as Partial<StartRecord>;
+    return rec.pid === pid && typeof rec.endpoint === 'string' ? (rec as StartRecord) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function isAlive(pid: number): boolean {
@@ -84,6 +110,7 @@ export async function stopProcessGroup(files: ProcessFiles, graceMs = 10_000): P
   signal('SIGKILL');
   while (isAlive(pid)) await sleep(50);
   fs.rmSync(files.pidFile, { force: true });
+  fs.rmSync(files.startFile, { force: true });
   return true;
 }
 

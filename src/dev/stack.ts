@@ -1,6 +1,7 @@
-import { ComponentStartError, type Component, type ComponentStatus, type StackContext } from './component.ts';
+import net from 'node:net';
+import { ComponentStartError, StackRefusal, type Bind, type Component, type ComponentStatus, type StackContext } from './component.ts';
 import { components as defaultComponents } from './components/index.ts';
-import { logTail, ownedPid, processFiles, stopProcessGroup, waitUntil } from './process.ts';
+import { logTail, ownedPid, processFiles, readStartRecord, stopProcessGroup, waitUntil, writeStartRecord } from './process.ts';
 
 export type StackStatus = Record<string, ComponentStatus>;
 
@@ -8,12 +9,76 @@ async function statusOf(ctx: StackContext, c: Component): Promise<ComponentStatu
   const healthy = await c.healthy(ctx);
   const managed = ownedPid(processFiles(ctx.env.FACTORY_HOME, c.name)) !== undefined;
   const detail = await c.describe?.(ctx);
-  return { endpoint: c.endpoint(ctx), healthy, managed, ...(detail ? { detail } : {}) };
+  const facts = await c.facts?.(ctx).catch(() => undefined);
+  return { endpoint: c.endpoint(ctx), healthy, managed, ...(detail ? { detail } : {}), ...(facts ? { facts } : {}) };
 }
 
 export async function stackStatus(ctx: StackContext, components = defaultComponents): Promise<StackStatus> {
   const entries = await Promise.all(components.map(async (c) => [c.name, await statusOf(ctx, c)] as const));
   return Object.fromEntries(entries);
+}
+
+/** Hosts a server started here can listen on. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** Whether something already listens on the address: we try to listen there ourselves. */
+export async function portHeld(b: Pick<Bind, 'host' | 'port'>): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EADDRINUSE' || err.code === 'EACCES'));
+    probe.listen({ host: b.host.replace(/^\[|\]$/g, ''), port: b.port, exclusive: true }, () => probe.close(() => resolve(false)));
+  });
+}
+
+/**
+ * A process of ours that runs but does not answer may be replaced only where it was started: when
+ * the configuration now names another endpoint (a typo, a changed port), stopping it would take a
+ * working server away and put nothing in its place. Such an `up` is refused instead.
+ */
+function refuseIfMoved(ctx: StackContext, c: Component): void {
+  const files = processFiles(ctx.env.FACTORY_HOME, c.name);
+  const pid = ownedPid(files);
+  if (pid === undefined) return;
+  const rec = readStartRecord(files, pid);
+  if (rec && rec.endpoint !== c.endpoint(ctx)) {
+    const setting = c.binds?.(ctx)[0]?.variable ?? 'the configuration';
+    throw new StackRefusal(
+      c.name,
+      `nothing answers at ${c.endpoint(ctx)}, but our ${c.name} (pid ${pid}) runs at ${rec.endpoint}: ${setting} names another endpoint than the one it was started on. ` +
+        `It was left running. Fix ${setting} (a typo?), or run \`factory dev down\` first to move it.`,
+    );
+  }
+}
+
+/**
+ * Everything `up` can find wrong before it touches anything: a broken configuration, an endpoint
+ * that moved away from a running server of ours, a host that is not this machine, a port held by
+ * a stranger. Throws a StackRefusal; nothing has been started or stopped by then.
+ */
+async function preflight(ctx: StackContext, components: Component[]): Promise<void> {
+  for (const c of components) {
+    await c.validate?.(ctx);
+    if (await c.healthy(ctx)) continue;
+    refuseIfMoved(ctx, c);
+    if (!c.start || ownedPid(processFiles(ctx.env.FACTORY_HOME, c.name)) !== undefined) continue;
+    for (const b of c.binds?.(ctx) ?? []) {
+      if (!isLoopback(b.host)) {
+        throw new StackRefusal(
+          c.name,
+          `nothing answers at ${c.endpoint(ctx)}, and \`dev up\` starts servers only on this machine's loopback (127.0.0.1, ::1, localhost), not on ${b.host} (${b.variable}). Start that server where it runs, or fix ${b.variable}.`,
+        );
+      }
+      if (await portHeld(b)) {
+        throw new StackRefusal(
+          c.name,
+          `port ${b.port} on ${b.host} (${b.variable}) is held by a process that is not our ${c.name}: it does not answer as ${c.name} and we hold no pid file for it. Stop that process, or choose another port in ${b.variable}.`,
+        );
+      }
+    }
+  }
 }
 
 export interface UpResult {
@@ -25,7 +90,9 @@ export interface UpResult {
 
 /**
  * Brings every component up, in order: one found answering is reused, one not answering is started
- * and waited for. Each then gets its idempotent preparation (migrations, buckets, retention). A
+ * and waited for. First a preflight refuses, before anything is touched, what cannot work (see
+ * `preflight`): a running component is never stopped unless it can be put back where it was.
+ * Each then gets its idempotent preparation (migrations, buckets, retention). A
  * component that does not come up is reported with its log tail and a hint instead of hanging.
  */
 export async function stackUp(
@@ -35,6 +102,7 @@ export async function stackUp(
   const t0 = Date.now();
   const started: string[] = [];
   const found: string[] = [];
+  await preflight(ctx, components);
   for (const c of components) {
     const files = processFiles(ctx.env.FACTORY_HOME, c.name);
     if (await c.healthy(ctx)) {
@@ -42,7 +110,9 @@ export async function stackUp(
       onProgress?.(`${c.name}: already running at ${c.endpoint(ctx)}`);
     } else {
       if (!c.start) throw new ComponentStartError(c.name, `not reachable at ${c.endpoint(ctx)}`, '', c.hint);
-      // A process of ours that runs but does not answer (half-started, wedged) is replaced.
+      // A process of ours that runs but does not answer (half-started, wedged, stale code) is
+      // replaced, but only where it was started (checked again: time passed since the preflight).
+      refuseIfMoved(ctx, c);
       await stopProcessGroup(files, 5_000);
       onProgress?.(`${c.name}: starting…`);
       const t = Date.now();
@@ -51,7 +121,9 @@ export async function stackUp(
       } catch (err) {
         throw new ComponentStartError(c.name, (err as Error).message, logTail(files.logFile), c.hint);
       }
-      const ok = await waitUntil(() => c.healthy(ctx), { timeoutMs: c.startTimeoutMs, pid: ownedPid(files) });
+      const pid = ownedPid(files);
+      if (pid !== undefined) writeStartRecord(files, { pid, endpoint: c.endpoint(ctx), startedAt: new Date().toISOString() });
+      const ok = await waitUntil(() => (c.ready ? c.ready(ctx) : c.healthy(ctx)), { timeoutMs: c.startTimeoutMs, pid: ownedPid(files) });
       if (!ok) {
         const why = ownedPid(files) === undefined ? 'exited during start' : `not healthy after ${c.startTimeoutMs / 1000}s`;
         throw new ComponentStartError(c.name, why, logTail(files.logFile), `${c.hint} (log: ${files.logFile})`);

@@ -29,6 +29,8 @@ export const postgres: Component = {
   startTimeoutMs: 60_000,
   hint: 'with DATABASE_URL set, check that server is running and reachable; without it, check FACTORY_PGLITE_PORT is free',
   endpoint: (ctx) => redacted(databaseUrl(ctx.env)),
+  // An external server (DATABASE_URL) is never started here; the embedded one listens on loopback.
+  binds: (ctx) => (ctx.env.DATABASE_URL ? [] : [{ host: '127.0.0.1', port: ctx.env.FACTORY_PGLITE_PORT, variable: 'FACTORY_PGLITE_PORT' }]),
   async healthy(ctx: StackContext) {
     if (!ctx.env.DATABASE_URL) return answers(databaseUrl(ctx.env));
     // An external server is healthy when it answers; its database is created by prepare().

@@ -19,6 +19,13 @@ export const temporal: Component = {
   startTimeoutMs: 60_000,
   hint: 'check that ports TEMPORAL_ADDRESS and TEMPORAL_UI_PORT are free; delete .factory/temporal.db* if the log reports a corrupt database',
   endpoint: (ctx) => ctx.env.TEMPORAL_ADDRESS,
+  binds(ctx) {
+    const { host, port } = hostPort(ctx);
+    return [
+      { host, port, variable: 'TEMPORAL_ADDRESS' },
+      { host, port: ctx.env.TEMPORAL_UI_PORT, variable: 'TEMPORAL_UI_PORT' },
+    ];
+  },
   async healthy(ctx) {
     try {
       const connection = await Connection.connect({ address: ctx.env.TEMPORAL_ADDRESS, connectTimeout: 1_000 });

@@ -42,6 +42,18 @@ export const triton: Component = {
   startTimeoutMs: 60_000,
   hint: 'check that TRITON_HTTP_PORT, TRITON_GRPC_PORT and TRITON_METRICS_PORT are free and that .venv has nvidia-pytriton (npm run setup)',
   endpoint: (ctx) => tritonUrl(ctx.env),
+  binds(ctx) {
+    const { env } = ctx;
+    const local = [
+      { host: '127.0.0.1', port: env.TRITON_HTTP_PORT, variable: 'TRITON_HTTP_PORT' },
+      { host: '127.0.0.1', port: env.TRITON_GRPC_PORT, variable: 'TRITON_GRPC_PORT' },
+      { host: '127.0.0.1', port: env.TRITON_METRICS_PORT, variable: 'TRITON_METRICS_PORT' },
+    ];
+    if (!env.TRITON_URL) return local;
+    // TRITON_URL names a server elsewhere: a local start would not serve it.
+    const url = new URL(env.TRITON_URL);
+    return [{ host: url.hostname, port: Number(url.port || 80), variable: 'TRITON_URL' }, ...local];
+  },
   async healthy(ctx) {
     try {
       const res = await fetch(`${tritonUrl(ctx.env)}/v2/health/ready`, { signal: AbortSignal.timeout(1_000) });

@@ -1,11 +1,13 @@
 import { Connection } from '@temporalio/client';
 import fs from 'node:fs';
+import path from 'node:path';
 import { projectRoot } from '../../config/env.ts';
 import { ALL_TASK_QUEUES } from '../../domain/task-queues.ts';
 import { newestSourceMtime } from '../newest-source.mjs';
-import type { Component, StackContext } from '../component.ts';
+import { StackRefusal, type Component, type StackContext } from '../component.ts';
 import { nodeEntrypoint } from '../node.ts';
 import { ownedPid, processFiles, startDetached } from '../process.ts';
+import { packAgreement, packInUse, readWorkerReady, workerReadyFile } from '../worker-ready.ts';
 
 /** temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY */
 const TASK_QUEUE_TYPE_ACTIVITY = 2;
@@ -33,16 +35,39 @@ export async function pollingQueues(ctx: StackContext): Promise<string[]> {
   }
 }
 
-/** The dev worker process writes its pid here once all its workers poll (workers/run.ts). */
+/** The dev worker process writes its pid and policy pack here once all its workers poll (workers/run.ts). */
 function readyFile(ctx: StackContext): string {
-  return processFiles(ctx.env.FACTORY_HOME, 'workers.ready').pidFile;
+  return workerReadyFile(ctx.env.FACTORY_HOME);
 }
 
-function readyPid(ctx: StackContext): number | undefined {
+/** Why the running workers must be replaced, if they must. */
+function staleness(ctx: StackContext): string | undefined {
+  const files = processFiles(ctx.env.FACTORY_HOME, 'workers');
+  // Workers load the code once: after a change they run the old one, so they count as down and
+  // `dev up` restarts them (replay tests keep such a change safe for running lifecycles).
+  if (fs.statSync(files.pidFile).mtimeMs < newestSourceMtime(projectRoot)) return 'the code changed since they started';
+  // Likewise the policy pack they loaded: one pack for all, so a changed pack (or another
+  // FACTORY_POLICY_PACK) restarts them. A broken pack never does: `validate` refuses first.
+  const now = packInUse();
+  const theirs = readWorkerReady(readyFile(ctx))?.policyPack;
+  if ('digest' in now && !(theirs && 'digest' in theirs && theirs.digest === now.digest && theirs.path === now.path)) {
+    return 'the policy pack changed since they started';
+  }
+  return undefined;
+}
+
+/**
+ * Temporal remembers a poller for minutes after its worker died, so pollers alone prove nothing: the
+ * dev worker process must be ours and alive, have written its ready file, and poll every queue.
+ */
+async function serving(ctx: StackContext): Promise<boolean> {
+  const pid = ownedPid(processFiles(ctx.env.FACTORY_HOME, 'workers'));
+  if (pid === undefined || readWorkerReady(readyFile(ctx))?.pid !== pid) return false;
   try {
-    return Number(fs.readFileSync(readyFile(ctx), 'utf8'));
+    const polling = await pollingQueues(ctx);
+    return ALL_TASK_QUEUES.every((q) => polling.includes(q));
   } catch {
-    return undefined;
+    return false;
   }
 }
 
@@ -53,24 +78,33 @@ export const workers: Component = {
   hint: 'the worker log shows why it stopped',
   endpoint: () => ALL_TASK_QUEUES.join(','),
   async healthy(ctx) {
-    // Temporal remembers a poller for minutes after its worker died, so pollers alone prove nothing:
-    // the dev worker process must be ours and alive, and polling every queue.
-    const files = processFiles(ctx.env.FACTORY_HOME, 'workers');
-    const pid = ownedPid(files);
-    if (pid === undefined || readyPid(ctx) !== pid) return false;
-    // Workers load the code once: after a change they run the old one, so they count as down and
-    // `dev up` restarts them (replay tests keep such a change safe for running lifecycles).
-    if (fs.statSync(files.pidFile).mtimeMs < newestSourceMtime(projectRoot)) return false;
-    try {
-      const polling = await pollingQueues(ctx);
-      return ALL_TASK_QUEUES.every((q) => polling.includes(q));
-    } catch {
-      return false;
+    return (await serving(ctx)) && !staleness(ctx);
+  },
+  ready: serving,
+  async validate() {
+    // Workers on a broken pack would fail every lifecycle at its first step: refuse before any
+    // running worker is replaced.
+    const pack = packInUse();
+    if ('error' in pack) {
+      throw new StackRefusal('workers', `the policy pack is broken, so the workers were not (re)started; running ones were left as they are:\n  ${pack.error}\n  (FACTORY_POLICY_PACK, else policies/default.yaml)`);
     }
   },
   async start(ctx) {
     const { command, args } = nodeEntrypoint('workers/run.ts');
     fs.rmSync(readyFile(ctx), { force: true });
-    startDetached(processFiles(ctx.env.FACTORY_HOME, 'workers'), command, args, { env: { ...process.env, FACTORY_WORKER_READY_FILE: readyFile(ctx) } });
+    startDetached(processFiles(ctx.env.FACTORY_HOME, 'workers'), command, args, {
+      // The pack `up` validated, by absolute path: the workers load exactly that file.
+      env: { ...process.env, FACTORY_POLICY_PACK: packInUse().path, FACTORY_WORKER_READY_FILE: readyFile(ctx) },
+    });
+  },
+  async describe(ctx) {
+    const a = packAgreement(ctx.env.FACTORY_HOME);
+    const stale = ownedPid(processFiles(ctx.env.FACTORY_HOME, 'workers')) !== undefined ? staleness(ctx) : undefined;
+    const pack = 'digest' in a.cli ? `policy pack ${path.relative(projectRoot, a.cli.path) || a.cli.path} ${a.cli.digest.slice(0, 19)}…` : 'policy pack BROKEN';
+    return [pack, a.warning, stale ? `${stale}: \`factory dev up\` restarts them` : undefined].filter(Boolean).join('; ');
+  },
+  async facts(ctx) {
+    const a = packAgreement(ctx.env.FACTORY_HOME);
+    return { policyPack: { ...a.cli, workers: a.workers ?? null, agrees: a.agrees, ...(a.warning ? { warning: a.warning } : {}) } };
   },
 };
