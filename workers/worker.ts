@@ -23,5 +23,8 @@ export async function createWorker(env: Env, queue: TaskQueue, connection?: Nati
     taskQueue: `${env.FACTORY_TASK_QUEUE_PREFIX}${queue}`,
     activities: activitiesFor(queue),
     ...(queue === 'control' ? { workflowBundle: await workflowBundle() } : {}),
+    // Each training or evaluation job is a process with its own memory and cores: cap how many one
+    // worker runs at once (the rest wait in the task queue, where another worker may take them).
+    ...(queue === 'gpu-onprem' ? { maxConcurrentActivityTaskExecutions: env.FACTORY_GPU_MAX_CONCURRENT_JOBS } : {}),
   });
 }

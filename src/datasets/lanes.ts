@@ -35,7 +35,6 @@ export function showLocation(raw: string): string {
  */
 export function parseInputLocation(raw: string, what: string, landingBucket: string): InputLocation {
   if (raw.length === 0 || raw.length > MAX_LOCATION_LENGTH) throw new InputRefused(`the ${what} location must have 1 to ${MAX_LOCATION_LENGTH} characters`, 'InvalidDatasetPath');
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f-\u009f]/.test(raw)) throw new InputRefused(`the ${what} location contains a control character`, 'InvalidDatasetPath');
   if (/\p{Surrogate}/u.test(raw)) throw new InputRefused(`the ${what} location contains a lone surrogate`, 'InvalidDatasetPath');
   if (raw.startsWith('s3://')) {

@@ -1,3 +1,4 @@
+import type { Options as CsvOptions } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
 import { z } from 'zod';
 import { parseNumber } from './numbers.ts';
@@ -33,20 +34,22 @@ export class SchemaMismatchError extends Error {
 }
 
 /**
- * The options of the one CSV reader (csv-parse) for raw files: RFC 4180 quoting, any line ending,
+ * The options of the one CSV reader (csv-parse) for raw files: RFC 4180 quoting, CRLF or LF line ends,
  * a BOM dropped, no trimming (a padded cell is refused by the numeric rule, not bent), every row kept
  * whatever its width (a wrong width is an exclusion with its reason), and a malformed record skipped
  * (and excluded) rather than ending the file. A record is capped so one unterminated quote cannot
  * swallow the memory.
  */
-export const CSV_OPTIONS = {
+export const CSV_OPTIONS: CsvOptions = {
   bom: true,
+  // Both line ends, in any mix: an export with lines appended by another tool is common.
+  record_delimiter: ['\r\n', '\n'],
   relax_column_count: true,
   skip_empty_lines: false,
   skip_records_with_error: true,
   max_record_size: 1024 * 1024,
   info: true,
-} as const;
+};
 
 /** A cell as reasons show it: bounded, quoted, control characters escaped. */
 function show(raw: string): string {

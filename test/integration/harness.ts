@@ -20,6 +20,9 @@ import { env } from '../helpers.ts';
 export const exec = promisify(execFile);
 export const DATASET = path.join(projectRoot, 'datasets', 'breast-cancer-wisconsin', 'wdbc.csv');
 export const IMAGE = `sha256:${'ab'.repeat(32)}`;
+/** Test workers read datasets from the project's datasets/ and the files tests generate under FACTORY_HOME/test-data. */
+export const TEST_DATA = path.join(env.FACTORY_HOME, 'test-data');
+export const TEST_DATA_ROOTS = process.env.FACTORY_DATA_ROOTS ?? [path.join(projectRoot, 'datasets'), path.join(env.FACTORY_HOME, 'landing'), TEST_DATA].join(':');
 
 export function randomCommit(): string {
   return randomBytes(20).toString('hex');
@@ -41,7 +44,7 @@ export class IsolatedWorkers {
     const fd = fs.openSync(log, 'a');
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'workers', 'run.ts'), queue], {
       stdio: ['ignore', fd, fd],
-      env: { ...process.env, ...this.extraEnv, FACTORY_TASK_QUEUE_PREFIX: this.prefix, LOG_LEVEL: 'info' },
+      env: { ...process.env, FACTORY_DATA_ROOTS: TEST_DATA_ROOTS, ...this.extraEnv, FACTORY_TASK_QUEUE_PREFIX: this.prefix, LOG_LEVEL: 'info' },
     });
     fs.closeSync(fd);
     this.procs.set(queue, child);
