@@ -1,5 +1,6 @@
 import {
   CreateBucketCommand,
+  GetBucketVersioningCommand,
   GetObjectLockConfigurationCommand,
   HeadBucketCommand,
   PutBucketVersioningCommand,
@@ -45,7 +46,9 @@ export async function ensureBuckets(s3: S3Client, env: Env): Promise<void> {
       () => false,
     );
     if (!exists) await s3.send(new CreateBucketCommand({ Bucket, ObjectLockEnabledForBucket: true }));
-    await s3.send(new PutBucketVersioningCommand({ Bucket, VersioningConfiguration: { Status: 'Enabled' } }));
+    // Only when needed: every write to the dev S3 server is journaled, and `dev up` runs this each time.
+    const versioning = await s3.send(new GetBucketVersioningCommand({ Bucket }));
+    if (versioning.Status !== 'Enabled') await s3.send(new PutBucketVersioningCommand({ Bucket, VersioningConfiguration: { Status: 'Enabled' } }));
     if (name === 'evidence') {
       const current = await s3.send(new GetObjectLockConfigurationCommand({ Bucket })).catch(() => undefined);
       if (!current?.ObjectLockConfiguration?.Rule) {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, PutObjectRetentionCommand } from '@aws-sdk/client-s3';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -103,6 +103,35 @@ describe('the local stack (real components)', () => {
       });
       const still = await s3.send(new GetObjectCommand({ Bucket, Key, VersionId: put.VersionId }));
       expect(await still.Body?.transformToString()).toBe('evidence');
+    } finally {
+      s3.destroy();
+    }
+  });
+
+  // A pinned fact about the dev store, not a property we want: moto lets a COMPLIANCE retention be
+  // shortened, even switched to GOVERNANCE and then bypassed, which real Object Lock (AWS, MinIO,
+  // Ceph RGW) refuses. `dev status` and the README say so; production must use a real Object Lock
+  // store. Should moto start refusing, this test fails: update the README, `dev status` and this test.
+  it('S3 server (moto): a COMPLIANCE retention CAN be shortened and the version then deleted (pinned: moto is not WORM)', async () => {
+    const s3 = createS3(env);
+    try {
+      const Bucket = bucket(env, 'artifacts');
+      const Key = `stack-test/${randomUUID()}-retention.txt`;
+      const day = new Date(Math.ceil((Date.now() + 86_400_000) / 1000) * 1000);
+      const put = await s3.send(new PutObjectCommand({ Bucket, Key, Body: 'evidence', ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: day }));
+      // Real Object Lock: 403 AccessDenied. moto: 200, and the shorter date is in force.
+      const minute = new Date(Math.ceil((Date.now() + 60_000) / 1000) * 1000);
+      const shortened = await s3.send(new PutObjectRetentionCommand({ Bucket, Key, VersionId: put.VersionId, Retention: { Mode: 'COMPLIANCE', RetainUntilDate: minute } }));
+      expect(shortened.$metadata.httpStatusCode).toBe(200);
+      const head = await s3.send(new HeadObjectCommand({ Bucket, Key, VersionId: put.VersionId }));
+      expect(head).toMatchObject({ ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: minute });
+      // Without a bypass the version still refuses DELETE (the lock semantics our code relies on)…
+      await expect(s3.send(new DeleteObjectCommand({ Bucket, Key, VersionId: put.VersionId }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
+      // …but COMPLIANCE can be turned into GOVERNANCE, and a governance bypass then deletes it.
+      await s3.send(new PutObjectRetentionCommand({ Bucket, Key, VersionId: put.VersionId, Retention: { Mode: 'GOVERNANCE', RetainUntilDate: minute } }));
+      const deleted = await s3.send(new DeleteObjectCommand({ Bucket, Key, VersionId: put.VersionId, BypassGovernanceRetention: true }));
+      expect(deleted.$metadata.httpStatusCode).toBe(204);
+      await expect(s3.send(new GetObjectCommand({ Bucket, Key, VersionId: put.VersionId }))).rejects.toBeDefined();
     } finally {
       s3.destroy();
     }

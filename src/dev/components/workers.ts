@@ -20,7 +20,7 @@ export async function pollingQueues(ctx: StackContext): Promise<string[]> {
     for (const name of ALL_TASK_QUEUES) {
       const res = await connection.workflowService.describeTaskQueue({
         namespace: ctx.env.TEMPORAL_NAMESPACE,
-        taskQueue: { name },
+        taskQueue: { name: `${ctx.env.FACTORY_TASK_QUEUE_PREFIX}${name}` },
         taskQueueType: TASK_QUEUE_TYPE_ACTIVITY,
       });
       const recent = (res.pollers ?? []).some((p) => {
@@ -94,7 +94,14 @@ export const workers: Component = {
     fs.rmSync(readyFile(ctx), { force: true });
     startDetached(processFiles(ctx.env.FACTORY_HOME, 'workers'), command, args, {
       // The pack `up` validated, by absolute path: the workers load exactly that file.
-      env: { ...process.env, FACTORY_POLICY_PACK: packInUse().path, FACTORY_WORKER_READY_FILE: readyFile(ctx) },
+      // Home and queue prefix from the stack's own environment (an isolated stack may differ from ours).
+      env: {
+        ...process.env,
+        FACTORY_HOME: ctx.env.FACTORY_HOME,
+        FACTORY_TASK_QUEUE_PREFIX: ctx.env.FACTORY_TASK_QUEUE_PREFIX,
+        FACTORY_POLICY_PACK: packInUse().path,
+        FACTORY_WORKER_READY_FILE: readyFile(ctx),
+      },
     });
   },
   async describe(ctx) {
