@@ -1,27 +1,23 @@
 #!/usr/bin/env node
-// The `factory` CLI. It runs from an esbuild bundle of src/cli (build/cli/), rebuilt here whenever a
-// source file is newer than it, so a change is used at once and a command like `factory trace`
-// starts in a fraction of a second instead of transpiling every module on each call.
+// The `factory` CLI. It runs from an esbuild bundle of src/cli, rebuilt here whenever a source file
+// is newer, so a change is used at once and a command like `factory trace` starts in a fraction of a
+// second instead of transpiling every module on each call.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { newestSourceMtime } from '../src/dev/newest-source.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const outdir = path.join(root, 'build', 'cli');
+const builds = path.join(root, 'build', 'cli');
+// One folder per state of the sources, never rewritten: a command still running from an older
+// bundle (a `--wait` of hours) loads its lazy chunks from its own folder, even after a rebuild.
+const outdir = path.join(builds, `v${Math.round(newestSourceMtime(root))}`);
 const entry = path.join(outdir, 'main.js');
-function builtAt() {
-  try {
-    return fs.statSync(entry).mtimeMs;
-  } catch {
-    return 0;
-  }
-}
 
-if (builtAt() < newestSourceMtime(root)) {
+if (!fs.existsSync(entry)) {
   const { build } = await import('esbuild');
-  // Build beside, then swap in: two CLI calls racing never see a half-written bundle.
-  const tmp = `${outdir}.tmp-${process.pid}`;
+  // Build beside, then rename into place: two calls racing never see a half-written bundle.
+  const tmp = path.join(builds, `.tmp-${process.pid}-${Date.now()}`);
   await build({
     entryPoints: [path.join(root, 'src', 'cli', 'main.ts')],
     bundle: true,
@@ -33,11 +29,27 @@ if (builtAt() < newestSourceMtime(root)) {
     outdir: tmp,
     logLevel: 'error',
   });
-  fs.rmSync(outdir, { recursive: true, force: true });
   try {
     fs.renameSync(tmp, outdir);
   } catch {
-    fs.rmSync(tmp, { recursive: true, force: true }); // another call won the race; its bundle is as fresh
+    fs.rmSync(tmp, { recursive: true, force: true }); // another call won the race; its bundle is the same
   }
+  prune();
 }
 await import(pathToFileURL(entry).href);
+
+/** Drops bundles no command is likely to run from: older than a day, beyond the three newest. */
+function prune() {
+  const DAY = 24 * 3600 * 1000;
+  try {
+    const entries = fs
+      .readdirSync(builds, { withFileTypes: true })
+      .map((e) => ({ name: e.name, p: path.join(builds, e.name), mtime: fs.statSync(path.join(builds, e.name)).mtimeMs }))
+      .sort((a, b) => b.mtime - a.mtime);
+    const versions = entries.filter((e) => /^v\d+$/.test(e.name));
+    const keep = new Set([outdir, ...versions.slice(0, 3).map((e) => e.p)]);
+    for (const e of entries) if (!keep.has(e.p) && Date.now() - e.mtime > DAY) fs.rmSync(e.p, { recursive: true, force: true });
+  } catch {
+    /* pruning is housekeeping: never fail a command over it */
+  }
+}

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ZodError } from 'zod';
-import { type ApprovalStatus, MEANINGS, type Decision } from '../domain/approval.ts';
+import { type AcceptedDecision, type ApprovalStatus, DECISIONS, MEANINGS, type Decision } from '../domain/approval.ts';
 import type { LifecycleOutcome } from '../domain/lifecycle.ts';
 import {
   type FailureCause,
@@ -34,20 +34,29 @@ export function renderOutcome(o: LifecycleOutcome): string {
     : `rejected ${o.modelName}${o.version ? `@${o.version}` : ''}: ${o.reason}`;
 }
 
-/** What a refused decision carried, when it was an object: who claimed which role (comment included). */
+/** What a refused decision carried: the gate's bounded summary (digest, excerpt), or an older record's fields. */
 function receivedSummary(received: unknown): string {
-  if (received === null || typeof received !== 'object') return typeof received === 'string' ? `  received "${received.slice(0, 200)}"` : '';
+  if (typeof received === 'string') return `  received "${received.slice(0, 200)}"`;
+  if (received === null || typeof received !== 'object') return '';
   const r = received as Record<string, unknown>;
+  if (typeof r.excerpt === 'string') return `  received ${String(r.bytes)} bytes ${String(r.sha256).slice(0, 19)}… "${r.excerpt}"${r.truncated ? '…' : ''}`;
   const parts = (['approver', 'role', 'comment'] as const).filter((k) => typeof r[k] === 'string').map((k) => `${k}="${(r[k] as string).slice(0, 200)}"`);
   return parts.length ? `  (${parts.join(' ')})` : '';
 }
 
+function renderDecision(mark: string, a: AcceptedDecision): string {
+  return `  ${mark} ${a.at} ${a.principalName} <${a.approver}> ${a.decision} ${a.role} (${a.meaning}) via ${a.via}${a.comment ? `  "${a.comment}"` : ''}`;
+}
+
 export function renderStatus(s: ApprovalStatus): string {
+  const c = s.counts;
   return [
     `${s.modelName}${s.version ? `@${s.version}` : ''}  stage=${s.stage}  risk=${s.riskTier}${s.outcome ? `  outcome=${s.outcome}` : ''}`,
     s.modelDigest ? `  candidate ${s.modelDigest}` : '',
     s.requiredRoles.length ? `  roles required: ${s.requiredRoles.join(', ')}; pending: ${s.pendingRoles.join(', ') || 'none'}${s.waiting ? ` (until ${s.deadline})` : ''}` : '',
-    ...s.approvals.map((a) => `  ✓ ${a.at} ${a.principalName} <${a.approver}> ${a.role} (${a.meaning}) via ${a.via}${a.comment ? `  "${a.comment}"` : ''}`),
+    c ? `  decisions: ${c.received} received, ${c.accepted} accepted, ${c.refused} refused, ${c.withdrawn} withdrawn${s.continuedRuns ? `  (${s.continuedRuns} earlier run(s))` : ''}` : '',
+    ...s.approvals.map((a) => renderDecision('✓', a)),
+    ...(s.withdrawals ?? []).map((a) => renderDecision('↶', a)),
     ...s.refusals.map((r) => `  ✗ ${r.at} refused ${r.decision} via ${r.via}: ${r.reason}${receivedSummary(r.received)}`),
   ]
     .filter(Boolean)
@@ -65,9 +74,18 @@ function nextAfterFailure(workflowId: string, failure?: FailureCause): string {
   return inspect;
 }
 
+/**
+ * How long the status query may wait: the command answers within about five seconds in all, so a
+ * slow start (a loaded machine, a cold bundle) leaves the query less, never under a second: a worker
+ * answers a query in milliseconds, from its cache.
+ */
+function queryBudget(): number {
+  return Math.round(Math.min(QUERY_TIMEOUT_MS, Math.max(1_000, 3_500 - process.uptime() * 1_000)));
+}
+
 function workersNotAnswering(workflowId: string): CliError {
   return new CliError(
-    `lifecycle ${workflowId} is RUNNING but its workers are not answering (no reply to the approvalStatus query within ${QUERY_TIMEOUT_MS / 1000} s)`,
+    `lifecycle ${workflowId} is RUNNING but its workers are not answering (no reply to the approvalStatus query in time)`,
     EXIT.unhealthy,
     'start or restart the workers: `npx factory dev up` (`npx factory dev status` shows them; logs in .factory/logs/)',
   );
@@ -130,8 +148,10 @@ export function registerLifecycle(program: Command): void {
       const out = createOutput(!!opts.json);
       let started;
       try {
-        started = await withTemporal((client) =>
-          startLifecycle(client, {
+        started = await withTemporal((client, env) =>
+          startLifecycle(
+            client,
+            {
             modelName: opts.model,
             // The control worker reads the file: give it an absolute path, not one relative to this shell.
             datasetPath: path.resolve(opts.dataset),
@@ -142,7 +162,10 @@ export function registerLifecycle(program: Command): void {
             requester: opts.requester,
             developer: opts.developer,
             ...(opts.epochs !== undefined ? { training: { epochs: opts.epochs as number, seed: 7 } } : {}),
-          }),
+            },
+            // An isolated deployment (or a test's workers) serves prefixed queues: start there too.
+            { taskQueuePrefix: env.FACTORY_TASK_QUEUE_PREFIX },
+          ),
         );
       } catch (err) {
         if (err instanceof ZodError) throw new CliError(`invalid lifecycle input: ${zodMessage(err)}`, EXIT.usage, 'fix the option named above');
@@ -170,26 +193,33 @@ export function registerLifecycle(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (workflowId: string, opts) => {
       const out = createOutput(!!opts.json);
-      const state = await withTemporal((client) => lifecycleState(client, workflowId));
+      const state = await withTemporal((client) => lifecycleState(client, workflowId, { queryTimeoutMs: queryBudget() }));
       // The query's answer keeps its documented shape; Temporal's view is added beside it.
       const json = state.status ? { ...state.status, workflowId, runId: state.runId, temporalStatus: state.temporalStatus } : state;
       out.result(json, () => renderState(escapeDeep(state)));
       if (state.workersAnswering === false) throw workersNotAnswering(workflowId);
       if (state.result?.outcome === 'rejected') process.exitCode = EXIT.rejected;
       else if (state.temporalStatus !== 'RUNNING' && state.temporalStatus !== 'COMPLETED') {
-        throw new CliError(`lifecycle ${workflowId} ${closedSummary(state)}`, EXIT.failure, nextAfterFailure(workflowId, state.failure));
+        throw new CliError(`lifecycle ${workflowId} is closed (${closedSummary(state)})`, EXIT.failure, nextAfterFailure(workflowId, state.failure));
       }
     });
 
-  for (const decision of ['approve', 'reject'] as Decision[]) {
-    program
+  const what: Record<Decision, string> = {
+    approve: 'approve the candidate of a lifecycle',
+    reject: 'reject the candidate of a lifecycle',
+    withdraw: 'withdraw your own approval while the gate is open (the reason goes in --comment)',
+  };
+  for (const decision of DECISIONS) {
+    const cmd = program
       .command(`${decision} <workflowId>`)
-      .description(`${decision} the candidate of a lifecycle (through the \`decide\` update; refusals and closed lifecycles exit 4, unknown ones 6)`)
+      .description(`${what[decision]} (through the \`decide\` update; refusals and closed lifecycles exit 4, unknown ones 6)`)
       .requiredOption('--as <email>', 'approver (must hold the role in the policy pack)')
       .requiredOption('--role <role>', 'the role signed for')
-      .option('--meaning <meaning>', `signature meaning: ${MEANINGS.join(' | ')}`, decision === 'approve' ? 'approval' : 'review')
-      .option('--digest <sha256>', "the candidate's model digest (default: read from the lifecycle)")
-      .option('--comment <text>', 'comment recorded with the decision')
+      .option('--meaning <meaning>', `signature meaning: ${MEANINGS.join(' | ')}`, decision === 'reject' ? 'review' : 'approval')
+      .option('--digest <sha256>', "the candidate's model digest (default: read from the lifecycle)");
+    if (decision === 'withdraw') cmd.requiredOption('--comment <text>', 'why the approval is withdrawn (recorded)');
+    else cmd.option('--comment <text>', 'comment recorded with the decision');
+    cmd
       .option('--json', 'print JSON')
       .action(async (workflowId: string, opts) => {
         const out = createOutput(!!opts.json);

@@ -11,7 +11,7 @@ const demo: Registrar = async () => (await import('./demo.ts')).registerDemo;
  * Each top-level command's module, loaded only when that command runs: `factory trace` must not
  * pay for loading the Temporal client, the S3 SDK and the stack (it answers in well under a second).
  */
-const byCommand: Record<string, Registrar> = { dev, lifecycle, status: lifecycle, approve: lifecycle, reject: lifecycle, trace: audit, audit, demo };
+const byCommand: Record<string, Registrar> = { dev, lifecycle, status: lifecycle, approve: lifecycle, reject: lifecycle, withdraw: lifecycle, trace: audit, audit, demo };
 
 const program = new Command('factory')
   .description('ai-factory: the governed model lifecycle on Temporal')

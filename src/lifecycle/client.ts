@@ -279,6 +279,7 @@ export async function lifecycleState(client: Client, workflowId: string, opts: {
 /** One line for a closed lifecycle: "COMPLETED: deployed", "FAILED: DatasetUnreadable: …". */
 export function closedSummary(s: LifecycleState): string {
   if (s.result) return `${s.temporalStatus}: ${s.result.outcome}${s.result.outcome === 'rejected' ? `: ${s.result.reason}` : ''}`;
-  if (s.failure) return `${s.temporalStatus}: ${renderCause(s.failure)}`;
+  // "TERMINATED: Terminated: …" says it twice: an operator's ending has only its reason to add.
+  if (s.failure) return `${s.temporalStatus}: ${['Terminated', 'Cancelled'].includes(s.failure.type) ? s.failure.message || 'no reason given' : renderCause(s.failure)}`;
   return s.temporalStatus;
 }
