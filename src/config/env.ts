@@ -1,9 +1,21 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
-/** The repository root: defaults that name files resolve against it, not the caller's cwd. */
-export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/**
+ * The repository root: defaults that name files resolve against it, not the caller's cwd. Found by
+ * walking up to package.json, since this module runs from src/config/ (tsx) and from the CLI bundle
+ * in build/cli/v<n>/, which are not equally deep.
+ */
+export const projectRoot = findProjectRoot(path.dirname(fileURLToPath(import.meta.url)));
+
+function findProjectRoot(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) return path.resolve(from, '../..');
+  }
+}
 
 const port = z.coerce.number().int().min(1).max(65535);
 const hostPort = z.string().regex(/^[\w.-]+:\d+$/, 'expected host:port');
