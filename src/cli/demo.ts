@@ -16,9 +16,10 @@ import { connectClient } from '../temporal.ts';
 import { renderTrace, traceModel } from '../trace/trace.ts';
 import { stackContext } from './dev.ts';
 import { renderOutcome } from './lifecycle.ts';
-import { CliError, EXIT } from './output.ts';
+import { CliError, EXIT, escapeForTerminal } from './output.ts';
 
-const say = (line = '') => process.stdout.write(`${line}\n`);
+// What the demo prints includes text others sent (comments, reasons): escaped like every human rendering.
+const say = (line = '') => process.stdout.write(`${escapeForTerminal(line, { keepNewlines: true })}\n`);
 const step = (title: string) => say(`\n== ${title}`);
 
 function headCommit(): string {
