@@ -53,6 +53,9 @@ export async function certifyStream(opts: {
     exclude(err.lines ?? 0, kind, kind);
   });
   const parsing = pipeline(opts.source, raw, parser);
+  // Leaving the loop early (a header mismatch) destroys the parser and rejects `parsing`; that
+  // rejection is expected then and must not go unhandled (it would end the worker process).
+  parsing.catch(() => undefined);
   const out = fs.createWriteStream(opts.outFile);
   const outHash = createHash('sha256');
   let outBytes = 0;

@@ -1,0 +1,114 @@
+/**
+ * Peak memory of certifying and evaluating a large dataset (issue 6: a 200 MB CSV in under 2 GB).
+ *
+ *   npm run bench:large -- [--mb 200]
+ *
+ * Generates a CSV of the WDBC schema (real rows cycled, one row in 1,000 with radius_mean=0x1A) under
+ * $FACTORY_HOME/landing, then measures, each in its own process so the peak is the step's own:
+ *  - certify: the real quarantineRaw + certifyDataset activities (lane check, streaming copy to the
+ *    quarantine bucket, streaming validation, certified upload, registry row), peak RSS of that Node
+ *    process (getrusage maxrss);
+ *  - evaluate: trainers/evaluate.py, as the gpu activity runs it, on the certified file with a model
+ *    trained on the real dataset, peak RSS from getrusage(RUSAGE_CHILDREN).
+ * Exits 1 if either peak reaches 2 GiB. Needs the stack (`factory dev up`, brought up if not running).
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { loadEnv, projectRoot } from '../src/config/env.ts';
+import { venvPaths } from '../src/dev/venv.ts';
+import { stackUp } from '../src/dev/stack.ts';
+import { createLogger } from '../src/log.ts';
+import { WDBC_DIR, writeSyntheticWdbc } from './synthetic.ts';
+
+const run = promisify(execFile);
+const LIMIT_MIB = 2048;
+const env = loadEnv();
+const self = fileURLToPath(import.meta.url);
+
+/** The certify step, run in a child process: `--certify <dataset> <schema>` prints one JSON line. */
+async function certifyStep(dataset: string, schema: string): Promise<void> {
+  const { MockActivityEnvironment } = await import('@temporalio/testing');
+  const { quarantineRaw, certifyDataset } = await import('../activities/datasets.ts');
+  const { closeActivityDeps } = await import('../activities/deps.ts');
+  const baseline = process.resourceUsage().maxRSS;
+  const t0 = performance.now();
+  const mock = new MockActivityEnvironment();
+  const quarantined = (await mock.run(quarantineRaw, { datasetPath: dataset, schemaPath: schema })) as Awaited<ReturnType<typeof quarantineRaw>>;
+  const t1 = performance.now();
+  const certified = (await mock.run(certifyDataset, { workflowId: `bench-large-${Date.now()}`, quarantined, schemaPath: schema, maxExcludedFraction: 0.1 })) as Awaited<ReturnType<typeof certifyDataset>>;
+  const t2 = performance.now();
+  await closeActivityDeps();
+  console.log(
+    JSON.stringify({
+      baselineMiB: baseline / 1024,
+      peakMiB: process.resourceUsage().maxRSS / 1024,
+      quarantineMs: t1 - t0,
+      certifyMs: t2 - t1,
+      certifiedKey: certified.certifiedKey,
+      rowsTotal: certified.rowsTotal,
+      rowsExcluded: certified.rowsExcluded,
+    }),
+  );
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { mb: { type: 'string', default: '200' } } });
+  const mb = Number(values.mb);
+  await stackUp({ env, log: createLogger('bench', 'warn') }, {});
+  const dir = path.join(env.FACTORY_HOME, 'landing', 'bench-large');
+  fs.mkdirSync(dir, { recursive: true });
+  const dataset = path.join(dir, `wdbc-${mb}mb.csv`);
+  const schema = path.join(dir, 'schema.json');
+  fs.copyFileSync(path.join(WDBC_DIR, 'schema.json'), schema);
+  let t = performance.now();
+  const gen = await writeSyntheticWdbc(dataset, mb * 1024 * 1024, { badEvery: 1000 });
+  console.log(`generated ${dataset}: ${(gen.bytes / 1024 / 1024).toFixed(1)} MiB, ${gen.rows} rows (${gen.bad} with 0x1A) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', self, '--certify', dataset, schema], { maxBuffer: 1 << 20, env: process.env });
+  const cert = JSON.parse(stdout.trim().split('\n').pop()!) as { baselineMiB: number; peakMiB: number; quarantineMs: number; certifyMs: number; certifiedKey: string; rowsTotal: number; rowsExcluded: number };
+
+  // A model trained on the real dataset, then the evaluator on the certified large file.
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-large-'));
+  const venv = venvPaths(env);
+  execFileSync(venv.python, ['-W', 'ignore', path.join(projectRoot, 'trainers', 'train.py'), '--data', path.join(WDBC_DIR, 'wdbc.csv'), '--schema', schema, '--out', work, '--epochs', '300'], { stdio: 'ignore' });
+  const { createS3, bucket } = await import('../src/storage/s3.ts');
+  const { downloadToFile } = await import('../src/storage/stream.ts');
+  const s3 = createS3(env);
+  const certifiedFile = path.join(work, 'data.csv');
+  await downloadToFile(s3, bucket(env, 'certified'), cert.certifiedKey, certifiedFile);
+  s3.destroy();
+  const measure = [
+    'import json, resource, subprocess, sys, time',
+    't = time.time(); r = subprocess.run(sys.argv[1:]); s = time.time() - t',
+    'print(json.dumps({"rc": r.returncode, "peakMiB": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "seconds": s}))',
+  ].join('\n');
+  t = performance.now();
+  const evalOut = execFileSync(venv.python, ['-c', measure, venv.python, '-W', 'ignore', path.join(projectRoot, 'trainers', 'evaluate.py'), '--model', path.join(work, 'model.onnx'), '--data', certifiedFile, '--schema', schema, '--out', work], { encoding: 'utf8' });
+  const lines = evalOut.trim().split('\n');
+  const ev = JSON.parse(lines.pop()!) as { rc: number; peakMiB: number; seconds: number };
+  const metrics = JSON.parse(fs.readFileSync(path.join(work, 'metrics.json'), 'utf8')) as Record<string, number>;
+  fs.rmSync(work, { recursive: true, force: true });
+
+  const cpu = os.cpus();
+  console.log(`machine: ${cpu.length} × ${cpu[0]?.model.trim()}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}`);
+  console.log(`dataset: ${(gen.bytes / 1024 / 1024).toFixed(1)} MiB, ${cert.rowsTotal} rows, ${cert.rowsExcluded} excluded`);
+  console.log(`certify (quarantineRaw + certifyDataset, one Node process):`);
+  console.log(`  time       quarantine ${(cert.quarantineMs / 1000).toFixed(1)} s, certify ${(cert.certifyMs / 1000).toFixed(1)} s`);
+  console.log(`  peak RSS   ${cert.peakMiB.toFixed(0)} MiB (process after loading modules: ${cert.baselineMiB.toFixed(0)} MiB)`);
+  console.log(`evaluate (trainers/evaluate.py on the certified file, ${metrics.n} held-out rows):`);
+  console.log(`  time       ${ev.seconds.toFixed(1)} s, exit ${ev.rc}, auc ${metrics.auc?.toFixed(4)}`);
+  console.log(`  peak RSS   ${ev.peakMiB.toFixed(0)} MiB`);
+  fs.rmSync(dataset, { force: true });
+  if (ev.rc !== 0 || cert.peakMiB >= LIMIT_MIB || ev.peakMiB >= LIMIT_MIB) {
+    console.error(`FAIL: a peak reached ${LIMIT_MIB} MiB or the evaluator failed`);
+    process.exit(1);
+  }
+  console.log(`OK: both peaks under ${LIMIT_MIB} MiB`);
+}
+
+if (process.argv[2] === '--certify') await certifyStep(process.argv[3]!, process.argv[4]!);
+else await main();
