@@ -40,20 +40,27 @@ function readyFile(ctx: StackContext): string {
   return workerReadyFile(ctx.env.FACTORY_HOME);
 }
 
-/** Why the running workers must be replaced, if they must. */
-function staleness(ctx: StackContext): string | undefined {
+/** Why the running workers must be replaced: none when they may stay. */
+function staleness(ctx: StackContext): string[] {
+  const reasons: string[] = [];
   const files = processFiles(ctx.env.FACTORY_HOME, 'workers');
   // Workers load the code once: after a change they run the old one, so they count as down and
   // `dev up` restarts them (replay tests keep such a change safe for running lifecycles).
-  if (fs.statSync(files.pidFile).mtimeMs < newestSourceMtime(projectRoot)) return 'the code changed since they started';
+  if (fs.statSync(files.pidFile).mtimeMs < newestSourceMtime(projectRoot)) reasons.push('the code changed since they started');
   // Likewise the policy pack they loaded: one pack for all, so a changed pack (or another
   // FACTORY_POLICY_PACK) restarts them. A broken pack never does: `validate` refuses first.
   const now = packInUse();
   const theirs = readWorkerReady(readyFile(ctx))?.policyPack;
   if ('digest' in now && !(theirs && 'digest' in theirs && theirs.digest === now.digest && theirs.path === now.path)) {
-    return 'the policy pack changed since they started';
+    reasons.push('the policy pack changed since they started');
   }
-  return undefined;
+  return reasons;
+}
+
+/** A path as people read it: relative inside the project, absolute outside. */
+function shown(file: string): string {
+  const rel = path.relative(projectRoot, file);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : file;
 }
 
 /**
@@ -78,7 +85,7 @@ export const workers: Component = {
   hint: 'the worker log shows why it stopped',
   endpoint: () => ALL_TASK_QUEUES.join(','),
   async healthy(ctx) {
-    return (await serving(ctx)) && !staleness(ctx);
+    return (await serving(ctx)) && staleness(ctx).length === 0;
   },
   ready: serving,
   async validate() {
@@ -106,9 +113,9 @@ export const workers: Component = {
   },
   async describe(ctx) {
     const a = packAgreement(ctx.env.FACTORY_HOME);
-    const stale = ownedPid(processFiles(ctx.env.FACTORY_HOME, 'workers')) !== undefined ? staleness(ctx) : undefined;
-    const pack = 'digest' in a.cli ? `policy pack ${path.relative(projectRoot, a.cli.path) || a.cli.path} ${a.cli.digest.slice(0, 19)}…` : 'policy pack BROKEN';
-    return [pack, a.warning, stale ? `${stale}: \`factory dev up\` restarts them` : undefined].filter(Boolean).join('; ');
+    const stale = ownedPid(processFiles(ctx.env.FACTORY_HOME, 'workers')) !== undefined ? staleness(ctx) : [];
+    const pack = 'digest' in a.cli ? `policy pack ${shown(a.cli.path)} ${a.cli.digest.slice(0, 19)}…` : 'policy pack BROKEN';
+    return [pack, a.warning, ...stale.map((why) => `${why}: \`factory dev up\` restarts them`)].filter(Boolean).join('; ');
   },
   async facts(ctx) {
     const a = packAgreement(ctx.env.FACTORY_HOME);
