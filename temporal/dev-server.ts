@@ -1,9 +1,14 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { parse } from 'yaml';
+import { projectRoot } from '../src/config/env.ts';
 import { searchAttributes } from './search-attributes.ts';
 
-/** temporal/dynamic-config.yaml as `key=value` pairs: one file for production and the dev server. */
-export function dynamicConfigValues(file = new URL('./dynamic-config.yaml', import.meta.url)): string[] {
+/**
+ * temporal/dynamic-config.yaml as `key=value` pairs: one file for production and the dev server.
+ * Found from the project root, not import.meta.url: the CLI runs from a bundle in build/cli/v<n>/.
+ */
+export function dynamicConfigValues(file: string | URL = path.join(projectRoot, 'temporal', 'dynamic-config.yaml')): string[] {
   const doc = parse(fs.readFileSync(file, 'utf8')) as Record<string, Array<{ value: unknown }>>;
   return Object.entries(doc).map(([key, entries]) => `${key}=${JSON.stringify(entries[0]!.value)}`);
 }
