@@ -1,9 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApplicationFailure } from '@temporalio/activity';
+import fs from 'node:fs';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { tritonPaths, tritonUrl } from '../src/dev/components/triton.ts';
-import { TritonClient, writeRepositoryEntry } from '../src/serving/triton.ts';
+import { EvidenceDiffers, EvidenceMissing, downloadVerified } from '../src/serving/artifact.ts';
+import { startReconcileLoop } from '../src/serving/reconcile.ts';
+import { TritonClient, modelConfig, repositoryScratchFile, writeRepositoryEntry } from '../src/serving/triton.ts';
 import { bucket } from '../src/storage/s3.ts';
-import { getBytes, sha256Digest } from '../src/storage/objects.ts';
+import { getBytes } from '../src/storage/objects.ts';
 import { activityDeps } from './deps.ts';
 
 export interface DeployInput {
@@ -20,13 +23,46 @@ export interface DeployResult {
   smokeOutput: number[][];
 }
 
+type DeployPhase = 'check' | 'download' | 'load' | 'readiness' | 'smoke';
+
 /**
- * Deploys an approved version to Triton: the artifact's digest is checked against the registry (not
- * against what the caller says), the repository entry written, the version loaded and awaited, and a
- * smoke inference sent.
+ * Heartbeats `{phase, ...}` at most once a second, and every 2 s on its own while a long call (the
+ * load, which starts a Python stub) is awaited: a worker that dies mid-deploy is noticed within the
+ * heartbeat timeout instead of the whole start-to-close timeout, and a cancellation reaches us.
+ */
+function deployHeartbeat() {
+  const ctx = Context.current();
+  let last = 0;
+  let details: Record<string, unknown> = {};
+  const beat = (phase: DeployPhase, extra: Record<string, unknown> = {}, force = false) => {
+    details = { phase, ...extra };
+    if (!force && Date.now() - last < 1_000) return;
+    last = Date.now();
+    ctx.heartbeat(details);
+  };
+  const during = async <T>(phase: DeployPhase, fn: () => Promise<T>): Promise<T> => {
+    beat(phase, {}, true);
+    const timer = setInterval(() => beat(phase, details, true), 2_000);
+    try {
+      return await fn();
+    } finally {
+      clearInterval(timer);
+    }
+  };
+  return { beat, during, signal: ctx.cancellationSignal };
+}
+
+/**
+ * Deploys an approved version to Triton: the artifact is streamed from object storage and its digest
+ * checked against the registry (not against what the caller says), the repository entry written,
+ * the version loaded (beside the versions of this model Triton serves now, and no others) and
+ * awaited, and a smoke inference sent. Heartbeats through each phase. A missing artifact is a
+ * non-retryable `EvidenceMissing` naming the key; different bytes are `TamperedArtifact`.
  */
 export async function deployToTriton(input: DeployInput): Promise<DeployResult> {
   const { env, s3, db } = activityDeps();
+  const hb = deployHeartbeat();
+  hb.beat('check', {}, true);
   const mv = await db
     .selectFrom('model_versions')
     .select(['model_name', 'version', 'state', 'artifact_digest'])
@@ -35,24 +71,59 @@ export async function deployToTriton(input: DeployInput): Promise<DeployResult> 
   if (mv.state !== 'approved' && mv.state !== 'deployed') {
     throw ApplicationFailure.nonRetryable(`model version ${mv.model_name}@${mv.version} is ${mv.state}, not approved`, 'NotApproved');
   }
-  const onnx = await getBytes(s3, bucket(env, 'artifacts'), input.artifactKey);
-  const digest = sha256Digest(onnx);
-  if (digest !== mv.artifact_digest) {
-    throw ApplicationFailure.nonRetryable(`artifact ${input.artifactKey} is ${digest}, the registry holds ${mv.artifact_digest}: refusing to deploy`, 'TamperedArtifact');
-  }
+  const repository = tritonPaths(env).modelRepository;
+  const scratch = repositoryScratchFile(repository, mv.model_name);
+  const Bucket = bucket(env, 'artifacts');
   const width = input.smokeInput[0]?.length ?? 0;
-  writeRepositoryEntry({ repository: tritonPaths(env).modelRepository, model: mv.model_name, version: mv.version, onnx, inputWidth: width, outputWidth: 1 });
+  try {
+    await hb.during('download', () =>
+      downloadVerified(s3, { bucket: Bucket, key: input.artifactKey }, mv.artifact_digest, scratch, { signal: hb.signal, onProgress: (bytes) => hb.beat('download', { bytes }) }),
+    );
+    writeRepositoryEntry({ repository, model: mv.model_name, version: mv.version, onnx: { file: scratch }, inputWidth: width, outputWidth: 1 });
+  } catch (err) {
+    if (err instanceof EvidenceMissing) {
+      throw ApplicationFailure.create({ nonRetryable: true, type: 'EvidenceMissing', message: `artifact ${err.uri} (key ${input.artifactKey}) does not exist: refusing to deploy ${mv.model_name}@${mv.version}`, details: [{ uri: err.uri, key: input.artifactKey }] });
+    }
+    if (err instanceof EvidenceDiffers) {
+      throw ApplicationFailure.nonRetryable(`artifact ${input.artifactKey} is ${err.actual}, the registry holds ${err.expected}: refusing to deploy`, 'TamperedArtifact');
+    }
+    throw err;
+  } finally {
+    // Moved into the repository on success; whatever is left is a failed download.
+    if (fs.existsSync(scratch)) fs.rmSync(scratch, { force: true });
+  }
   const triton = new TritonClient(tritonUrl(env));
-  await triton.load(mv.model_name);
-  for (let i = 0; !(await triton.versionReady(mv.model_name, mv.version)); i++) {
+  await hb.during('load', async () => {
+    const serving = (await triton.index({ ready: true, signal: hb.signal })).filter((e) => e.name === mv.model_name && e.state === 'READY').map((e) => Number(e.version));
+    const config = modelConfig({ model: mv.model_name, inputWidth: width, outputWidth: 1, versions: [...serving, mv.version] });
+    await triton.load(mv.model_name, { config, signal: hb.signal });
+  });
+  for (let i = 0; !(await triton.versionReady(mv.model_name, mv.version, { signal: hb.signal })); i++) {
     if (i > 120) throw ApplicationFailure.retryable(`${mv.model_name} version ${mv.version} not ready after loading`, 'NotReady');
+    hb.beat('readiness', { polls: i });
     await sleep(500);
   }
-  const { outputs } = await triton.infer(mv.model_name, input.smokeInput, mv.version);
+  const { outputs } = await hb.during('smoke', () => triton.infer(mv.model_name, input.smokeInput, mv.version, { signal: hb.signal }));
   if (!outputs.every((row) => row.every((v) => Number.isFinite(v) && v >= 0 && v <= 1))) {
-    throw ApplicationFailure.nonRetryable(`smoke inference returned ${JSON.stringify(outputs)}, not probabilities`, 'SmokeFailed');
+    throw ApplicationFailure.nonRetryable(`smoke inference returned ${JSON.stringify(outputs).slice(0, 200)}, not probabilities`, 'SmokeFailed');
   }
-  return { tritonModel: mv.model_name, tritonVersion: mv.version, endpoint: `${tritonUrl(env)}/v2/models/${mv.model_name}/versions/${mv.version}/infer`, artifactDigest: digest, smokeOutput: outputs };
+  return {
+    tritonModel: mv.model_name,
+    tritonVersion: mv.version,
+    endpoint: `${tritonUrl(env)}/v2/models/${mv.model_name}/versions/${mv.version}/infer`,
+    artifactDigest: mv.artifact_digest,
+    smokeOutput: outputs,
+  };
+}
+
+/**
+ * The serving worker's reconcile loop (src/serving/reconcile.ts): every 10 s, deployed versions that
+ * Triton does not serve (it restarted) are reloaded from verified artifacts. Started by
+ * workers/run.ts when the process polls the serving queue; the returned stop ends it.
+ */
+export function startServingReconciler(): { stop(): Promise<void> } {
+  const { env, db, s3, log } = activityDeps();
+  return startReconcileLoop({ env, db, s3, log });
 }
 
 /** The first rows of the certified dataset as feature vectors, for the smoke inference. */

@@ -8,6 +8,7 @@ import { ALL_TASK_QUEUES, type TaskQueue } from '../src/domain/task-queues.ts';
 import { createLogger } from '../src/log.ts';
 import { writeWorkerReady } from '../src/dev/worker-ready.ts';
 import { closeActivityDeps } from '../activities/deps.ts';
+import { startServingReconciler } from '../activities/serving.ts';
 import { createWorker } from './worker.ts';
 
 const env = loadEnv();
@@ -25,10 +26,13 @@ const connection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRES
 const workers = await Promise.all(queues.map((q) => createWorker(env, q, connection)));
 log.info({ queues, prefix: env.FACTORY_TASK_QUEUE_PREFIX, address: env.TEMPORAL_ADDRESS }, 'workers polling');
 const running = Promise.all(workers.map((w) => w.run()));
+// The serving zone also keeps Triton serving what the registry says is deployed (after a Triton restart).
+const reconciler = queues.includes('serving') ? startServingReconciler() : undefined;
 // Tells `factory dev up` that this process polls every queue (Temporal's poller list lags behind).
 // It also names the policy pack this process loaded: `dev up` restarts workers whose pack changed.
 if (process.env.FACTORY_WORKER_READY_FILE) writeWorkerReady(process.env.FACTORY_WORKER_READY_FILE);
 await running;
+await reconciler?.stop();
 await connection.close();
 await closeActivityDeps();
 log.info('workers stopped');

@@ -50,6 +50,9 @@ export async function modelLifecycle(rawInput: LifecycleInput, checkpoint?: Life
   const serving = proxyActivities<typeof servingActivities>({
     taskQueue: zones.serving,
     startToCloseTimeout: '10 minutes',
+    // deployToTriton heartbeats through download, load, readiness and smoke: a worker lost mid-deploy
+    // is noticed in 30 s, not 10 minutes. (Activity options are not part of replay's command check.)
+    heartbeatTimeout: '30 seconds',
     retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 },
   });
 

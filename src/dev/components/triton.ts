@@ -91,6 +91,33 @@ export const triton: Component = {
       },
     });
   },
+  /**
+   * Serves again what the registry says is deployed: after a Triton (re)start it has no model loaded
+   * (explicit mode). Each is reloaded from its artifact after its sha256 is checked again (see
+   * src/serving/reconcile.ts); a refusal is recorded, never an `up` failure. Bounded to 90 s: what is
+   * left is the serving worker's (it reconciles every 10 s). Postgres and S3 come before Triton.
+   */
+  async prepare(ctx) {
+    const [{ reconcileServing }, { createEnvDb }, { createS3 }] = await Promise.all([
+      import('../../serving/reconcile.ts'),
+      import('../../db/connect.ts'),
+      import('../../storage/s3.ts'),
+    ]);
+    const db = createEnvDb(ctx.env, 2);
+    const s3 = createS3(ctx.env);
+    try {
+      const report = await reconcileServing({ env: ctx.env, db, s3, log: ctx.log }, { budgetMs: 90_000, ignoreBackoff: true });
+      for (const v of report.versions.filter((x) => x.outcome !== 'reloaded')) {
+        ctx.log.warn({ model: v.model, version: v.version, outcome: v.outcome, reason: v.reason }, 'deployed version not served');
+      }
+    } catch (err) {
+      // The registry unreadable (a fresh database, say) must not stop the stack: the worker retries.
+      ctx.log.warn({ err: (err as Error).message }, 'serving reconcile skipped');
+    } finally {
+      s3.destroy();
+      await db.destroy();
+    }
+  },
   async describe(ctx) {
     return `metrics http://127.0.0.1:${ctx.env.TRITON_METRICS_PORT}/metrics`;
   },
