@@ -1,6 +1,8 @@
+import type { S3Client } from '@aws-sdk/client-s3';
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import { GENESIS_HASH, hashOf } from './chain.ts';
+import { type ObjectCheck, hashObject, mapLimit, referencedObjects } from './objects.ts';
 
 export interface VerifyResult {
   ok: boolean;
@@ -92,4 +94,24 @@ export async function verifyProjection(db: Kysely<Database>): Promise<Projection
     if (problems.length) mismatches.push({ table: 'deployments', id: r.id, reason: problems.join('; ') });
   }
   return { ok: mismatches.length === 0, checked: decisions.rows.length + versions.rows.length + deployments.rows.length, mismatches };
+}
+
+export interface ObjectsResult {
+  /** false when an object is missing or differs (tampering or loss); unreadable ones are counted apart. */
+  ok: boolean;
+  checked: number;
+  /** Every object that is not as recorded: missing, different, or unreadable (the store did not answer). */
+  problems: ObjectCheck[];
+  unreadable: number;
+}
+
+/**
+ * Checks that every object the registry references (raw datasets, certified data, manifests,
+ * artifacts) exists in object storage with its recorded sha256, hashing each by stream, four at once.
+ */
+export async function verifyObjects(db: Kysely<Database>, s3: S3Client, { concurrency = 4 }: { concurrency?: number } = {}): Promise<ObjectsResult> {
+  const refs = await referencedObjects(db);
+  const checks = await mapLimit(refs, concurrency, (r) => hashObject(s3, r));
+  const problems = checks.filter((c) => c.state !== 'ok');
+  return { ok: !problems.some((p) => p.state === 'missing' || p.state === 'different'), checked: checks.length, problems, unreadable: problems.filter((p) => p.state === 'unreadable').length };
 }

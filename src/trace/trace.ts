@@ -20,7 +20,29 @@ export interface ModelTrace {
   evaluation: { metrics: Record<string, number>; policyDigest: string };
   approvals: Array<{ decision: string; name: string; approver: string; role: string; meaning: string; at: string; modelDigest: string; comment: string | null }>;
   refusedDecisions: number;
-  deployment?: { tritonModel: string; tritonVersion: number; endpoint: string; artifactDigest: string; at: string };
+  deployment?: {
+    tritonModel: string;
+    tritonVersion: number;
+    endpoint: string;
+    artifactDigest: string;
+    at: string;
+    /** Asked of Triton when the trace is made (src/trace/live.ts), not remembered: absent when not asked. */
+    serving?: ServingState;
+  };
+  /** Each object the trace names, as object storage has it now (absent when not asked). */
+  objects?: TracedObject[];
+}
+
+export type ServingState = 'ready' | 'not loaded' | 'unreachable';
+
+export interface TracedObject {
+  role: 'raw' | 'certified' | 'manifest' | 'artifact';
+  uri: string;
+  expected: string;
+  /** ok: present with the recorded sha256 (per its metadata); unreadable: the store did not answer in time. */
+  state: 'ok' | 'missing' | 'different' | 'unreadable';
+  actual?: string;
+  reason?: string;
 }
 
 export class TraceNotFound extends Error {
@@ -106,17 +128,28 @@ export async function traceModel(db: Kysely<Database>, ref: string, principalNam
   };
 }
 
+/** A marker after an object's line when object storage does not hold it as recorded. */
+function objectMark(t: ModelTrace, role: TracedObject['role']): string {
+  const o = t.objects?.find((x) => x.role === role);
+  if (!o || o.state === 'ok') return '';
+  if (o.state === 'missing') return '  [MISSING from object storage]';
+  if (o.state === 'different') return `  [DIFFERENT in object storage${o.actual ? `: ${o.actual.slice(0, 19)}…` : ''}]`;
+  return '  [object storage did not answer]';
+}
+
 export function renderTrace(t: ModelTrace): string {
+  const certified = t.objects?.find((x) => x.role === 'certified');
   const lines = [
     `${t.model.name}@${t.model.version}  state=${t.model.state}  risk=${t.model.riskTier}`,
-    `  artifact     ${t.model.artifactDigest}  (${t.model.artifactUri})`,
+    `  artifact     ${t.model.artifactDigest}  (${t.model.artifactUri})${objectMark(t, 'artifact')}`,
     `  lifecycle    ${t.model.workflowId}`,
     'data',
-    `  raw file     ${t.data.rawSha256}  (${t.data.rawUri})`,
+    `  raw file     ${t.data.rawSha256}  (${t.data.rawUri})${objectMark(t, 'raw')}`,
     `  validation   ${t.data.rowsAccepted}/${t.data.rowsTotal} rows certified, ${t.data.rowsExcluded} excluded`,
     ...t.data.exclusions.slice(0, 10).map((e) => `    line ${e.line}: ${e.reason}`),
     ...(t.data.exclusions.length > 10 ? [`    … ${t.data.exclusions.length - 10} more (in the manifest)`] : []),
-    `  certified    manifest ${t.data.manifestDigest}  (${t.data.manifestUri})`,
+    `  certified    manifest ${t.data.manifestDigest}  (${t.data.manifestUri})${objectMark(t, 'manifest')}`,
+    ...(certified && certified.state !== 'ok' ? [`  certified    data (${t.data.certifiedUri})${objectMark(t, 'certified')}`] : []),
     'code',
     `  commit       ${t.code.commitSha}  developer ${t.code.developer}  requested by ${t.code.requester}`,
     `  image        ${t.code.imageDigest}`,
@@ -129,7 +162,9 @@ export function renderTrace(t: ModelTrace): string {
       : ['  (none)']),
     ...(t.refusedDecisions ? [`  ${t.refusedDecisions} refused decision(s) recorded in the audit trail`] : []),
     'deployment',
-    t.deployment ? `  ${t.deployment.at}  Triton ${t.deployment.tritonModel} v${t.deployment.tritonVersion}  ${t.deployment.endpoint}` : '  (not deployed)',
+    t.deployment
+      ? `  ${t.deployment.at}  Triton ${t.deployment.tritonModel} v${t.deployment.tritonVersion}  ${t.deployment.endpoint}${t.deployment.serving ? `  serving: ${t.deployment.serving}` : ''}`
+      : '  (not deployed)',
   ];
   return lines.join('\n');
 }
