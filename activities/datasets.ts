@@ -88,7 +88,7 @@ export async function quarantineRaw(input: { datasetPath: string; schemaPath: st
     const digest = counter.digest();
     const file = opened.name.replace(/[^\w.-]/g, '_').slice(0, 100) || 'data.csv';
     const key = `${schema.name}/${digest.slice(7)}/${file}`;
-    const put = await putFileOnce(s3, bucket(env, 'quarantine'), key, staging, digest, { contentType: 'text/csv' });
+    const put = await putFileOnce(s3, bucket(env, 'quarantine'), key, staging, digest, { contentType: 'text/csv', onProgress: (bytes) => beat({ phase: 'upload', bytes }) });
     await putOnce(
       s3,
       bucket(env, 'quarantine'),
@@ -170,7 +170,10 @@ export async function certifyDataset(input: CertifyInput): Promise<CertifiedData
     }
     const certifiedSha256 = result.certifiedSha256;
     const certifiedKey = `${schema.name}/${certifiedSha256.slice(7)}/data.csv`;
-    const put = await putFileOnce(s3, bucket(env, 'certified'), certifiedKey, staging, certifiedSha256, { contentType: 'text/csv' });
+    const put = await putFileOnce(s3, bucket(env, 'certified'), certifiedKey, staging, certifiedSha256, {
+      contentType: 'text/csv',
+      onProgress: (bytes) => beat({ phase: 'upload', bytes }),
+    });
     const manifest = {
       dataset: schema.name,
       classification: schema.classification,

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
 
 /**
  * Streaming object I/O for files of any size (datasets): memory stays at a few buffers whatever the
@@ -50,10 +51,14 @@ export async function downloadToFile(
   return { bytes: counter.bytes, sha256: counter.digest() };
 }
 
+/** Multipart parts: bounded memory per part (queueSize parts in flight), and no single huge request. */
+const PART_BYTES = 16 * 1024 * 1024;
+
 /**
- * Content-addressed put of a file, streamed (one PUT of known length: S3 takes up to 5 GiB so).
- * When the key already holds an object with the same digest nothing is written, so a retried
- * activity adds no second version. The caller computed `digest` over the same file.
+ * Content-addressed put of a file, streamed as a multipart upload (one large PUT made the embedded
+ * S3 server take minutes for 200 MB). When the key already holds an object with the same digest
+ * nothing is written, so a retried activity adds no second version. The caller computed `digest`
+ * over the same file. `onProgress` is called per part (heartbeats).
  */
 export async function putFileOnce(
   s3: S3Client,
@@ -61,19 +66,18 @@ export async function putFileOnce(
   key: string,
   file: string,
   digest: string,
-  opts: { contentType?: string } = {},
+  opts: { contentType?: string; onProgress?: (bytes: number) => void } = {},
 ): Promise<{ uri: string; digest: string; versionId?: string }> {
   const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })).catch(() => undefined);
   if (head?.Metadata?.sha256 === digest) return { uri: `s3://${bucket}/${key}`, digest, versionId: head.VersionId };
-  const put = await s3.send(
-    new PutObjectCommand({
-      Bucket: bucket,
-      Key: key,
-      Body: fs.createReadStream(file),
-      ContentLength: fs.statSync(file).size,
-      ContentType: opts.contentType,
-      Metadata: { sha256: digest },
-    }),
-  );
-  return { uri: `s3://${bucket}/${key}`, digest, versionId: put.VersionId };
+  const upload = new Upload({
+    client: s3,
+    queueSize: 2,
+    partSize: PART_BYTES,
+    leavePartsOnError: false,
+    params: { Bucket: bucket, Key: key, Body: fs.createReadStream(file, { highWaterMark: 1024 * 1024 }), ContentType: opts.contentType, Metadata: { sha256: digest } },
+  });
+  upload.on('httpUploadProgress', (p) => opts.onProgress?.(p.loaded ?? 0));
+  const done = await upload.done();
+  return { uri: `s3://${bucket}/${key}`, digest, versionId: done.VersionId };
 }
