@@ -1,15 +1,12 @@
-import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Kysely } from 'kysely';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Database } from '../db/schema.ts';
-import { isMissingObject, parseS3Uri } from '../serving/artifact.ts';
-import { DigestCounter } from '../storage/stream.ts';
+import { parseS3Uri } from '../serving/s3-uri.ts';
 
 /**
  * The objects the registry vouches for: each dataset version's raw file, certified data and
  * manifest, and each model version's artifact, with the sha256 recorded for it. Evidence is checked,
- * not assumed: `audit verify --objects` hashes every one, `trace` asks whether its own exist.
+ * not assumed: `audit verify --objects` hashes every one (objects-check.ts), `trace` asks whether
+ * its own exist (src/trace/live.ts). No S3 SDK in this module: `trace` imports it.
  */
 export interface ObjectRef {
   table: 'dataset_versions' | 'model_versions';
@@ -61,44 +58,6 @@ export async function referencedObjects(db: Kysely<Database>): Promise<ObjectRef
     seen.add(k);
     return true;
   });
-}
-
-/** Hashes one object by stream (HeadObject, then GetObject through a hash): memory stays flat for a 1 GiB dataset. */
-export async function hashObject(s3: S3Client, ref: ObjectRef, timeoutMs = 600_000): Promise<ObjectCheck> {
-  const loc = parseS3Uri(ref.uri);
-  if (!loc) return { ...ref, state: 'missing', reason: 'not an s3:// URI' };
-  const signal = AbortSignal.timeout(timeoutMs);
-  try {
-    await s3.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: signal });
-    const res = await s3.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: signal });
-    const counter = new DigestCounter();
-    const sink = new Writable({ write: (_chunk, _enc, done) => done() });
-    await pipeline(res.Body as NodeJS.ReadableStream, counter, sink, { signal });
-    const actual = counter.digest();
-    return actual === ref.expected ? { ...ref, state: 'ok' } : { ...ref, state: 'different', actual };
-  } catch (err) {
-    if (isMissingObject(err)) return { ...ref, state: 'missing' };
-    return { ...ref, state: 'unreadable', reason: (err as Error).message.slice(0, 200) };
-  }
-}
-
-/**
- * Existence only, for `trace` (one HeadObject, short deadline). The sha256 the writer put in the
- * object's metadata is compared when present: it catches a plain overwrite, though metadata is a
- * claim, not proof (`audit verify --objects` hashes the bytes).
- */
-export async function headObject(s3: S3Client, ref: ObjectRef, timeoutMs = 1_000): Promise<ObjectCheck> {
-  const loc = parseS3Uri(ref.uri);
-  if (!loc) return { ...ref, state: 'missing', reason: 'not an s3:// URI' };
-  try {
-    const head = await s3.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: AbortSignal.timeout(timeoutMs) });
-    const claimed = head.Metadata?.sha256;
-    if (claimed === undefined) return { ...ref, state: 'different', reason: 'the object carries no sha256 of ours: overwritten by another writer' };
-    return claimed === ref.expected ? { ...ref, state: 'ok' } : { ...ref, state: 'different', actual: claimed };
-  } catch (err) {
-    if (isMissingObject(err)) return { ...ref, state: 'missing' };
-    return { ...ref, state: 'unreadable', reason: (err as Error).name === 'AbortError' || (err as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (err as Error).message.slice(0, 200) };
-  }
 }
 
 /** Runs `fn` over `items`, at most `limit` at once, keeping the order. */

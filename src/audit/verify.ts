@@ -2,7 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import { GENESIS_HASH, hashOf } from './chain.ts';
-import { type ObjectCheck, hashObject, mapLimit, referencedObjects } from './objects.ts';
+import { type ObjectCheck, mapLimit, referencedObjects } from './objects.ts';
 
 export interface VerifyResult {
   ok: boolean;
@@ -110,6 +110,8 @@ export interface ObjectsResult {
  * artifacts) exists in object storage with its recorded sha256, hashing each by stream, four at once.
  */
 export async function verifyObjects(db: Kysely<Database>, s3: S3Client, { concurrency = 4 }: { concurrency?: number } = {}): Promise<ObjectsResult> {
+  // The S3 SDK only here: `trace` shares this module's chunk and must not load it.
+  const { hashObject } = await import('./objects-check.ts');
   const refs = await referencedObjects(db);
   const checks = await mapLimit(refs, concurrency, (r) => hashObject(s3, r));
   const problems = checks.filter((c) => c.state !== 'ok');

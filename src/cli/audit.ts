@@ -52,7 +52,7 @@ export function registerAudit(program: Command): void {
       const out = createOutput(!!opts.json);
       // The pack only lends approvers' printed names: a broken one must not hide the trace.
       const names = new Map(principalNames());
-      // Loaded while the registry answers: the live checks (Triton readiness, S3 HeadObject) need the S3 client.
+      // Loaded while the registry answers: the live checks (Triton readiness, a HEAD per object).
       const live = import('../trace/live.ts');
       try {
         const { t, env } = await withDb(async (db, env) => ({ t: await traceModel(db, ref, names), env }));

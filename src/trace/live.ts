@@ -1,33 +1,49 @@
-import { headObject, modelObjects, datasetObjects } from '../audit/objects.ts';
+import { type ObjectCheck, type ObjectRef, datasetObjects, modelObjects } from '../audit/objects.ts';
 import type { Env } from '../config/env.ts';
+import { parseS3Uri } from '../serving/s3-uri.ts';
 import { TritonClient } from '../serving/triton.ts';
-import { createS3 } from '../storage/s3.ts';
+import { headObjectSigned } from './s3-head.ts';
 import type { ModelTrace, ServingState, TracedObject } from './trace.ts';
 
 /**
  * What `trace` asks the world, not the registry: whether the deployment's Triton serves the version
  * now, and whether each object the trace names exists (with the sha256 its writer recorded). All
  * at once, each with a short deadline: when everything answers this adds a few tens of ms; when
- * something does not, at most `timeoutMs`.
+ * something does not, at most `timeoutMs`. No S3 SDK (its load alone took longer than the trace).
  */
 export async function probeTrace(env: Env, t: ModelTrace, { timeoutMs = 1_000 }: { timeoutMs?: number } = {}): Promise<ModelTrace> {
   const refs = [
     ...modelObjects({ model_name: t.model.name, version: t.model.version, artifact_uri: t.model.artifactUri, artifact_digest: t.model.artifactDigest }),
     ...datasetObjects({ manifest_digest: t.data.manifestDigest, raw_uri: t.data.rawUri, raw_sha256: t.data.rawSha256, certified_uri: t.data.certifiedUri, manifest_uri: t.data.manifestUri }),
   ];
-  const s3 = createS3(env);
+  const [serving, objects] = await Promise.all([
+    t.deployment ? servingState(t.deployment, timeoutMs) : Promise.resolve(undefined),
+    Promise.all(refs.map((r) => headObject(env, r, timeoutMs))),
+  ]);
+  return {
+    ...t,
+    ...(t.deployment && serving ? { deployment: { ...t.deployment, serving } } : {}),
+    objects: objects.map((o): TracedObject => ({ role: o.role, uri: o.uri, expected: o.expected, state: o.state, ...(o.actual ? { actual: o.actual } : {}), ...(o.reason ? { reason: o.reason } : {}) })),
+  };
+}
+
+/**
+ * Existence only (one HEAD, short deadline). The sha256 our writers store in the object's metadata
+ * is compared when present: it catches a plain overwrite, though metadata is a claim, not proof
+ * (`audit verify --objects` hashes the bytes).
+ */
+export async function headObject(env: Env, ref: ObjectRef, timeoutMs: number): Promise<ObjectCheck> {
+  const loc = parseS3Uri(ref.uri);
+  if (!loc) return { ...ref, state: 'missing', reason: 'not an s3:// URI' };
   try {
-    const [serving, objects] = await Promise.all([
-      t.deployment ? servingState(t.deployment, timeoutMs) : Promise.resolve(undefined),
-      Promise.all(refs.map((r) => headObject(s3, r, timeoutMs))),
-    ]);
-    return {
-      ...t,
-      ...(t.deployment && serving ? { deployment: { ...t.deployment, serving } } : {}),
-      objects: objects.map((o): TracedObject => ({ role: o.role, uri: o.uri, expected: o.expected, state: o.state, ...(o.actual ? { actual: o.actual } : {}), ...(o.reason ? { reason: o.reason } : {}) })),
-    };
-  } finally {
-    s3.destroy();
+    const head = await headObjectSigned(env, loc, timeoutMs);
+    if (head.status === 404) return { ...ref, state: 'missing' };
+    if (head.status !== 200) return { ...ref, state: 'unreadable', reason: `object storage answered ${head.status}` };
+    if (head.sha256 === undefined) return { ...ref, state: 'different', reason: 'the object carries no sha256 of ours: overwritten by another writer' };
+    return head.sha256 === ref.expected ? { ...ref, state: 'ok' } : { ...ref, state: 'different', actual: head.sha256 };
+  } catch (err) {
+    const e = err as Error;
+    return { ...ref, state: 'unreadable', reason: e.name === 'TimeoutError' || e.name === 'AbortError' ? `no answer within ${timeoutMs} ms` : e.message.slice(0, 200) };
   }
 }
 
