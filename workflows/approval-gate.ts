@@ -9,6 +9,7 @@ import {
   patched,
   setCurrentDetails,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -52,10 +53,21 @@ export type DecisionVerdict = { accepted: true; pendingRoles: string[] } | { acc
  */
 export const BOUNDED_GATE_PATCH = 'bounded-gate';
 
-/** Continue as new before Temporal's own limits come near (warnings at 10 240 events / 10 MB). */
+/**
+ * Continue as new before Temporal's own limits come near (warnings at 10 240 events / 10 MB), and
+ * after DECISIONS_PER_RUN decisions, below the server's per-run signal cap (temporal/dynamic-config.yaml:
+ * history.maximumSignalsPerExecution = 400), so a flood of signals never blocks a run for long.
+ */
 const GATE_HISTORY_EVENTS = 4_000;
+export const DECISIONS_PER_RUN = 250;
 const GATE_HISTORY_BYTES = 4 * 1024 * 1024;
-const RECORD_BATCH = 50;
+const RECORD_BATCH = 40;
+/**
+ * Decisions judged per workflow task. A burst of signals arrives in one task; judging them all at
+ * once could keep the task past the SDK's deadlock detector (2 s) on a loaded machine, so the gate
+ * judges a slice and yields to a fresh task (a 1 ms timer) for the next.
+ */
+const JUDGE_PER_TASK = 100;
 const REASON_MAX = 500;
 
 interface Inbound {
@@ -101,6 +113,8 @@ export class ApprovalGate {
   private readonly verdicts = new Map<number, DecisionVerdict>();
   private readonly waitingUpdates = new Set<number>();
   private received = 0;
+  /** `received` when this run began: decisions received by earlier runs are not this run's. */
+  private receivedBefore = 0;
   private candidate?: Candidate;
   private modelVersionId = 0;
   private policy: LoadedPolicy = { pack: { version: '', riskTiers: {} as PolicyPack['riskTiers'], principals: [] }, digest: '' };
@@ -113,7 +127,16 @@ export class ApprovalGate {
   private recorderStarted = false;
   private recorderFailure?: unknown;
 
-  constructor(private readonly ctx: GateContext) {
+  /**
+   * `restored`: the state a previous run of this lifecycle handed on with continue-as-new. It is taken
+   * over before the handlers are installed, so decisions delivered with the run's first task are
+   * numbered after the previous run's.
+   */
+  constructor(
+    private readonly ctx: GateContext,
+    restored?: GateState,
+  ) {
+    if (restored) this.restore(restored);
     setHandler(approveSignal, (raw) => void this.receive('approve', raw, 'signal'));
     setHandler(rejectSignal, (raw) => void this.receive('reject', raw, 'signal'));
     setHandler(withdrawSignal, (raw) => void this.receive('withdraw', raw, 'signal'));
@@ -157,10 +180,10 @@ export class ApprovalGate {
     return this.bounded;
   }
 
-  /** Takes over the state a previous run of this lifecycle handed on with continue-as-new. */
-  restore(state: GateState): void {
+  private restore(state: GateState): void {
     const { status } = this.ctx;
     this.received = state.received;
+    this.receivedBefore = state.received;
     status.requiredRoles = [...state.requiredRoles];
     status.pendingRoles = [...state.pendingRoles];
     status.approvals = [...state.approvals];
@@ -202,7 +225,7 @@ export class ApprovalGate {
       const woke = await condition(() => this.inbox.length > 0 || this.recorderFailure !== undefined || this.historyIsLong(), Math.max(1, deadlineMs - Date.now()));
       if (this.recorderFailure !== undefined) throw this.recorderFailure;
       if (!woke) break;
-      while (this.inbox.length > 0 && !decided()) this.judge(this.inbox.shift()!);
+      await this.judgeInbox(undefined, decided);
       this.showWaiting();
       if (!decided() && this.historyIsLong()) {
         await this.flush();
@@ -214,7 +237,7 @@ export class ApprovalGate {
     }
     status.waiting = false;
     const outcome = this.rejectedBy ? 'rejected' : decided() ? 'approved' : 'timed out';
-    while (this.inbox.length > 0) this.judge(this.inbox.shift()!, `the approval gate has closed (${outcome})`);
+    await this.judgeInbox(`the approval gate has closed (${outcome})`);
     await this.flush();
     if (this.rejectedBy) return { approved: false, rejectedBy: this.rejectedBy };
     if (status.pendingRoles.length > 0) return { approved: false, timedOut: true };
@@ -230,13 +253,27 @@ export class ApprovalGate {
       while (this.inbox.length) await this.judgeLegacy(this.inbox.shift()!, reason);
       return;
     }
-    while (this.inbox.length) this.judge(this.inbox.shift()!, reason);
+    await this.judgeInbox(reason);
     await this.flush();
+  }
+
+  /** Judges what waits in the inbox, a slice per workflow task, until it is empty or `stop` says so. */
+  private async judgeInbox(closedReason?: string, stop: () => boolean = () => false): Promise<void> {
+    for (;;) {
+      for (let n = 0; n < JUDGE_PER_TASK && this.inbox.length > 0 && !stop(); n++) this.judge(this.inbox.shift()!, closedReason);
+      if (this.inbox.length === 0 || stop()) return;
+      await sleep(1);
+    }
   }
 
   private historyIsLong(): boolean {
     const info = workflowInfo();
-    return info.continueAsNewSuggested || info.historyLength > GATE_HISTORY_EVENTS || info.historySize > GATE_HISTORY_BYTES;
+    return (
+      info.continueAsNewSuggested ||
+      info.historyLength > GATE_HISTORY_EVENTS ||
+      info.historySize > GATE_HISTORY_BYTES ||
+      this.received - this.receivedBefore >= DECISIONS_PER_RUN
+    );
   }
 
   private snapshot(): GateState {
@@ -253,9 +290,14 @@ export class ApprovalGate {
     };
   }
 
+  private shownPending?: string;
+
   private showWaiting(): void {
     const { status } = this.ctx;
-    upsertSearchAttributes([{ key: PendingRolesKey, value: status.pendingRoles }]);
+    // Legacy runs upserted on every decision (their histories replay that); the bounded gate only on change.
+    const pending = status.pendingRoles.join(',');
+    if (this.bounded === false || pending !== this.shownPending) upsertSearchAttributes([{ key: PendingRolesKey, value: status.pendingRoles }]);
+    this.shownPending = pending;
     setCurrentDetails(
       [
         `**Waiting for approval** of ${status.modelName} v${status.version} (${status.riskTier} risk) until ${status.deadline}.`,
@@ -287,7 +329,9 @@ export class ApprovalGate {
     const counts: DecisionCounts = (status.counts ??= { received: 0, accepted: 0, refused: 0, withdrawn: 0 });
     const at = this.ctx.now();
     const read = readPayload(item.raw);
-    let { verdict, accepted } = this.verdictFor(item, read, 'bounded-gate', closedReason);
+    const judged = this.verdictFor(item, read, 'bounded-gate', closedReason);
+    const { accepted } = judged;
+    let { verdict } = judged;
     counts.received += 1;
     if (accepted) {
       counts.accepted += 1;

@@ -93,7 +93,7 @@ export async function modelLifecycle(rawInput: LifecycleInput, checkpoint?: Life
     recordDecisions: (batch) => control.recordDecisions(batch),
     recordDecision: (r) => control.recordDecision(r),
     audit: appendAudit,
-  });
+  }, checkpoint?.gate);
 
   // A run continued from this lifecycle's previous run resumes at the gate with the state it handed on.
   // Only continue-as-new can set continuedFromExecutionRunId: a client cannot forge a checkpoint.
@@ -194,12 +194,11 @@ export async function modelLifecycle(rawInput: LifecycleInput, checkpoint?: Life
 
   /** The gate and what follows it; a continued run starts here with the checkpoint its previous run handed on. */
   async function awaitApproval(from: LifecycleCheckpoint): Promise<LifecycleOutcome> {
-    const { policy, modelVersion: mv, artifact, certifiedKey, deadlineMs } = from.candidate;
+    const { policy, modelVersion: mv, artifact, deadlineMs } = from.candidate;
     const tier = policy.pack.riskTiers[input.riskTier];
     status.version = mv.version;
     status.modelDigest = artifact.digest;
     status.continuedRuns = from.gate ? (from.continuedRuns ?? 0) : undefined;
-    if (from.gate) gate.restore(from.gate);
     const reject = rejecter(mv, policy);
 
     enterStage('approval', 'Waiting for approval');

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
+import { DECISION_DONE, type Decision } from '../domain/approval.ts';
 
 export interface ModelTrace {
   model: { name: string; version: number; state: string; riskTier: string; artifactDigest: string; artifactUri: string; registeredAt: string; workflowId: string };
@@ -158,7 +159,7 @@ export function renderTrace(t: ModelTrace): string {
     `  evaluation   ${Object.entries(t.evaluation.metrics).filter(([k]) => k !== 'n').map(([k, v]) => `${k}=${v.toFixed(4)}`).join(' ')}  (policy ${t.evaluation.policyDigest.slice(0, 19)}…)`,
     'approvals',
     ...(t.approvals.length
-      ? t.approvals.map((a) => `  ${a.at}  ${a.name} <${a.approver}>  role=${a.role}  meaning=${a.meaning}  ${a.decision}d ${a.modelDigest.slice(0, 19)}…${a.comment ? `  "${a.comment}"` : ''}`)
+      ? t.approvals.map((a) => `  ${a.at}  ${a.name} <${a.approver}>  role=${a.role}  meaning=${a.meaning}  ${DECISION_DONE[a.decision as Decision] ?? a.decision} ${a.modelDigest.slice(0, 19)}…${a.comment ? `  "${a.comment}"` : ''}`)
       : ['  (none)']),
     ...(t.refusedDecisions ? [`  ${t.refusedDecisions} refused decision(s) recorded in the audit trail`] : []),
     'deployment',
