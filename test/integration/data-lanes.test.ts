@@ -207,8 +207,9 @@ describe('a larger file (20 MB, real workers of its own)', () => {
     await waitForStatus(suite.client, workflowId, (s) => s.stage !== 'ingest', 240_000);
     const growth = peakMiB(controlPid) - before;
     // Whole-file reading held the file several times over (bytes, string, lines, cells): ~10× its size.
-    // Streaming holds a record at a time; the rest is the workflow's own state and GC slack.
-    expect(growth).toBeLessThan(100);
+    // Streaming holds a record and two 16 MiB upload parts at a time (bench:large: the same peak for
+    // 50 and 200 MB); the rest is the workflow's own state and GC slack.
+    expect(growth).toBeLessThan(150);
 
     const starts = path.join(env.FACTORY_HOME, 'jobs', workflowId, 'evaluate', 'starts.log');
     const pid = Number(/pid=(\d+)/.exec(await waitForFile(starts))![1]);
