@@ -121,7 +121,24 @@ function startJob(jobDir: string, logName: string, args: string[]): JobHandle {
   fs.closeSync(log);
   child.unref();
   fs.appendFileSync(path.join(jobDir, 'starts.log'), `${new Date().toISOString()} pid=${child.pid} attempt=${Context.current().info.attempt}\n`);
-  return { pid: child.pid!, jobDir };
+  const handle = { pid: child.pid!, jobDir };
+  fs.writeFileSync(path.join(jobDir, 'job.json'), JSON.stringify(handle));
+  return handle;
+}
+
+/**
+ * The job an earlier attempt started: from its heartbeat or, when heartbeats were throttled away
+ * before the worker died (the SDK sends one every 8 s here), from job.json in the job's directory.
+ * jobRunning() then checks the pid still runs this job, so a reused pid is never taken for it.
+ */
+function previousJob(jobDir: string): Partial<JobHandle> | undefined {
+  const details = Context.current().info.heartbeatDetails as Partial<JobHandle> | undefined;
+  if (typeof details?.pid === 'number') return details;
+  try {
+    return JSON.parse(fs.readFileSync(path.join(jobDir, 'job.json'), 'utf8')) as Partial<JobHandle>;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -170,7 +187,7 @@ export async function trainModel(input: TrainInput): Promise<TrainedModel> {
   const jobDir = path.join(jobsDirFor(input.workflowId), 'train');
   fs.mkdirSync(jobDir, { recursive: true });
   const resultFile = path.join(jobDir, 'result.json');
-  const previous = ctx.info.heartbeatDetails as Partial<JobHandle> | undefined;
+  const previous = previousJob(jobDir);
   const dataFile = path.join(jobDir, 'data.csv');
 
   let handle: JobHandle | undefined;
@@ -232,7 +249,7 @@ export async function evaluateModel(input: {
   const { env, s3 } = activityDeps();
   const dir = path.join(jobsDirFor(input.workflowId), 'evaluate');
   fs.mkdirSync(dir, { recursive: true });
-  const previous = ctx.info.heartbeatDetails as Partial<JobHandle> | undefined;
+  const previous = previousJob(dir);
   if (jobRunning(previous)) {
     ctx.log.warn('killing the evaluator left by an earlier attempt', { pid: previous.pid });
     killGroup(previous.pid);
