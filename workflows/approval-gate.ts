@@ -229,7 +229,8 @@ export class ApprovalGate {
       this.showWaiting();
       if (!decided() && this.historyIsLong()) {
         await this.flush();
-        await condition(allHandlersFinished);
+        // An update still waiting on its verdict is in the inbox: judge it first, then hand on.
+        await condition(() => allHandlersFinished() || this.inbox.length > 0);
         if (this.inbox.length > 0) continue;
         status.waiting = false;
         return { approved: false, continueAsNew: this.snapshot() };
