@@ -10,6 +10,12 @@ import { activityDeps } from './deps.ts';
 
 export interface RegisterInput {
   workflowId: string;
+  /**
+   * The run that registers (workflowInfo().runId): a lifecycle retried after a failure is a new run
+   * under the same workflow id and registers its own version. Absent only from activities scheduled
+   * by code older than runs being told apart; those keep one row per workflow id.
+   */
+  runId?: string;
   modelName: string;
   riskTier: string;
   artifactDigest: string;
@@ -24,30 +30,41 @@ export interface RegisterInput {
   policyDigest: string;
 }
 
-/** Registers the candidate as the model's next version. One row per lifecycle: a retry returns it. */
+/** Registers the candidate as the model's next version. One row per lifecycle run: a retried activity returns it. */
 export async function registerModel(input: RegisterInput): Promise<{ id: number; version: number }> {
   const { db } = activityDeps();
+  const runId = input.runId ?? null;
+  // The conflict target names the unique index the row falls under (migration 0004): per run, or per workflow id for older callers.
+  const conflict = runId === null ? sql`ON CONFLICT (workflow_id) WHERE run_id IS NULL DO NOTHING` : sql`ON CONFLICT (workflow_id, run_id) DO NOTHING`;
   await sql`
     INSERT INTO model_versions (model_name, version, state, risk_tier, artifact_digest, artifact_uri, dataset_manifest_digest,
-      commit_sha, image_digest, requester, developer, metrics, environment, policy_digest, workflow_id)
+      commit_sha, image_digest, requester, developer, metrics, environment, policy_digest, workflow_id, run_id)
     SELECT ${input.modelName}, COALESCE(MAX(version), 0) + 1, 'registered', ${input.riskTier}, ${input.artifactDigest}, ${input.artifactUri},
       ${input.datasetManifestDigest}, ${input.commitSha}, ${input.imageDigest}, ${input.requester}, ${input.developer},
-      ${JSON.stringify(input.metrics)}::jsonb, ${JSON.stringify(input.environment)}::jsonb, ${input.policyDigest}, ${input.workflowId}
+      ${JSON.stringify(input.metrics)}::jsonb, ${JSON.stringify(input.environment)}::jsonb, ${input.policyDigest}, ${input.workflowId}, ${runId}
     FROM model_versions WHERE model_name = ${input.modelName}
-    ON CONFLICT (workflow_id) DO NOTHING`.execute(db);
-  const row = await db.selectFrom('model_versions').select(['id', 'version']).where('workflow_id', '=', input.workflowId).executeTakeFirstOrThrow();
+    ${conflict}`.execute(db);
+  const row = await db
+    .selectFrom('model_versions')
+    .select(['id', 'version'])
+    .where('workflow_id', '=', input.workflowId)
+    .where((eb) => (runId === null ? eb('run_id', 'is', null) : eb('run_id', '=', runId)))
+    .executeTakeFirstOrThrow();
   return { id: row.id, version: row.version };
 }
 
+/** The registry's state machine; migration 0004's guard enforces the same in the database. */
 const TRANSITIONS: Record<ModelState, ModelState[]> = {
-  registered: ['validated', 'rejected'],
-  validated: ['approved', 'rejected'],
-  approved: ['deployed', 'rejected'],
+  registered: ['validated', 'rejected', 'failed', 'cancelled'],
+  validated: ['approved', 'rejected', 'failed', 'cancelled'],
+  approved: ['deployed', 'rejected', 'failed', 'cancelled'],
   deployed: [],
   rejected: [],
+  failed: [],
+  cancelled: [],
 };
 
-/** Moves a version along registered → validated → approved → deployed (or to rejected). Idempotent. */
+/** Moves a version along registered → validated → approved → deployed (or to rejected, failed, cancelled). Idempotent. */
 export async function setModelState(input: { id: number; to: ModelState }): Promise<void> {
   const { db } = activityDeps();
   const row = await db.selectFrom('model_versions').select('state').where('id', '=', input.id).executeTakeFirstOrThrow();
@@ -56,6 +73,114 @@ export async function setModelState(input: { id: number; to: ModelState }): Prom
     throw ApplicationFailure.nonRetryable(`model version ${input.id} cannot go from ${row.state} to ${input.to}`, 'IllegalTransition');
   }
   await db.updateTable('model_versions').set({ state: input.to, updated_at: new Date() }).where('id', '=', input.id).where('state', '=', row.state).execute();
+}
+
+export interface LifecycleEndInput {
+  workflowId: string;
+  /** The run that ends (workflowInfo().runId): the event id is `<workflowId>/<runId>/lifecycle.<outcome>`. */
+  runId: string;
+  /** The version this lifecycle registered, when it got that far. */
+  modelVersionId?: number;
+  outcome: 'failed' | 'cancelled';
+  /** What ended it (a root cause, a cancellation reason): bounded and escaped before it is stored. */
+  cause: string;
+  /** Who ended it, when someone did (the cancelRequest signal's `by`); default `factory`. Bounded and escaped too. */
+  actor?: string;
+  /** UTC ISO time from the workflow's clock. */
+  at: string;
+}
+
+export interface LifecycleEndResult {
+  eventId: string;
+  /** The event was already recorded (a retried activity): nothing was written this time. */
+  duplicate: boolean;
+  /** The version and what became of it: `to` equals `from` when it was already final (deployed, rejected, failed, cancelled). */
+  modelVersion?: { id: number; from: ModelState; to: ModelState };
+}
+
+export const LIFECYCLE_END_CAUSE_MAX = 2_000;
+const ACTOR_MAX = 320;
+
+/** Control characters, bidi controls and lone surrogates, the set the CLI escapes for terminals. */
+const UNSAFE_UNIT = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/y;
+
+/**
+ * Text someone else wrote (a failure message, a cancellation reason) made safe to store and show:
+ * each unsafe code unit becomes a visible escape (`\x1b`, `\u202e`), and the result is cut to `max`
+ * characters with `…` (never inside an escape or a surrogate pair). Only the first part of a huge
+ * input is looked at.
+ */
+export function boundedText(text: string, max: number): string {
+  let out = '';
+  for (let i = 0; i < text.length; ) {
+    const code = text.charCodeAt(i);
+    UNSAFE_UNIT.lastIndex = i;
+    let piece: string;
+    let units: number;
+    if (UNSAFE_UNIT.test(text)) {
+      piece = code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+      units = 1;
+    } else {
+      // Not unsafe: a BMP character, or a high surrogate followed by its low one (kept together).
+      units = code >= 0xd800 && code <= 0xdbff ? 2 : 1;
+      piece = text.slice(i, i + units);
+    }
+    const last = i + units >= text.length;
+    // Room for the piece, and for the ellipsis when more follows.
+    if (out.length + piece.length + (last ? 0 : 1) > max) return `${out}…`;
+    out += piece;
+    i += units;
+  }
+  return out;
+}
+
+/**
+ * Ends a lifecycle that failed or was cancelled with a recorded, final state: its version (when it
+ * registered one and it is not final already) moves to `failed` or `cancelled`, and the terminal
+ * audit event `lifecycle.failed` / `lifecycle.cancelled` is appended, both in one transaction.
+ * Idempotent: a retry finds the state already moved and the event (its id derives from workflow id,
+ * run id and step) already there. Needs no activity Context: callable from tests and tools too.
+ */
+export async function recordLifecycleEnd(input: LifecycleEndInput): Promise<LifecycleEndResult> {
+  const bad = (why: string) => ApplicationFailure.nonRetryable(`recordLifecycleEnd: ${why}`, 'InvalidInput');
+  for (const k of ['workflowId', 'runId'] as const) {
+    if (typeof input[k] !== 'string' || !input[k] || input[k].length > 1_000) throw bad(`${k} must be a non-empty string of at most 1000 characters`);
+  }
+  if (input.outcome !== 'failed' && input.outcome !== 'cancelled') throw bad('outcome must be "failed" or "cancelled"');
+  if (typeof input.cause !== 'string') throw bad('cause must be a string');
+  if (input.actor !== undefined && typeof input.actor !== 'string') throw bad('actor must be a string');
+  if (typeof input.at !== 'string' || input.at.length > 40 || Number.isNaN(Date.parse(input.at))) throw bad('at must be an ISO time');
+  if (input.modelVersionId !== undefined && !(Number.isSafeInteger(input.modelVersionId) && input.modelVersionId > 0)) throw bad('modelVersionId must be a positive integer');
+
+  const { db } = activityDeps();
+  const kind = `lifecycle.${input.outcome}`;
+  const cause = boundedText(input.cause, LIFECYCLE_END_CAUSE_MAX) || 'no cause given';
+  const actor = input.actor ? boundedText(input.actor, ACTOR_MAX) : 'factory';
+  return db.transaction().execute(async (tx) => {
+    let modelVersion: LifecycleEndResult['modelVersion'];
+    if (input.modelVersionId !== undefined) {
+      // The registry row first: the audit append switches the transaction to the audit writer's role.
+      const row = await tx.selectFrom('model_versions').select(['state', 'workflow_id']).where('id', '=', input.modelVersionId).forUpdate().executeTakeFirst();
+      if (!row || row.workflow_id !== input.workflowId) {
+        throw ApplicationFailure.nonRetryable(`model version ${input.modelVersionId} is not one of lifecycle ${input.workflowId}`, 'UnknownModelVersion');
+      }
+      const to = TRANSITIONS[row.state].includes(input.outcome) ? input.outcome : row.state;
+      if (to !== row.state) await tx.updateTable('model_versions').set({ state: to, updated_at: new Date() }).where('id', '=', input.modelVersionId).execute();
+      modelVersion = { id: input.modelVersionId, from: row.state, to };
+    }
+    const [appended] = await appendAuditEventsIn(tx, [
+      {
+        workflowId: input.workflowId,
+        runId: input.runId,
+        step: kind,
+        kind,
+        actor,
+        payload: { outcome: input.outcome, cause, ...(modelVersion ? { modelVersion } : {}) },
+        occurredAt: input.at,
+      },
+    ]);
+    return { eventId: appended!.eventId, duplicate: appended!.duplicate, ...(modelVersion ? { modelVersion } : {}) };
+  });
 }
 
 /** Keeps every decision, accepted or refused, with its reason. The id makes a retry a no-op. */

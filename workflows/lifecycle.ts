@@ -1,10 +1,15 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
+  ContinueAsNew,
   allHandlersFinished,
   condition,
   continueAsNew,
   defineQuery,
+  defineSignal,
+  isCancellation,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -13,20 +18,91 @@ import {
 } from '@temporalio/workflow';
 import type { controlActivities, gpuActivities, servingActivities } from '../activities/index.ts';
 import { LifecycleStageKey, ModelNameKey, PendingRolesKey, RiskTierKey } from '../temporal/search-attributes.ts';
-import type { ApprovalStatus } from '../src/domain/approval.ts';
-import { type LifecycleCheckpoint, type LifecycleInput, type LifecycleOutcome, type LifecycleStage, lifecycleInputSchema } from '../src/domain/lifecycle.ts';
+import { type ApprovalStatus, escapeUnsafe } from '../src/domain/approval.ts';
+import {
+  type LifecycleCheckpoint,
+  type LifecycleInput,
+  type LifecycleOutcome,
+  type LifecycleStage,
+  lifecycleInputSchema,
+} from '../src/domain/lifecycle.ts';
+import { CANCEL_REQUEST_SIGNAL, cancelRequestSchema } from '../src/domain/cancel.ts';
 import { queuesFor } from '../src/domain/task-queues.ts';
 import { durationMs } from '../src/policy/schema.ts';
 import { ApprovalGate, type LoadedPolicy } from './approval-gate.ts';
 
 export { approveSignal, decideUpdate, rejectSignal, withdrawSignal, type DecisionVerdict } from './approval-gate.ts';
 export const approvalStatusQuery = defineQuery<ApprovalStatus>('approvalStatus');
+/** Who asks to cancel, and why: sent before the cancellation, recorded with the lifecycle's end. */
+export const cancelRequestSignal = defineSignal<[unknown]>(CANCEL_REQUEST_SIGNAL);
+
+/** Lifecycles that fail or are cancelled after this change leave a terminal record (registry state + audit event). */
+export const TERMINAL_RECORDS_PATCH = 'terminal-records';
+
+/** What the lifecycle's end needs to know, filled in as the lifecycle goes. */
+interface LifecycleEnd {
+  modelVersionId?: number;
+  status?: ApprovalStatus;
+  cancelRequest?: { by: string; reason: string };
+}
 
 /**
- * The governed model lifecycle: ingest → train → evaluate → register → approve → deploy.
- * Every step leaves an audit event; the workflow decides, activities touch the world.
+ * The governed model lifecycle: ingest → train → evaluate → register → approve → deploy. Whatever
+ * ends it other than its outcome (a failure, a cancellation) is recorded: the version moves to
+ * `failed` or `cancelled` and a terminal audit event names the cause, even while being cancelled.
  */
 export async function modelLifecycle(rawInput: LifecycleInput, checkpoint?: LifecycleCheckpoint): Promise<LifecycleOutcome> {
+  const end: LifecycleEnd = {};
+  setHandler(cancelRequestSignal, (raw) => {
+    const parsed = cancelRequestSchema.safeParse(raw);
+    // A malformed request is kept as an escaped excerpt: the cancellation itself is what counts.
+    end.cancelRequest = parsed.success ? parsed.data : { by: 'unknown', reason: `unreadable cancel request: ${escapeUnsafe(JSON.stringify(raw) ?? '').slice(0, 200)}` };
+  });
+  try {
+    return await governedLifecycle(rawInput, checkpoint, end);
+  } catch (err) {
+    if (err instanceof ContinueAsNew || !patched(TERMINAL_RECORDS_PATCH)) throw err;
+    const outcome = isCancellation(err) ? 'cancelled' : 'failed';
+    const { workflowId, runId, taskQueue } = workflowInfo();
+    const control = proxyActivities<typeof controlActivities>({
+      taskQueue: queuesFor(taskQueue).control,
+      startToCloseTimeout: '2 minutes',
+      retry: { initialInterval: '1 second', maximumInterval: '15 seconds' },
+    });
+    if (end.status) {
+      end.status.outcome = `${outcome}: ${causeOf(err)}`;
+      end.status.stage = outcome;
+      end.status.waiting = false;
+    }
+    upsertSearchAttributes([
+      { key: LifecycleStageKey, value: outcome },
+      { key: PendingRolesKey, value: [] },
+    ]);
+    // Recorded even while the workflow is being cancelled: the trail must say how the lifecycle ended.
+    await CancellationScope.nonCancellable(() =>
+      control.recordLifecycleEnd({
+        workflowId,
+        runId,
+        modelVersionId: end.modelVersionId,
+        outcome,
+        cause: outcome === 'cancelled' && end.cancelRequest ? `cancelled: ${end.cancelRequest.reason}` : causeOf(err),
+        ...(outcome === 'cancelled' && end.cancelRequest ? { actor: end.cancelRequest.by } : {}),
+        at: new Date().toISOString(),
+      }),
+    );
+    throw err;
+  }
+}
+
+/** The innermost failure's type and message: what a reviewer needs, not "Activity task failed". */
+function causeOf(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  const type = e instanceof ApplicationFailure && e.type ? `${e.type}: ` : '';
+  return escapeUnsafe(`${type}${e instanceof Error ? e.message : String(e)}`).slice(0, 2_000);
+}
+
+async function governedLifecycle(rawInput: LifecycleInput, checkpoint: LifecycleCheckpoint | undefined, end: LifecycleEnd): Promise<LifecycleOutcome> {
   const parsed = lifecycleInputSchema.safeParse(rawInput);
   if (!parsed.success) {
     throw ApplicationFailure.nonRetryable(`invalid lifecycle input: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'InvalidInput');
@@ -79,6 +155,7 @@ export async function modelLifecycle(rawInput: LifecycleInput, checkpoint?: Life
     setCurrentDetails(details);
   };
   setHandler(approvalStatusQuery, () => status);
+  end.status = status;
   upsertSearchAttributes([
     { key: ModelNameKey, value: input.modelName },
     { key: RiskTierKey, value: input.riskTier },
@@ -156,6 +233,7 @@ export async function modelLifecycle(rawInput: LifecycleInput, checkpoint?: Life
   enterStage('register', 'Registering the model version');
   const mv = await control.registerModel({
     workflowId,
+    runId,
     modelName: input.modelName,
     riskTier: input.riskTier,
     artifactDigest: trained.artifactDigest,
@@ -171,6 +249,7 @@ export async function modelLifecycle(rawInput: LifecycleInput, checkpoint?: Life
   });
   status.version = mv.version;
   status.modelDigest = trained.artifactDigest;
+  end.modelVersionId = mv.id;
   await audit('model.registered', { modelVersionId: mv.id, version: mv.version, artifactDigest: trained.artifactDigest });
 
   const reject = rejecter(mv, policy, failing);
@@ -198,6 +277,7 @@ export async function modelLifecycle(rawInput: LifecycleInput, checkpoint?: Life
     const tier = policy.pack.riskTiers[input.riskTier];
     status.version = mv.version;
     status.modelDigest = artifact.digest;
+    end.modelVersionId = mv.id;
     status.continuedRuns = from.gate ? (from.continuedRuns ?? 0) : undefined;
     const reject = rejecter(mv, policy);
 

@@ -78,17 +78,20 @@ export async function verifyProjection(db: Kysely<Database>): Promise<Projection
     if (r.payload && (r.kind === 'approval.refused') === r.accepted) problems.push(`accepted is ${r.accepted}, the audit trail says ${r.kind}`);
     if (problems.length) mismatches.push({ table: 'approvals', id: r.id, reason: problems.join('; ') });
   }
+  // A workflow id may hold several runs (a failed lifecycle retried), each registering its own version:
+  // a version's event is its registering run's (run_id), or, for rows from before runs were told
+  // apart, the event naming its id. A deployment's event has the deployment's own run in its id.
   const versions = await sql<{ id: number; model_name: string; version: number; artifact_digest: string; payload: Payload | null }>`
     SELECT m.id, m.model_name, m.version, m.artifact_digest, e.payload
-    FROM model_versions m LEFT JOIN audit_events e ON e.workflow_id = m.workflow_id AND e.step = 'model.registered'`.execute(db);
+    FROM model_versions m LEFT JOIN audit_events e ON e.workflow_id = m.workflow_id AND e.step = 'model.registered'
+      AND CASE WHEN m.run_id IS NULL THEN e.payload->>'modelVersionId' = m.id::text ELSE e.run_id = m.run_id END`.execute(db);
   for (const r of versions.rows) {
     const problems = differences(r, r.payload, [['version', 'version'], ['artifact_digest', 'artifactDigest']]);
     if (problems.length) mismatches.push({ table: 'model_versions', id: `${r.model_name}@${r.version}`, reason: problems.join('; ') });
   }
   const deployments = await sql<{ id: string; triton_model: string; triton_version: number; artifact_digest: string; payload: Payload | null }>`
     SELECT d.id, d.triton_model, d.triton_version, d.artifact_digest, e.payload
-    FROM deployments d JOIN model_versions m ON m.id = d.model_version_id
-    LEFT JOIN audit_events e ON e.workflow_id = m.workflow_id AND e.step = 'model.deployed'`.execute(db);
+    FROM deployments d LEFT JOIN audit_events e ON e.event_id = regexp_replace(d.id, '/deployment$', '/model.deployed')`.execute(db);
   for (const r of deployments.rows) {
     const problems = differences(r, r.payload, [['triton_model', 'tritonModel'], ['triton_version', 'tritonVersion'], ['artifact_digest', 'artifactDigest']]);
     if (problems.length) mismatches.push({ table: 'deployments', id: r.id, reason: problems.join('; ') });

@@ -1,24 +1,34 @@
+import os from 'node:os';
 import path from 'node:path';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ZodError } from 'zod';
 import { type AcceptedDecision, type ApprovalStatus, DECISIONS, MEANINGS, type Decision } from '../domain/approval.ts';
-import type { LifecycleOutcome } from '../domain/lifecycle.ts';
+import { type LifecycleOutcome, lifecycleInputSchema } from '../domain/lifecycle.ts';
 import {
   type FailureCause,
+  type LifecycleListItem,
   type LifecycleState,
   DecisionRefused,
+  LIST_STATES,
+  LifecycleActionRefused,
+  LifecycleEndedWithoutOutcome,
   LifecycleInputConflict,
   QUERY_TIMEOUT_MS,
+  RETRYABLE_STATUSES,
   approvalStatus,
+  cancelLifecycle,
   closedSummary,
   decide,
   isWorkersNotAnswering,
   lifecycleResult,
   lifecycleState,
+  listLifecycles,
   renderCause,
+  retryLifecycle,
   rootCause,
   startLifecycle,
+  waitClosed,
 } from '../lifecycle/client.ts';
 import { withTemporal } from './context.ts';
 import { strictInt } from './options.ts';
@@ -127,6 +137,22 @@ async function waitOutcome(workflowId: string, out: Output, started: object): Pr
   });
 }
 
+/** A retry or cancel that does not apply: exit 4, with the lifecycle as it stands on stdout under --json. */
+function refusedAction(err: LifecycleActionRefused, out: Output): CliError {
+  if (out.json) out.result({ workflowId: err.workflowId, runId: err.runId, temporalStatus: err.temporalStatus, refused: true, reason: err.message }, () => '');
+  return new CliError(err.message, EXIT.refused, err.next ?? `see where it stands: npx factory status ${err.workflowId}`);
+}
+
+/** The list as a table; strings arrive escaped (createOutput), widths follow the longest cell. */
+export function renderList(items: LifecycleListItem[], truncated: boolean): string {
+  if (!items.length) return 'no lifecycles';
+  const head = ['WORKFLOW ID', 'RUN', 'STATUS', 'STAGE', 'MODEL', 'RISK', 'STARTED', 'CLOSED'];
+  const rows = items.map((i) => [i.workflowId, i.runId, i.temporalStatus, i.stage ?? '-', i.modelName ?? '-', i.riskTier ?? '-', i.startTime, i.closeTime ?? '-']);
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
+  const line = (cells: string[]) => cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ');
+  return [line(head), ...rows.map(line), ...(truncated ? ['… more: narrow with --state/--model or raise --limit'] : [])].join('\n');
+}
+
 export function registerLifecycle(program: Command): void {
   const lifecycle = program.command('lifecycle').description('start and follow model lifecycles');
 
@@ -171,7 +197,23 @@ export function registerLifecycle(program: Command): void {
         if (err instanceof ZodError) throw new CliError(`invalid lifecycle input: ${zodMessage(err)}`, EXIT.usage, 'fix the option named above');
         if (err instanceof LifecycleInputConflict) {
           if (out.json) out.result({ workflowId: err.workflowId, runId: err.runId, existing: true, refused: true, differences: err.differences }, () => '');
-          throw new CliError(err.message, EXIT.refused, 'start with the same inputs to follow that lifecycle, or use a new commit for new inputs');
+          const failed = err.temporalStatus && RETRYABLE_STATUSES.includes(err.temporalStatus);
+          throw new CliError(
+            err.message,
+            EXIT.refused,
+            failed
+              ? `it ended ${err.temporalStatus}: \`npx factory lifecycle retry ${err.workflowId}\` runs it again with its recorded inputs; new inputs need a new commit`
+              : 'start with the same inputs to follow that lifecycle, or use a new commit for new inputs',
+          );
+        }
+        if (err instanceof LifecycleEndedWithoutOutcome) {
+          if (out.json) {
+            out.result(
+              { workflowId: err.workflowId, runId: err.runId, existing: true, refused: true, temporalStatus: err.temporalStatus, ...(err.failure ? { failure: err.failure } : {}), retry: `npx factory lifecycle retry ${err.workflowId}` },
+              () => '',
+            );
+          }
+          throw new CliError(err.message, EXIT.refused, `run it again with the same inputs: npx factory lifecycle retry ${err.workflowId}`);
         }
         throw err;
       }
@@ -183,6 +225,86 @@ export function registerLifecycle(program: Command): void {
       const outcome = await waitOutcome(started.workflowId, out, started);
       out.result({ ...started, ...outcome }, (o) => renderOutcome(o));
       if (outcome.outcome === 'rejected') process.exitCode = EXIT.rejected;
+    });
+
+  lifecycle
+    .command('retry <workflowId>')
+    .description(
+      'start a failed, cancelled, terminated or timed-out lifecycle again: a new run with the inputs it was started with (exit 0 started; with --wait 0 deployed, 5 rejected, 1 failed; 4 running or completed; 6 not found)',
+    )
+    .option('--wait', 'wait for the outcome (exit 0 deployed, 5 rejected, 1 failed)')
+    .option('--json', 'print JSON')
+    .action(async (workflowId: string, opts) => {
+      const out = createOutput(!!opts.json);
+      const retried = await withTemporal(async (client) => {
+        try {
+          return await retryLifecycle(client, workflowId);
+        } catch (err) {
+          if (err instanceof LifecycleActionRefused) throw refusedAction(err, out);
+          throw err;
+        }
+      });
+      out.progress(`${retried.existing ? 'found the run another retry started for' : 'retried'} lifecycle ${retried.workflowId}: run ${retried.runId} (previous run ${retried.previousRunId} ${retried.previousStatus})`);
+      if (!opts.wait) {
+        out.result(retried, (r) => `${r.existing ? 'already retried' : 'retried'}: ${r.workflowId} run ${r.runId} (previous run ended ${r.previousStatus})\nfollow it: npx factory status ${r.workflowId}`);
+        return;
+      }
+      const outcome = await waitOutcome(retried.workflowId, out, retried);
+      out.result({ ...retried, ...outcome }, (o) => renderOutcome(o));
+      if (outcome.outcome === 'rejected') process.exitCode = EXIT.rejected;
+    });
+
+  lifecycle
+    .command('cancel <workflowId>')
+    .description(
+      'cancel a running lifecycle; the reason is sent first (the cancelRequest signal) and recorded by the workflow (exit 0 requested; with --wait 0 cancelled, 1 it ended otherwise; 4 not running; 6 not found)',
+    )
+    .requiredOption('--reason <text>', 'why (recorded in the audit trail; at most 1000 characters, no control characters)')
+    .option('--as <who>', 'who cancels (recorded; default: this user@host)')
+    .option('--wait', 'wait until it has ended and say how')
+    .option('--json', 'print JSON')
+    .action(async (workflowId: string, opts) => {
+      const out = createOutput(!!opts.json);
+      const by: string = opts.as ?? `${os.userInfo().username}@${os.hostname()}`;
+      const result = await withTemporal(async (client) => {
+        let requested;
+        try {
+          requested = await cancelLifecycle(client, workflowId, { by, reason: opts.reason });
+        } catch (err) {
+          if (err instanceof ZodError) throw new CliError(`invalid cancellation: ${zodMessage(err)}`, EXIT.usage, 'fix the option named above (by is --as)');
+          if (err instanceof LifecycleActionRefused) throw refusedAction(err, out);
+          throw err;
+        }
+        out.progress(`cancellation requested for ${workflowId} (run ${requested.runId}, stage ${requested.stage ?? '?'})`);
+        if (!opts.wait) return { ...requested };
+        const final = await waitClosed(client, workflowId, requested.runId);
+        return { ...requested, temporalStatus: final.temporalStatus, ...(final.failure ? { failure: final.failure } : {}), ...(final.result ? { result: final.result } : {}) };
+      });
+      out.result(result, (r) =>
+        'temporalStatus' in r
+          ? `${r.workflowId} ended ${r.temporalStatus}${r.temporalStatus === 'CANCELED' ? '' : ' (the cancellation came too late or was not honoured)'}`
+          : `cancellation requested: ${r.workflowId} (run ${r.runId}, was at stage ${r.stage ?? '?'})\nfollow it: npx factory status ${r.workflowId}`,
+      );
+      if ('temporalStatus' in result && result.temporalStatus !== 'CANCELED') process.exitCode = EXIT.failure;
+    });
+
+  lifecycle
+    .command('list')
+    .description('list lifecycles (one line per run, newest first) from Temporal: status, stage, model, risk, start and close time')
+    .option('--state <state>', `only those in a state: ${LIST_STATES.join(' | ')}`, (v: string) => {
+      if (!(LIST_STATES as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${LIST_STATES.join(', ')}.`);
+      return v;
+    })
+    .option('--model <name>', 'only this model\'s', (v: string) => {
+      if (!lifecycleInputSchema.shape.modelName.safeParse(v).success) throw new InvalidArgumentError('expected a model name (lowercase letters, digits, - and _, starting with a letter).');
+      return v;
+    })
+    .option('--limit <n>', 'at most this many (default 100)', strictInt(1, 10_000))
+    .option('--json', 'print JSON: {lifecycles: [{workflowId, runId, temporalStatus, stage, modelName, riskTier, startTime, closeTime?}], truncated}')
+    .action(async (opts) => {
+      const out = createOutput(!!opts.json);
+      const listed = await withTemporal((client) => listLifecycles(client, { state: opts.state, model: opts.model, limit: opts.limit as number | undefined }));
+      out.result({ lifecycles: listed.lifecycles, truncated: listed.truncated }, (l) => renderList(l.lifecycles, l.truncated));
     });
 
   program

@@ -26,7 +26,8 @@ export interface DatasetVersionsTable {
   created_at: CreatedAt;
 }
 
-export type ModelState = 'registered' | 'validated' | 'approved' | 'deployed' | 'rejected';
+/** deployed, rejected, failed and cancelled are final (migrations 0003, 0004). */
+export type ModelState = 'registered' | 'validated' | 'approved' | 'deployed' | 'rejected' | 'failed' | 'cancelled';
 
 export interface ModelVersionsTable {
   id: Generated<number>;
@@ -45,6 +46,8 @@ export interface ModelVersionsTable {
   environment: JSONColumnType<Record<string, unknown>>;
   policy_digest: string;
   workflow_id: string;
+  /** The Temporal run that registered the version; NULL for rows written before runs were told apart. */
+  run_id: string | null;
   created_at: CreatedAt;
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }

@@ -3,7 +3,18 @@ import type { Database } from '../db/schema.ts';
 import { DECISION_DONE, type Decision } from '../domain/approval.ts';
 
 export interface ModelTrace {
-  model: { name: string; version: number; state: string; riskTier: string; artifactDigest: string; artifactUri: string; registeredAt: string; workflowId: string };
+  model: {
+    name: string;
+    version: number;
+    state: string;
+    riskTier: string;
+    artifactDigest: string;
+    artifactUri: string;
+    registeredAt: string;
+    workflowId: string;
+    /** The run that registered it (a retried lifecycle has several under one workflow id); absent for older rows. */
+    runId?: string;
+  };
   code: { commitSha: string; imageDigest: string; developer: string; requester: string };
   data: {
     name: string;
@@ -88,6 +99,7 @@ export async function traceModel(db: Kysely<Database>, ref: string, principalNam
       artifactUri: m.artifact_uri,
       registeredAt: new Date(m.created_at).toISOString(),
       workflowId: m.workflow_id,
+      ...(m.run_id ? { runId: m.run_id } : {}),
     },
     code: { commitSha: m.commit_sha, imageDigest: m.image_digest, developer: m.developer, requester: m.requester },
     data: {

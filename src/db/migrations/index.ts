@@ -2,12 +2,14 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_registry_and_audit.ts';
 import * as m0002 from './0002_audit_writer_role.ts';
 import * as m0003 from './0003_registry_facts_guarded.ts';
+import * as m0004 from './0004_lifecycle_runs_and_terminal_states.ts';
 
 /** Migrations are listed in code (not read from a folder) so they bundle and type-check with the rest. */
 export const migrations: Record<string, Migration> = {
   '0001_registry_and_audit': m0001,
   '0002_audit_writer_role': m0002,
   '0003_registry_facts_guarded': m0003,
+  '0004_lifecycle_runs_and_terminal_states': m0004,
 };
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations };
