@@ -32,7 +32,7 @@ export function lifecycleWorkflowId(modelName: string, commitSha: string): strin
   return `lifecycle-${modelName}-${commitSha}`;
 }
 
-export const LIFECYCLE_STAGES = ['ingest', 'train', 'evaluate', 'register', 'approval', 'deploy', 'deployed', 'rejected'] as const;
+export const LIFECYCLE_STAGES = ['ingest', 'train', 'evaluate', 'register', 'approval', 'deploy', 'deployed', 'rejected', 'failed', 'cancelled'] as const;
 export type LifecycleStage = (typeof LIFECYCLE_STAGES)[number];
 
 export type LifecycleOutcome =
@@ -55,3 +55,4 @@ export interface LifecycleCheckpoint {
   gate?: GateState;
   continuedRuns?: number;
 }
+
