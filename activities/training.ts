@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,7 +7,7 @@ import { isAlive, logTail } from '../src/dev/process.ts';
 import { venvPaths } from '../src/dev/venv.ts';
 import { MAX_SCHEMA_BYTES, inputLanes, readInput } from '../src/datasets/open-input.ts';
 import { InputRefused } from '../src/datasets/lanes.ts';
-import { jobEnv } from '../src/jobs/child-env.ts';
+import { type LeaseOwner, abortAction, killGroup, renewLease, spawnJob, supersededBy } from '../src/jobs/job-process.ts';
 import { bucket } from '../src/storage/s3.ts';
 import { getBytes, putOnce, sha256Digest } from '../src/storage/objects.ts';
 import { downloadToFile } from '../src/storage/stream.ts';
@@ -39,7 +38,16 @@ export interface TrainedModel {
 interface JobHandle {
   pid: number;
   jobDir: string;
+  /** The lifecycle run that started it (absent in job.json written before runs were recorded). */
+  runId?: string;
 }
+
+/**
+ * A job that ends without its result this many times fails the activity for good: a broken trainer
+ * or data that crashes it is not re-run until the attempts run out (worker restarts and crashes, which
+ * re-attach, do not count).
+ */
+export const MAX_FAILED_JOB_RUNS = 3;
 
 function jobsDirFor(workflowId: string): string {
   const { env } = activityDeps();
@@ -56,12 +64,19 @@ function jobRunning(handle: Partial<JobHandle> | undefined): handle is JobHandle
   }
 }
 
-function killGroup(pid: number): void {
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    /* already gone */
-  }
+/** The lifecycle run this attempt works for. */
+function currentRunId(): string {
+  return Context.current().info.workflowExecution?.runId ?? '';
+}
+
+function leaseOwner(): LeaseOwner {
+  return { runId: currentRunId(), attempt: Context.current().info.attempt };
+}
+
+/** Throws the abort's reason when this attempt was cancelled before it started a job (nothing to leave or kill). */
+function throwIfAborted(): void {
+  const signal = Context.current().cancellationSignal;
+  if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
 }
 
 /** Heartbeats at most once a second through a long phase (a download, an upload). */
@@ -106,22 +121,17 @@ async function fetchSchema(schemaPath: string, file: string): Promise<string> {
 
 /**
  * Starts a Python job as its own process group with a scrubbed environment (no credentials), so it
- * can be killed as a whole and a crashed worker does not take it down. A shell wrapper records the
- * exit status, which a later attempt reads if it was not the parent.
+ * can be killed as a whole and neither a crashed nor a restarting worker takes it down. Its wrapper
+ * (src/jobs/job-process.ts) records the exit status, which a later attempt reads if it was not the
+ * parent, and stops the job when no launcher has renewed its lease for ORPHAN_AFTER_SECONDS.
  */
 function startJob(jobDir: string, logName: string, args: string[]): JobHandle {
+  throwIfAborted();
   const venv = venvPaths(activityDeps().env);
-  const log = fs.openSync(path.join(jobDir, logName), 'a');
-  const child = spawn('bash', ['-c', '"$@"; echo $? > "$JOB_DIR/exit_code"', 'job', venv.python, '-W', 'ignore', ...args], {
-    detached: true,
-    stdio: ['ignore', log, log],
-    env: jobEnv(process.env, jobDir),
-    cwd: jobDir,
-  });
-  fs.closeSync(log);
-  child.unref();
-  fs.appendFileSync(path.join(jobDir, 'starts.log'), `${new Date().toISOString()} pid=${child.pid} attempt=${Context.current().info.attempt}\n`);
-  const handle = { pid: child.pid!, jobDir };
+  const owner = leaseOwner();
+  const pid = spawnJob({ jobDir, logFile: path.join(jobDir, logName), command: venv.python, args: ['-W', 'ignore', ...args], owner });
+  fs.appendFileSync(path.join(jobDir, 'starts.log'), `${new Date().toISOString()} pid=${pid} attempt=${owner.attempt}\n`);
+  const handle: JobHandle = { pid, jobDir, runId: owner.runId };
   fs.writeFileSync(path.join(jobDir, 'job.json'), JSON.stringify(handle));
   return handle;
 }
@@ -142,25 +152,61 @@ function previousJob(jobDir: string): Partial<JobHandle> | undefined {
 }
 
 /**
- * Waits for a job, heartbeating its handle every second. Whenever this attempt ends before the job
- * (cancellation, a timeout, the worker shutting down, any error here) the job's process group is
- * killed; only a worker that dies outright leaves it running, for the next attempt to find.
+ * Waits for a job, heartbeating its handle and renewing its lease every second. When this attempt ends
+ * before the job, the cause decides (abortAction): a cancelled lifecycle, a reset, an error here kill
+ * the job's process group; a worker shutting down (`onShutdown: 'detach'`) leaves the job running,
+ * heartbeats its handle one last time and fails the attempt as `WorkerShutdown`, so Temporal retries it
+ * on the next worker, which re-attaches. A worker that dies outright leaves it running likewise.
  */
-async function supervise(job: JobHandle): Promise<void> {
+async function supervise(job: JobHandle, onShutdown: 'detach' | 'kill'): Promise<void> {
   const ctx = Context.current();
-  const kill = () => killGroup(job.pid);
-  ctx.cancellationSignal.addEventListener('abort', kill);
-  let ended = false;
+  const me = leaseOwner();
+  const actionOnAbort = () => {
+    const action = abortAction(ctx.cancellationSignal.reason, ctx.cancellationDetails);
+    return action === 'detach' && onShutdown === 'kill' ? 'kill' : action;
+  };
+  // Killed at once on the abort, not at the loop's next turn: a cancelled lifecycle frees its GPU now.
+  const onAbort = () => {
+    const action = actionOnAbort();
+    if (action === 'kill' || (action === 'kill-if-owner' && supersededBy(job.jobDir, me) === undefined)) killGroup(job.pid);
+  };
+  ctx.cancellationSignal.addEventListener('abort', onAbort);
+  let leave: 'ended' | 'detach' | 'superseded' | undefined;
   try {
     while (jobRunning(job)) {
+      const successor = supersededBy(job.jobDir, me);
+      if (successor !== undefined) {
+        leave = 'superseded';
+        throw ApplicationFailure.retryable(`attempt ${successor} supervises the job (pid ${job.pid}) now`, 'Superseded');
+      }
+      renewLease(job.jobDir, me);
       ctx.heartbeat(job);
       await Promise.race([sleep(1_000), ctx.cancelled.catch(() => undefined)]);
-      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
+      if (ctx.cancellationSignal.aborted) {
+        if (actionOnAbort() === 'detach') {
+          leave = 'detach';
+          // job.json holds the same handle, should this last beat not reach the server.
+          try {
+            ctx.heartbeat(job);
+          } catch {
+            /* the worker may refuse heartbeats while it shuts down */
+          }
+          ctx.log.info('worker shutting down: leaving the job running for the next attempt', { pid: job.pid });
+          throw ApplicationFailure.retryable(
+            `the worker is shutting down: the job (pid ${job.pid}) keeps running and the next attempt re-attaches to it`,
+            'WorkerShutdown',
+          );
+        }
+        throw ctx.cancellationSignal.reason ?? new Error('cancelled');
+      }
     }
-    ended = true;
+    leave = 'ended';
   } finally {
-    ctx.cancellationSignal.removeEventListener('abort', kill);
-    if (!ended) kill();
+    ctx.cancellationSignal.removeEventListener('abort', onAbort);
+    if (leave === undefined) {
+      if (ctx.cancellationSignal.aborted) onAbort();
+      else killGroup(job.pid); // an error here: nobody watches the job any more
+    }
   }
 }
 
@@ -178,8 +224,47 @@ function exitCode(dir: string): string {
 }
 
 /**
+ * Records that the job ended without its result (its exit status is consumed, so one run counts once):
+ * the failure's message, and whether the runs that failed have reached MAX_FAILED_JOB_RUNS.
+ */
+function recordFailedRun(dir: string, what: string, logName: string): { message: string; final: boolean } {
+  const code = exitCode(dir);
+  const orphaned = fs.existsSync(path.join(dir, 'orphaned'));
+  fs.appendFileSync(path.join(dir, 'failures.log'), `${new Date().toISOString()} exit=${code}${orphaned ? ' orphaned' : ''}\n`);
+  for (const f of ['exit_code', 'orphaned']) fs.rmSync(path.join(dir, f), { force: true });
+  const failures = fs.readFileSync(path.join(dir, 'failures.log'), 'utf8').trim().split('\n').length;
+  const message = `${what} failed (exit ${code}${orphaned ? ', stopped as orphaned' : ''}; failed run ${failures} of at most ${MAX_FAILED_JOB_RUNS}):\n${logTail(path.join(dir, logName), 15)}`;
+  return { message, final: failures >= MAX_FAILED_JOB_RUNS };
+}
+
+/** Fails the attempt for a job that ended without its result: retryably, or for good after MAX_FAILED_JOB_RUNS. */
+function jobFailed(dir: string, what: string, logName: string, type: string): never {
+  const { message, final } = recordFailedRun(dir, what, logName);
+  throw final ? ApplicationFailure.nonRetryable(message, type) : ApplicationFailure.retryable(message, type);
+}
+
+/**
+ * A job directory left by an earlier run of this workflow id (a failed or cancelled lifecycle started
+ * again): its job, if it still runs, is killed, and its files are removed, so this run neither
+ * re-attaches to nor reuses work done for another run's inputs.
+ */
+async function claimForRun(dir: string, previous: Partial<JobHandle> | undefined): Promise<Partial<JobHandle> | undefined> {
+  const runId = currentRunId();
+  if (previous?.runId === undefined || previous.runId === runId) return previous;
+  if (jobRunning(previous)) {
+    Context.current().log.warn('killing the job left by an earlier run of this lifecycle', { pid: previous.pid, runId: previous.runId });
+    killGroup(previous.pid);
+    for (let i = 0; i < 50 && isAlive(previous.pid); i++) await sleep(100);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  return undefined;
+}
+
+/**
  * Launches (or re-attaches to) the training job for this lifecycle and returns when it has ended.
- * Heartbeats through the download, the run and the upload; cancellation kills the job's process group.
+ * Heartbeats through the download, the run and the upload; cancellation kills the job's process group,
+ * a worker shutting down detaches from it (the next attempt re-attaches).
  */
 export async function trainModel(input: TrainInput): Promise<TrainedModel> {
   const ctx = Context.current();
@@ -187,7 +272,7 @@ export async function trainModel(input: TrainInput): Promise<TrainedModel> {
   const jobDir = path.join(jobsDirFor(input.workflowId), 'train');
   fs.mkdirSync(jobDir, { recursive: true });
   const resultFile = path.join(jobDir, 'result.json');
-  const previous = previousJob(jobDir);
+  const previous = await claimForRun(jobDir, previousJob(jobDir));
   const dataFile = path.join(jobDir, 'data.csv');
 
   let handle: JobHandle | undefined;
@@ -199,7 +284,12 @@ export async function trainModel(input: TrainInput): Promise<TrainedModel> {
     attach = 'reattached';
     ctx.log.info('re-attaching to the running training job', { pid: previous.pid });
   } else {
-    for (const f of ['exit_code', 'refused.json']) fs.rmSync(path.join(jobDir, f), { force: true });
+    throwIfRefused(jobDir);
+    // A job that ended without its result while no launcher watched it (the worker was gone) failed.
+    if (fs.existsSync(path.join(jobDir, 'exit_code'))) {
+      const failed = recordFailedRun(jobDir, 'training job', 'train.log');
+      if (failed.final) throw ApplicationFailure.nonRetryable(failed.message, 'TrainingFailed');
+    }
     const schemaFile = await fetchSchema(input.schemaPath, path.join(jobDir, 'schema.json'));
     await fetchCertified(input.certifiedKey, dataFile);
     handle = startJob(jobDir, 'train.log', [
@@ -214,12 +304,11 @@ export async function trainModel(input: TrainInput): Promise<TrainedModel> {
     attach = 'started';
   }
 
-  if (handle) await supervise(handle);
+  // Training can run for hours: a worker shutting down leaves it running for the next attempt.
+  if (handle) await supervise(handle, 'detach');
 
   throwIfRefused(jobDir);
-  if (!fs.existsSync(resultFile)) {
-    throw ApplicationFailure.retryable(`training job failed (exit ${exitCode(jobDir)}):\n${logTail(path.join(jobDir, 'train.log'), 15)}`, 'TrainingFailed');
-  }
+  if (!fs.existsSync(resultFile)) jobFailed(jobDir, 'training job', 'train.log', 'TrainingFailed');
   fs.rmSync(dataFile, { force: true }); // the certified bucket keeps it; a 200 MB copy per lifecycle need not stay
   const result = JSON.parse(fs.readFileSync(resultFile, 'utf8')) as { metrics: Record<string, number>; environment: Record<string, unknown> };
   const onnx = fs.readFileSync(path.join(jobDir, 'model.onnx'));
@@ -234,8 +323,9 @@ export async function trainModel(input: TrainInput): Promise<TrainedModel> {
 /**
  * Independent evaluation of the stored artifact (not the trainer's own numbers) on the held-out
  * split. The artifact's digest is checked first: a changed file is refused. The evaluator runs as a
- * detached process group like the trainer, heartbeated, and killed when this attempt ends; an
- * evaluator left by an earlier attempt on a crashed worker is killed before a new one starts.
+ * detached process group like the trainer, heartbeated, and killed when this attempt ends (worker
+ * shutdown included); an evaluator left by an earlier attempt on a crashed worker is killed before a
+ * new one starts.
  */
 export async function evaluateModel(input: {
   workflowId: string;
@@ -249,7 +339,7 @@ export async function evaluateModel(input: {
   const { env, s3 } = activityDeps();
   const dir = path.join(jobsDirFor(input.workflowId), 'evaluate');
   fs.mkdirSync(dir, { recursive: true });
-  const previous = previousJob(dir);
+  const previous = await claimForRun(dir, previousJob(dir));
   if (jobRunning(previous)) {
     ctx.log.warn('killing the evaluator left by an earlier attempt', { pid: previous.pid });
     killGroup(previous.pid);
@@ -274,12 +364,12 @@ export async function evaluateModel(input: {
     '--seed', String(input.seed),
     '--out', dir,
   ]);
-  await supervise(job);
+  // Evaluation is short and its inputs are fetched again: a worker shutting down kills it (the next
+  // attempt starts a new one) rather than leave a second kind of job to re-attach to.
+  await supervise(job, 'kill');
   throwIfRefused(dir);
   const metricsFile = path.join(dir, 'metrics.json');
-  if (!fs.existsSync(metricsFile)) {
-    throw ApplicationFailure.retryable(`evaluation failed (exit ${exitCode(dir)}):\n${logTail(path.join(dir, 'evaluate.log'), 15)}`, 'EvaluationFailed');
-  }
+  if (!fs.existsSync(metricsFile)) jobFailed(dir, 'evaluation', 'evaluate.log', 'EvaluationFailed');
   fs.rmSync(dataFile, { force: true });
   return JSON.parse(fs.readFileSync(metricsFile, 'utf8')) as Record<string, number>;
 }
