@@ -117,11 +117,25 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
     startToCloseTimeout: '2 minutes',
     retry: { initialInterval: '1 second', maximumInterval: '15 seconds' },
   });
+  // Ingest and certification stream the whole dataset (up to FACTORY_DATASET_MAX_BYTES, 1 GiB by
+  // default) and heartbeat per chunk, row batch and 16 MiB upload part: 2 minutes would cut a large
+  // file off and retry it without end. They get hours, and a heartbeat timeout that outlasts one part
+  // on a slow store, so a lost worker is noticed in minutes. Same queue, same retries as control.
+  const data = proxyActivities<Pick<typeof controlActivities, 'quarantineRaw' | 'certifyDataset'>>({
+    taskQueue: zones.control,
+    startToCloseTimeout: '3 hours',
+    heartbeatTimeout: '2 minutes',
+    retry: { initialInterval: '1 second', maximumInterval: '15 seconds' },
+  });
+  // Training and evaluation heartbeat every second. A graceful worker restart fails the running
+  // attempt on purpose (the job keeps running; the retry re-attaches), so each restart uses an attempt:
+  // 20 allow many restarts in one training, while the launcher fails a job that keeps failing for good
+  // after 3 runs (MAX_FAILED_JOB_RUNS).
   const gpu = proxyActivities<typeof gpuActivities>({
     taskQueue: zones.gpuOnprem,
     startToCloseTimeout: '6 hours',
     heartbeatTimeout: '10 seconds',
-    retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5 },
+    retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 20 },
   });
   const serving = proxyActivities<typeof servingActivities>({
     taskQueue: zones.serving,
@@ -188,9 +202,9 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
   const schemaPath = input.schemaPath ?? input.datasetPath.replace(/[^/]+$/, 'schema.json');
   await audit('lifecycle.started', { input, policy: { digest: policy.digest, source: policy.source, version: policy.pack.version } }, input.requester);
 
-  const quarantined = await control.quarantineRaw({ datasetPath: input.datasetPath, schemaPath });
+  const quarantined = await data.quarantineRaw({ datasetPath: input.datasetPath, schemaPath });
   await audit('dataset.quarantined', { ...quarantined });
-  const dataset = await control.certifyDataset({ workflowId, quarantined, schemaPath, maxExcludedFraction: tier.maxExcludedFraction });
+  const dataset = await data.certifyDataset({ workflowId, quarantined, schemaPath, maxExcludedFraction: tier.maxExcludedFraction });
   await audit('dataset.certified', { ...dataset });
 
   // ---- train ----------------------------------------------------------------------------------
