@@ -215,6 +215,26 @@ describe('registry terminal states and one version per run (PostgreSQL, migratio
     // Every version made here (per run, per workflow id, from before 0004) matched its own model.registered event.
     expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, chain: { ok: true }, projection: { ok: true, mismatches: [] } });
   });
+
+  it('audit verify checks each run\'s version against its own run\'s event: a row of the second run changed around the triggers is named', async () => {
+    const row = await priv.selectFrom('model_versions').select(['id', 'version', 'artifact_digest']).where('workflow_id', '=', 'wf-runs').where('run_id', '=', 'run-b').executeTakeFirstOrThrow();
+    const forged = `sha256:${'f'.repeat(64)}`;
+    const aroundTriggers = (digestTo: string) =>
+      priv.transaction().execute(async (tx) => {
+        await sql`SET LOCAL session_replication_role = replica`.execute(tx);
+        await sql`UPDATE model_versions SET artifact_digest = ${digestTo} WHERE id = ${row.id}`.execute(tx);
+      });
+    await aroundTriggers(forged);
+    try {
+      const verify = await factoryCli(['audit', 'verify', '--json'], { DATABASE_URL: process.env.DATABASE_URL });
+      expect(verify.code).toBe(7);
+      expect(JSON.parse(verify.stdout).projection.mismatches).toEqual([
+        { table: 'model_versions', id: `bc@${row.version}`, reason: `artifact_digest is "${forged}", the audit trail says "${digest}"` },
+      ]);
+    } finally {
+      await aroundTriggers(row.artifact_digest);
+    }
+  });
 });
 
 // ---- on the real stack -----------------------------------------------------------------------------
