@@ -30,7 +30,8 @@ import {
   startLifecycle,
   waitClosed,
 } from '../lifecycle/client.ts';
-import { withTemporal } from './context.ts';
+import { type Agreement, projectionAgreement, registryView } from '../lifecycle/projection.ts';
+import { withDb, withTemporal } from './context.ts';
 import { strictInt } from './options.ts';
 import { CliError, EXIT, type Output, createOutput, escapeDeep } from './output.ts';
 
@@ -76,12 +77,16 @@ export function renderStatus(s: ApprovalStatus): string {
 /** The next step after a lifecycle ended without an outcome, by what ended it. */
 function nextAfterFailure(workflowId: string, failure?: FailureCause): string {
   const inspect = `inspect it with \`temporal workflow show -w ${workflowId}\` or in the Web UI`;
-  if (!failure) return inspect;
-  if (/^(DatasetUnreadable|SchemaMismatch|EmptyDataset|InvalidInput|Dataset|Schema)/.test(failure.type)) return `fix the input named above, then start a lifecycle for it again; ${inspect}`;
-  if (failure.type === 'Terminated') return `it was terminated (${failure.message || 'no reason given'}); ${inspect}`;
-  if (failure.type === 'Cancelled') return `it was cancelled; ${inspect}`;
-  if (failure.type.startsWith('Timeout')) return `a step ran out of time: check the workers (\`npx factory dev status\`, logs in .factory/logs/); ${inspect}`;
-  return inspect;
+  // A start with the same inputs is refused once a lifecycle has failed: `retry` is how it runs again.
+  const retry = `\`npx factory lifecycle retry ${workflowId}\` runs it again with the same inputs`;
+  if (!failure) return `${retry}; ${inspect}`;
+  if (/^(DatasetUnreadable|SchemaMismatch|EmptyDataset|InvalidInput|Dataset|Schema)/.test(failure.type)) {
+    return `fix the input named above (in place: ${retry}; other inputs need a new commit); ${inspect}`;
+  }
+  if (failure.type === 'Terminated') return `it was terminated (${failure.message || 'no reason given'}); ${retry}; ${inspect}`;
+  if (failure.type === 'Cancelled') return `it was cancelled; ${retry}; ${inspect}`;
+  if (failure.type.startsWith('Timeout')) return `a step ran out of time: check the workers (\`npx factory dev status\`, logs in .factory/logs/), then ${retry}; ${inspect}`;
+  return `${retry}; ${inspect}`;
 }
 
 /**
@@ -99,6 +104,25 @@ function workersNotAnswering(workflowId: string): CliError {
     EXIT.unhealthy,
     'start or restart the workers: `npx factory dev up` (`npx factory dev status` shows them; logs in .factory/logs/)',
   );
+}
+
+type RegistryAgreement = ({ state: string | null; version: number | null; endEvent: string | null } & Agreement) | { unavailable: string };
+
+/** The registry's view beside Temporal's; a database out of reach is said, never fatal to `status`. */
+async function registryAgreement(workflowId: string, state: LifecycleState): Promise<RegistryAgreement> {
+  try {
+    const view = await withDb((db) => registryView(db, workflowId, state.runId));
+    const agreement = projectionAgreement(state.temporalStatus, state.result?.outcome ?? state.status?.outcome?.split(':')[0], view, state.runId);
+    return { state: view.version?.state ?? null, version: view.version?.version ?? null, endEvent: view.endEvent ?? null, ...agreement };
+  } catch (err) {
+    return { unavailable: `registry not read: ${(err as Error).message.split('\n')[0]}` };
+  }
+}
+
+function renderRegistry(r: RegistryAgreement): string {
+  if ('unavailable' in r) return `  registry: ${r.unavailable}`;
+  const head = `  registry: ${r.state ? `v${r.version} ${r.state}` : 'no version registered'}${r.endEvent ? ` (${r.endEvent})` : ''}`;
+  return r.agrees ? `${head} (agrees with Temporal)` : `${head}\n  DISAGREES with Temporal: ${r.reason}`;
 }
 
 export function renderState(s: LifecycleState): string {
@@ -153,6 +177,16 @@ export function renderList(items: LifecycleListItem[], truncated: boolean): stri
   return [line(head), ...rows.map(line), ...(truncated ? ['… more: narrow with --state/--model or raise --limit'] : [])].join('\n');
 }
 
+/**
+ * A --dataset/--schema argument as the workers receive it. A path is made absolute (the control
+ * worker reads the file, not this shell); a URI (`s3://<landing bucket>/key`, or any other scheme,
+ * which the worker refuses naming it) is passed through unchanged: resolving it as a path turned
+ * `s3://landing/x.csv` into `<cwd>/s3:/landing/x.csv`.
+ */
+export function cliInputLocation(raw: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : path.resolve(raw);
+}
+
 export function registerLifecycle(program: Command): void {
   const lifecycle = program.command('lifecycle').description('start and follow model lifecycles');
 
@@ -179,9 +213,8 @@ export function registerLifecycle(program: Command): void {
             client,
             {
             modelName: opts.model,
-            // The control worker reads the file: give it an absolute path, not one relative to this shell.
-            datasetPath: path.resolve(opts.dataset),
-            schemaPath: opts.schema ? path.resolve(opts.schema) : undefined,
+            datasetPath: cliInputLocation(opts.dataset),
+            schemaPath: opts.schema ? cliInputLocation(opts.schema) : undefined,
             commitSha: opts.commit,
             imageDigest: opts.image,
             riskTier: opts.risk,
@@ -316,9 +349,10 @@ export function registerLifecycle(program: Command): void {
     .action(async (workflowId: string, opts) => {
       const out = createOutput(!!opts.json);
       const state = await withTemporal((client) => lifecycleState(client, workflowId, { queryTimeoutMs: queryBudget() }));
-      // The query's answer keeps its documented shape; Temporal's view is added beside it.
-      const json = state.status ? { ...state.status, workflowId, runId: state.runId, temporalStatus: state.temporalStatus } : state;
-      out.result(json, () => renderState(escapeDeep(state)));
+      const registry = await registryAgreement(workflowId, state);
+      // The query's answer keeps its documented shape; Temporal's view and the registry's are added beside it.
+      const json = { ...(state.status ? { ...state.status, workflowId, runId: state.runId, temporalStatus: state.temporalStatus } : state), registry };
+      out.result(json, () => `${renderState(escapeDeep(state))}\n${renderRegistry(escapeDeep(registry))}`);
       if (state.workersAnswering === false) throw workersNotAnswering(workflowId);
       if (state.result?.outcome === 'rejected') process.exitCode = EXIT.rejected;
       else if (state.temporalStatus !== 'RUNNING' && state.temporalStatus !== 'COMPLETED') {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/config/env.ts';
 import { bucket, createS3 } from '../../src/storage/s3.ts';
 import { env } from '../helpers.ts';
-import { factoryCli, lifecycleSuite, startTestLifecycle, waitForStatus } from './harness.ts';
+import { factoryCli, lifecycleSuite, startTestLifecycle, temporalCli, waitForStatus } from './harness.ts';
 
 const suite = lifecycleSuite();
 const { db, workers } = suite;
@@ -55,5 +55,19 @@ describe('a lifecycle that fails or is cancelled leaves a terminal record (real 
     const version = await db.selectFrom('model_versions').select('state').where('workflow_id', '=', workflowId).executeTakeFirstOrThrow();
     expect(version.state).toBe('cancelled');
     expect(await endEvent(workflowId)).toMatchObject({ kind: 'lifecycle.cancelled', actor: 'vera@hospital.example', payload: expect.objectContaining({ cause: 'cancelled: superseded by the next commit' }) });
+  });
+
+  it('`status` shows the registry beside Temporal, and says when they disagree (terminated around its code)', async () => {
+    const { workflowId } = await startTestLifecycle(suite.client, workers);
+    await waitForStatus(suite.client, workflowId, (st) => st.stage === 'approval');
+    const running = await factoryCli(['status', workflowId, '--json']);
+    expect(JSON.parse(running.stdout).registry).toMatchObject({ state: 'validated', agrees: true });
+    // Termination bypasses the workflow's code: nothing records the end, the version stays `validated`.
+    await temporalCli(['workflow', 'terminate', '--workflow-id', workflowId, '--reason', 'operator test']);
+    const status = await factoryCli(['status', workflowId, '--json']);
+    expect(status.code).toBe(1);
+    expect(JSON.parse(status.stdout)).toMatchObject({ temporalStatus: 'TERMINATED', registry: { state: 'validated', agrees: false, reason: expect.stringMatching(/TERMINATED/) } });
+    const human = await factoryCli(['status', workflowId]);
+    expect(human.stdout).toMatch(/DISAGREES with Temporal: Temporal says TERMINATED/);
   });
 });
