@@ -192,7 +192,7 @@ export function registerLifecycle(program: Command): void {
 
   lifecycle
     .command('start')
-    .description('start the lifecycle for a model and commit (a second start for the same commit finds the first; with other inputs it is refused, exit 4)')
+    .description('start the lifecycle for a model and commit (a second start for the same commit finds the first; with other inputs, or once it failed, it is refused, exit 4: see `lifecycle retry`)')
     .requiredOption('--model <name>', 'model name')
     .requiredOption('--dataset <path>', 'raw dataset file (CSV) with schema.json beside it')
     .option('--schema <path>', 'dataset schema (default: schema.json beside the dataset)')
