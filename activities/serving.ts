@@ -1,12 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
+import type { Readable } from 'node:stream';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { tritonPaths, tritonUrl } from '../src/dev/components/triton.ts';
 import { EvidenceDiffers, EvidenceMissing, downloadVerified } from '../src/serving/artifact.ts';
 import { startReconcileLoop } from '../src/serving/reconcile.ts';
 import { TritonClient, modelConfig, repositoryScratchFile, writeRepositoryEntry } from '../src/serving/triton.ts';
 import { bucket } from '../src/storage/s3.ts';
-import { getBytes } from '../src/storage/objects.ts';
 import { activityDeps } from './deps.ts';
 
 export interface DeployInput {
@@ -126,13 +127,38 @@ export function startServingReconciler(): { stop(): Promise<void> } {
   return startReconcileLoop({ env, db, s3, log });
 }
 
-/** The first rows of the certified dataset as feature vectors, for the smoke inference. */
+/** How much of the certified file smokeRows reads at most: its header and first rows, never the whole file. */
+export const SMOKE_READ_BYTES = 1024 * 1024;
+
+/**
+ * The first rows of the certified dataset as feature vectors, for the smoke inference. Only the head
+ * of the file is fetched (a byte Range request, and the stream is dropped as soon as enough lines
+ * have arrived), whatever the file's size; rows longer than SMOKE_READ_BYTES are refused.
+ */
 export async function smokeRows(input: { certifiedKey: string; rows: number }): Promise<number[][]> {
   const { env, s3 } = activityDeps();
-  const text = (await getBytes(s3, bucket(env, 'certified'), input.certifiedKey)).toString('utf8');
-  return text
-    .trim()
-    .split('\n')
-    .slice(1, 1 + input.rows)
-    .map((line) => line.split(',').slice(0, -1).map(Number));
+  const res = await s3.send(new GetObjectCommand({ Bucket: bucket(env, 'certified'), Key: input.certifiedKey, Range: `bytes=0-${SMOKE_READ_BYTES - 1}` }));
+  const body = res.Body as Readable;
+  const wanted = input.rows + 1; // the header, then the rows
+  let text = '';
+  let ended = true;
+  try {
+    for await (const chunk of body) {
+      text += (chunk as Buffer).toString('utf8');
+      // A store that ignores Range still gives no more than SMOKE_READ_BYTES to this activity.
+      if (text.split('\n').length > wanted || text.length >= SMOKE_READ_BYTES) {
+        ended = false;
+        break;
+      }
+    }
+  } finally {
+    body.destroy();
+  }
+  let lines = text.split('\n');
+  if (!ended) lines = lines.slice(0, -1); // the last piece may be a line cut short
+  lines = lines.filter((l) => l.trim() !== '').slice(0, wanted);
+  if (lines.length < Math.min(wanted, 2)) {
+    throw ApplicationFailure.nonRetryable(`the first ${SMOKE_READ_BYTES} bytes of ${input.certifiedKey} hold no complete data row`, 'SmokeRowsUnavailable');
+  }
+  return lines.slice(1).map((line) => line.split(',').slice(0, -1).map(Number));
 }
