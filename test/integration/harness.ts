@@ -48,7 +48,8 @@ export class IsolatedWorkers {
     });
     fs.closeSync(fd);
     this.procs.set(queue, child);
-    for (let i = 0; i < 600; i++) {
+    // A worker transpiles and (control) bundles the workflow code first: over a minute beside a CPU hog.
+    for (const deadline = Date.now() + 300_000; Date.now() < deadline; ) {
       if (fs.readFileSync(log, 'utf8').includes('workers polling')) return child;
       if (child.exitCode !== null) throw new Error(`worker ${queue} exited:\n${fs.readFileSync(log, 'utf8').slice(-2000)}`);
       await sleep(100);
