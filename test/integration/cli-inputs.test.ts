@@ -143,8 +143,10 @@ describe('CLI inputs, output and failures (real stack)', () => {
 
     const status = await factoryCli(['status', workflowId]);
     expect(status.code).toBe(1);
-    expect(status.stdout).toContain(`${workflowId}  temporal=FAILED  stage=ingest`);
-    expect(status.stdout).toMatch(/cause: Dataset\w*: /);
+    // The lifecycle recorded its end (stage `failed`); the cause names the activity it failed in.
+    expect(status.stdout).toContain(`${workflowId}  temporal=FAILED  stage=failed`);
+    expect(status.stdout).toMatch(/cause: Dataset\w*: .*\(in activity quarantineRaw\)/);
+    expect(status.stdout).toMatch(/registry: no version registered \(lifecycle\.failed\) \(agrees with Temporal\)/);
     expect(status.stderr).toMatch(/^error: lifecycle \S+ is closed \(FAILED: Dataset\w*: /);
     const statusJson = JSON.parse((await factoryCli(['status', workflowId, '--json'])).stdout);
     expect(statusJson).toMatchObject({ temporalStatus: 'FAILED', failure: { type: expect.stringMatching(/^Dataset/) } });
