@@ -69,10 +69,22 @@ describe('registry terminal states and one version per run (PostgreSQL, migratio
     await sql`INSERT INTO dataset_versions (manifest_digest, name, raw_uri, raw_sha256, certified_uri, manifest_uri, rows_total, rows_accepted, rows_excluded, exclusions, workflow_id)
       VALUES (${digest}, 'wdbc', 's3://q/raw', ${digest}, 's3://c/data', 's3://e/manifest', 2, 2, 0, '[]', 'wf-legacy')`.execute(priv);
     legacyId = (
-      await sql<{ id: number }>`INSERT INTO model_versions (model_name, version, state, risk_tier, artifact_digest, artifact_uri, dataset_manifest_digest, commit_sha, image_digest, requester, developer, metrics, environment, policy_digest, workflow_id)
-      VALUES ('bc', 1, 'validated', 'low', ${digest}, 's3://a/model.onnx', ${digest}, 'abc1234', ${digest}, 'ci@hospital.example', 'alice@hospital.example', '{}', '{}', ${digest}, 'wf-legacy') RETURNING id`.execute(priv)
+      await sql<{
+        id: number;
+      }>`INSERT INTO model_versions (model_name, version, state, risk_tier, artifact_digest, artifact_uri, dataset_manifest_digest, commit_sha, image_digest, requester, developer, metrics, environment, policy_digest, workflow_id)
+      VALUES ('bc', 1, 'validated', 'low', ${digest}, 's3://a/model.onnx', ${digest}, 'abc1234', ${digest}, 'ci@hospital.example', 'alice@hospital.example', '{}', '{}', ${digest}, 'wf-legacy') RETURNING id`.execute(
+        priv,
+      )
     ).rows[0]!.id;
-    await appendAuditEvent(priv, { workflowId: 'wf-legacy', runId: 'run-legacy', step: 'model.registered', kind: 'model.registered', actor: 'factory', payload: { modelVersionId: legacyId, version: 1, artifactDigest: digest }, occurredAt: '2026-11-27T00:00:00.000Z' });
+    await appendAuditEvent(priv, {
+      workflowId: 'wf-legacy',
+      runId: 'run-legacy',
+      step: 'model.registered',
+      kind: 'model.registered',
+      actor: 'factory',
+      payload: { modelVersionId: legacyId, version: 1, artifactDigest: digest },
+      occurredAt: '2026-11-27T00:00:00.000Z',
+    });
     expect(await migrateToLatest(priv)).toContain('0004_lifecycle_runs_and_terminal_states');
     // The activities reach their database through activityDeps(), made from the environment on first use.
     process.env.DATABASE_URL = p.url;
@@ -114,7 +126,8 @@ describe('registry terminal states and one version per run (PostgreSQL, migratio
     });
     return mv;
   };
-  const stateOf = async (id: number) => (await priv.selectFrom('model_versions').select(['state', 'run_id']).where('id', '=', id).executeTakeFirstOrThrow()).state;
+  const stateOf = async (id: number) =>
+    (await priv.selectFrom('model_versions').select(['state', 'run_id']).where('id', '=', id).executeTakeFirstOrThrow()).state;
   const eventOf = (eventId: string) => priv.selectFrom('audit_events').selectAll().where('event_id', '=', eventId).executeTakeFirst();
   const end = (over: Partial<LifecycleEndInput> & Pick<LifecycleEndInput, 'workflowId' | 'runId'>) =>
     recordLifecycleEnd({ outcome: 'failed', cause: 'DatasetUnreadable: gone', at: '2026-11-27T01:00:00.000Z', ...over });
@@ -132,10 +145,16 @@ describe('registry terminal states and one version per run (PostgreSQL, migratio
     expect(rows.map((r) => r.run_id)).toEqual(['run-a', 'run-b', null]);
     // The row from before the migration kept its NULL run id; the guard now keeps run_id fixed like every other fact.
     expect(await priv.selectFrom('model_versions').select('run_id').where('id', '=', legacyId).executeTakeFirstOrThrow()).toEqual({ run_id: null });
-    await expect(sql`UPDATE model_versions SET run_id = 'forged' WHERE id = ${legacyId}`.execute(priv)).rejects.toThrow(/only the state of a version may change/);
+    await expect(sql`UPDATE model_versions SET run_id = 'forged' WHERE id = ${legacyId}`.execute(priv)).rejects.toThrow(
+      /only the state of a version may change/,
+    );
     await expect(sql`UPDATE model_versions SET run_id = 'run-b' WHERE id = ${a1.id}`.execute(priv)).rejects.toThrow(/only the state of a version may change/);
-    await expect(sql`INSERT INTO model_versions (model_name, version, state, risk_tier, artifact_digest, artifact_uri, dataset_manifest_digest, commit_sha, image_digest, requester, developer, metrics, environment, policy_digest, workflow_id, run_id)
-      VALUES ('bc', 99, 'registered', 'low', ${digest}, 's3://a', ${digest}, 'abc1234', ${digest}, 'a@b.example', 'c@d.example', '{}', '{}', ${digest}, 'wf-runs', 'run-a')`.execute(priv)).rejects.toThrow(/model_versions_workflow_run/);
+    await expect(
+      sql`INSERT INTO model_versions (model_name, version, state, risk_tier, artifact_digest, artifact_uri, dataset_manifest_digest, commit_sha, image_digest, requester, developer, metrics, environment, policy_digest, workflow_id, run_id)
+      VALUES ('bc', 99, 'registered', 'low', ${digest}, 's3://a', ${digest}, 'abc1234', ${digest}, 'a@b.example', 'c@d.example', '{}', '{}', ${digest}, 'wf-runs', 'run-a')`.execute(
+        priv,
+      ),
+    ).rejects.toThrow(/model_versions_workflow_run/);
   });
 
   it('failed and cancelled are reachable from registered, validated and approved, and final; deployed and rejected stay final', async () => {
@@ -148,7 +167,9 @@ describe('registry terminal states and one version per run (PostgreSQL, migratio
         await sql`UPDATE model_versions SET state = ${outcome} WHERE id = ${id}`.execute(priv);
         // Final: nothing leaves it, not even the way back.
         for (const to of ['registered', 'validated', 'approved', 'deployed', 'rejected', outcome === 'failed' ? 'cancelled' : 'failed']) {
-          await expect(sql`UPDATE model_versions SET state = ${to} WHERE id = ${id}`.execute(priv), `${outcome} → ${to}`).rejects.toThrow(/is not a lifecycle transition/);
+          await expect(sql`UPDATE model_versions SET state = ${to} WHERE id = ${id}`.execute(priv), `${outcome} → ${to}`).rejects.toThrow(
+            /is not a lifecycle transition/,
+          );
         }
         await expect(setModelState({ id, to: 'approved' })).rejects.toMatchObject({ type: 'IllegalTransition' });
       }
@@ -158,27 +179,47 @@ describe('registry terminal states and one version per run (PostgreSQL, migratio
       if (final === 'deployed') for (const to of ['validated', 'approved', 'deployed'] as const) await setModelState({ id, to });
       else await setModelState({ id, to: 'rejected' });
       for (const to of ['failed', 'cancelled']) {
-        await expect(sql`UPDATE model_versions SET state = ${to} WHERE id = ${id}`.execute(priv)).rejects.toThrow(new RegExp(`${final} → ${to} is not a lifecycle transition`));
+        await expect(sql`UPDATE model_versions SET state = ${to} WHERE id = ${id}`.execute(priv)).rejects.toThrow(
+          new RegExp(`${final} → ${to} is not a lifecycle transition`),
+        );
         await expect(setModelState({ id, to: to as ModelState })).rejects.toMatchObject({ type: 'IllegalTransition' });
       }
     }
     // The migration widened the state check, nothing else: an unknown state is still refused.
-    await expect(sql`UPDATE model_versions SET state = 'retired' WHERE id = ${legacyId}`.execute(priv)).rejects.toThrow(/model_versions_state_check|not a lifecycle transition/);
+    await expect(sql`UPDATE model_versions SET state = 'retired' WHERE id = ${legacyId}`.execute(priv)).rejects.toThrow(
+      /model_versions_state_check|not a lifecycle transition/,
+    );
   });
 
   it('recordLifecycleEnd moves the version and appends the terminal event in one transaction, once; a final version is left as it is', async () => {
     const { id } = await register('wf-end', 'run-1', 'end');
     await setModelState({ id, to: 'validated' });
-    const first = await end({ workflowId: 'wf-end', runId: 'run-1', modelVersionId: id, outcome: 'cancelled', cause: 'no longer needed', actor: 'dana@hospital.example' });
+    const first = await end({
+      workflowId: 'wf-end',
+      runId: 'run-1',
+      modelVersionId: id,
+      outcome: 'cancelled',
+      cause: 'no longer needed',
+      actor: 'dana@hospital.example',
+    });
     expect(first).toEqual({ eventId: 'wf-end/run-1/lifecycle.cancelled', duplicate: false, modelVersion: { id, from: 'validated', to: 'cancelled' } });
     expect(await stateOf(id)).toBe('cancelled');
     const event = await eventOf('wf-end/run-1/lifecycle.cancelled');
-    expect(event).toMatchObject({ workflow_id: 'wf-end', run_id: 'run-1', step: 'lifecycle.cancelled', kind: 'lifecycle.cancelled', actor: 'dana@hospital.example', occurred_at: '2026-11-27T01:00:00.000Z' });
+    expect(event).toMatchObject({
+      workflow_id: 'wf-end',
+      run_id: 'run-1',
+      step: 'lifecycle.cancelled',
+      kind: 'lifecycle.cancelled',
+      actor: 'dana@hospital.example',
+      occurred_at: '2026-11-27T01:00:00.000Z',
+    });
     expect(event!.payload).toEqual({ outcome: 'cancelled', cause: 'no longer needed', modelVersion: { id, from: 'validated', to: 'cancelled' } });
     // A retried activity: nothing more is written.
     const count = async () => Number((await sql<{ n: string }>`SELECT count(*) AS n FROM audit_events`.execute(priv)).rows[0]!.n);
     const before = await count();
-    expect(await end({ workflowId: 'wf-end', runId: 'run-1', modelVersionId: id, outcome: 'cancelled', cause: 'no longer needed' })).toMatchObject({ duplicate: true });
+    expect(await end({ workflowId: 'wf-end', runId: 'run-1', modelVersionId: id, outcome: 'cancelled', cause: 'no longer needed' })).toMatchObject({
+      duplicate: true,
+    });
     expect(await count()).toBe(before);
     expect(await stateOf(id)).toBe('cancelled');
 
@@ -188,12 +229,17 @@ describe('registry terminal states and one version per run (PostgreSQL, migratio
     // Deployed stays deployed; the event still says how the run ended, and that the version was left.
     const d = await register('wf-end-deployed', 'run-1', 'end-deployed');
     for (const to of ['validated', 'approved', 'deployed'] as const) await setModelState({ id: d.id, to });
-    expect(await end({ workflowId: 'wf-end-deployed', runId: 'run-1', modelVersionId: d.id })).toMatchObject({ modelVersion: { id: d.id, from: 'deployed', to: 'deployed' } });
+    expect(await end({ workflowId: 'wf-end-deployed', runId: 'run-1', modelVersionId: d.id })).toMatchObject({
+      modelVersion: { id: d.id, from: 'deployed', to: 'deployed' },
+    });
     expect(await stateOf(d.id)).toBe('deployed');
 
     // Another lifecycle's version is not this one's to end (non-retryable), and nothing is written.
     const n = await count();
-    await expect(end({ workflowId: 'wf-other', runId: 'run-1', modelVersionId: id })).rejects.toMatchObject({ type: 'UnknownModelVersion', nonRetryable: true });
+    await expect(end({ workflowId: 'wf-other', runId: 'run-1', modelVersionId: id })).rejects.toMatchObject({
+      type: 'UnknownModelVersion',
+      nonRetryable: true,
+    });
     await expect(end({ workflowId: 'wf-x', runId: 'run-1', outcome: 'done' as 'failed' })).rejects.toMatchObject({ type: 'InvalidInput', nonRetryable: true });
     await expect(end({ workflowId: 'wf-x', runId: 'run-1', at: 'yesterday' })).rejects.toMatchObject({ type: 'InvalidInput' });
     expect(await count()).toBe(n);
@@ -216,8 +262,13 @@ describe('registry terminal states and one version per run (PostgreSQL, migratio
     expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, chain: { ok: true }, projection: { ok: true, mismatches: [] } });
   });
 
-  it('audit verify checks each run\'s version against its own run\'s event: a row of the second run changed around the triggers is named', async () => {
-    const row = await priv.selectFrom('model_versions').select(['id', 'version', 'artifact_digest']).where('workflow_id', '=', 'wf-runs').where('run_id', '=', 'run-b').executeTakeFirstOrThrow();
+  it("audit verify checks each run's version against its own run's event: a row of the second run changed around the triggers is named", async () => {
+    const row = await priv
+      .selectFrom('model_versions')
+      .select(['id', 'version', 'artifact_digest'])
+      .where('workflow_id', '=', 'wf-runs')
+      .where('run_id', '=', 'run-b')
+      .executeTakeFirstOrThrow();
     const forged = `sha256:${'f'.repeat(64)}`;
     const aroundTriggers = (digestTo: string) =>
       priv.transaction().execute(async (tx) => {
@@ -247,8 +298,24 @@ const OMAR = { approver: 'omar@hospital.example', role: 'model-owner', meaning: 
 
 function startArgs(input: { modelName: string; datasetPath: string; commitSha: string }): string[] {
   return [
-    'lifecycle', 'start', '--model', input.modelName, '--dataset', input.datasetPath, '--commit', input.commitSha, '--image', IMAGE, '--risk', 'low',
-    '--requester', 'ci@hospital.example', '--developer', 'alice@hospital.example', '--epochs', '200',
+    'lifecycle',
+    'start',
+    '--model',
+    input.modelName,
+    '--dataset',
+    input.datasetPath,
+    '--commit',
+    input.commitSha,
+    '--image',
+    IMAGE,
+    '--risk',
+    'low',
+    '--requester',
+    'ci@hospital.example',
+    '--developer',
+    'alice@hospital.example',
+    '--epochs',
+    '200',
   ];
 }
 
@@ -282,7 +349,10 @@ describe('retry, cancel and list of lifecycles (real stack)', () => {
     const datasetPath = path.join(lateDir, 'wdbc.csv');
     const modelName = `bc-${workers.prefix.slice(1, -1)}-late`;
     const { workflowId, runId: firstRun, input } = await startTestLifecycle(suite.client, workers, { modelName, datasetPath });
-    const err = await suite.client.workflow.getHandle(workflowId).result().catch((e: unknown) => e);
+    const err = await suite.client.workflow
+      .getHandle(workflowId)
+      .result()
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
 
     // The same start again (as a retried CI job would send it): refused, exit 4, pointing at retry.
@@ -306,22 +376,40 @@ describe('retry, cancel and list of lifecycles (real stack)', () => {
     const outcome = await approveAndDeploy(workflowId);
     expect(outcome).toMatchObject({ outcome: 'deployed', modelName });
 
-    // The first run never registered; the second registered one version, under its own run id.
+    // The first run never registered (its end is recorded all the same); the second registered one version, under its own run id.
+    expect(
+      await db.selectFrom('audit_events').select('payload').where('event_id', '=', `${workflowId}/${firstRun}/lifecycle.failed`).executeTakeFirstOrThrow(),
+    ).toMatchObject({
+      payload: { outcome: 'failed', cause: expect.stringContaining('DatasetUnreadable') },
+    });
     const rows = await db.selectFrom('model_versions').select(['run_id', 'state', 'version']).where('workflow_id', '=', workflowId).execute();
     expect(rows).toEqual([{ run_id: r.runId, state: 'deployed', version: outcome.outcome === 'deployed' ? outcome.version : -1 }]);
     // Each run has its own audit events: the new run's ids carry its run id.
-    const started = await db.selectFrom('audit_events').select(['run_id']).where('workflow_id', '=', workflowId).where('step', '=', 'lifecycle.started').orderBy('seq').execute();
+    const started = await db
+      .selectFrom('audit_events')
+      .select(['run_id'])
+      .where('workflow_id', '=', workflowId)
+      .where('step', '=', 'lifecycle.started')
+      .orderBy('seq')
+      .execute();
     expect(started.map((e) => e.run_id)).toEqual([firstRun, r.runId]);
     const trace = JSON.parse((await factoryCli(['trace', modelName, '--json'])).stdout) as ModelTrace;
     expect(trace.model).toMatchObject({ workflowId, runId: r.runId, state: 'deployed' });
 
     const listed = await listedRuns(modelName, ['FAILED', 'COMPLETED']);
-    expect(listed.map((x) => [x.workflowId, x.runId, x.temporalStatus]).sort()).toEqual([[workflowId, firstRun, 'FAILED'], [workflowId, r.runId, 'COMPLETED']].sort());
+    expect(listed.map((x) => [x.workflowId, x.runId, x.temporalStatus]).sort()).toEqual(
+      [
+        [workflowId, firstRun, 'FAILED'],
+        [workflowId, r.runId, 'COMPLETED'],
+      ].sort(),
+    );
     expect(listed.find((x) => x.runId === r.runId)).toMatchObject({ stage: 'deployed', modelName, riskTier: 'low', closeTime: expect.any(String) });
     const human = await factoryCli(['lifecycle', 'list', '--model', modelName]);
     expect(human.stdout).toMatch(/^WORKFLOW ID\s+RUN\s+STATUS\s+STAGE\s+MODEL\s+RISK\s+STARTED\s+CLOSED$/m);
     expect(human.stdout).toContain(`${workflowId}  ${r.runId}  COMPLETED`);
-    const deployedOnly = JSON.parse((await factoryCli(['lifecycle', 'list', '--model', modelName, '--state', 'deployed', '--json'])).stdout) as { lifecycles: LifecycleListItem[] };
+    const deployedOnly = JSON.parse((await factoryCli(['lifecycle', 'list', '--model', modelName, '--state', 'deployed', '--json'])).stdout) as {
+      lifecycles: LifecycleListItem[];
+    };
     expect(deployedOnly.lifecycles.map((x) => x.runId)).toEqual([r.runId]);
 
     // Deployed: a retry is refused (exit 4), and a start with the same inputs finds it as before.
@@ -347,12 +435,30 @@ describe('retry, cancel and list of lifecycles (real stack)', () => {
     expect(badReason.code, badReason.stderr).toBe(2);
     expect(badReason.stderr).toContain('reason: no control characters');
 
-    const cancelled = await factoryCli(['lifecycle', 'cancel', workflowId, '--reason', 'wrong training data', '--as', 'dana@hospital.example', '--wait', '--json']);
+    const cancelled = await factoryCli([
+      'lifecycle',
+      'cancel',
+      workflowId,
+      '--reason',
+      'wrong training data',
+      '--as',
+      'dana@hospital.example',
+      '--wait',
+      '--json',
+    ]);
     expect(cancelled.code, cancelled.stderr).toBe(0);
     expect(JSON.parse(cancelled.stdout)).toMatchObject({ workflowId, runId: firstRun, stage: 'approval', requested: true, temporalStatus: 'CANCELED' });
     // The reason went to the workflow before the cancellation, as the signal the workflow records it from.
     const history = await suite.client.workflow.getHandle(workflowId, firstRun).fetchHistory();
-    const kinds = history.events!.map((e) => (e.workflowExecutionSignaledEventAttributes?.signalName === CANCEL_REQUEST_SIGNAL ? 'signal' : e.workflowExecutionCancelRequestedEventAttributes ? 'cancel' : '')).filter(Boolean);
+    const kinds = history
+      .events!.map((e) =>
+        e.workflowExecutionSignaledEventAttributes?.signalName === CANCEL_REQUEST_SIGNAL
+          ? 'signal'
+          : e.workflowExecutionCancelRequestedEventAttributes
+            ? 'cancel'
+            : '',
+      )
+      .filter(Boolean);
     expect(kinds).toEqual(['signal', 'cancel']);
     const signalled = history.events!.find((e) => e.workflowExecutionSignaledEventAttributes?.signalName === CANCEL_REQUEST_SIGNAL)!;
     const payload = JSON.parse(Buffer.from(signalled.workflowExecutionSignaledEventAttributes!.input!.payloads![0]!.data!).toString('utf8'));
@@ -368,12 +474,24 @@ describe('retry, cancel and list of lifecycles (real stack)', () => {
     expect(retried.previousStatus).toBe('CANCELED');
     expect(await approveAndDeploy(workflowId)).toMatchObject({ outcome: 'deployed' });
 
-    // One version per run that registered, each under its own run id; the cancelled run's is not deployed
-    // (validated until the workflow records its cancellation, cancelled once it does).
-    const rows = await db.selectFrom('model_versions').select(['run_id', 'state']).where('workflow_id', '=', workflowId).orderBy('version').execute();
-    expect(rows.map((x) => x.run_id)).toEqual([firstRun, retried.runId]);
-    expect(['validated', 'cancelled']).toContain(rows[0]!.state);
-    expect(rows[1]!.state).toBe('deployed');
+    // One version per run that registered, each under its own run id: the cancelled run's ended cancelled,
+    // recorded with who cancelled and why (the workflow's compensation, from the cancelRequest signal).
+    const rows = await db.selectFrom('model_versions').select(['id', 'run_id', 'state']).where('workflow_id', '=', workflowId).orderBy('version').execute();
+    expect(rows.map((x) => [x.run_id, x.state])).toEqual([
+      [firstRun, 'cancelled'],
+      [retried.runId, 'deployed'],
+    ]);
+    const ended = await db
+      .selectFrom('audit_events')
+      .select(['actor', 'payload'])
+      .where('event_id', '=', `${workflowId}/${firstRun}/lifecycle.cancelled`)
+      .executeTakeFirstOrThrow();
+    expect(ended.actor).toBe('dana@hospital.example');
+    expect(ended.payload).toMatchObject({
+      outcome: 'cancelled',
+      cause: expect.stringContaining('wrong training data'),
+      modelVersion: { id: rows[0]!.id, from: 'validated', to: 'cancelled' },
+    });
     await listedRuns(modelName, ['CANCELED', 'COMPLETED']);
     await auditVerify();
   }, 420_000);
