@@ -47,7 +47,10 @@ async function loadSchema(s3: S3Client, schemaPath: string, lanes: InputLanes): 
   }
   const parsed = datasetSchemaSchema.safeParse(json);
   if (!parsed.success) {
-    throw ApplicationFailure.nonRetryable(`the schema is not valid: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'schema'}: ${i.message}`).join('; ')}`, 'InvalidSchema');
+    throw ApplicationFailure.nonRetryable(
+      `the schema is not valid: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'schema'}: ${i.message}`).join('; ')}`,
+      'InvalidSchema',
+    );
   }
   return { schema: parsed.data, text };
 }
@@ -82,13 +85,19 @@ export async function quarantineRaw(input: { datasetPath: string; schemaPath: st
   try {
     const { schema } = await loadSchema(s3, input.schemaPath, lanes);
     const opened = await openInput(s3, input.datasetPath, 'dataset', lanes);
-    const counter = new DigestCounter(lanes.maxBytes, () => new InputRefused(`the dataset has more than the ${describeSize(lanes.maxBytes)} allowed`, 'DatasetTooLarge'));
+    const counter = new DigestCounter(
+      lanes.maxBytes,
+      () => new InputRefused(`the dataset has more than the ${describeSize(lanes.maxBytes)} allowed`, 'DatasetTooLarge'),
+    );
     counter.on('data', () => beat({ phase: 'copy', bytes: counter.bytes }));
     await pipeline(opened.stream, counter, fs.createWriteStream(staging));
     const digest = counter.digest();
     const file = opened.name.replace(/[^\w.-]/g, '_').slice(0, 100) || 'data.csv';
     const key = `${schema.name}/${digest.slice(7)}/${file}`;
-    const put = await putFileOnce(s3, bucket(env, 'quarantine'), key, staging, digest, { contentType: 'text/csv', onProgress: (bytes) => beat({ phase: 'upload', bytes }) });
+    const put = await putFileOnce(s3, bucket(env, 'quarantine'), key, staging, digest, {
+      contentType: 'text/csv',
+      onProgress: (bytes) => beat({ phase: 'upload', bytes }),
+    });
     await putOnce(
       s3,
       bucket(env, 'quarantine'),

@@ -118,7 +118,8 @@ export async function recordLifecycleEnd(input: LifecycleEndInput): Promise<Life
   if (typeof input.cause !== 'string') throw bad('cause must be a string');
   if (input.actor !== undefined && typeof input.actor !== 'string') throw bad('actor must be a string');
   if (typeof input.at !== 'string' || input.at.length > 40 || Number.isNaN(Date.parse(input.at))) throw bad('at must be an ISO time');
-  if (input.modelVersionId !== undefined && !(Number.isSafeInteger(input.modelVersionId) && input.modelVersionId > 0)) throw bad('modelVersionId must be a positive integer');
+  if (input.modelVersionId !== undefined && !(Number.isSafeInteger(input.modelVersionId) && input.modelVersionId > 0))
+    throw bad('modelVersionId must be a positive integer');
 
   const { db } = activityDeps();
   const kind = `lifecycle.${input.outcome}`;
@@ -212,7 +213,10 @@ export async function recordDecisions(batch: DecisionWithEvent[]): Promise<{ rec
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     if (typeof code === 'string' && code.startsWith('22')) {
-      throw ApplicationFailure.nonRetryable(`the database refused a decision record (SQLSTATE ${code}): ${(err as Error).message.slice(0, 200)}`, 'UnstorableDecision');
+      throw ApplicationFailure.nonRetryable(
+        `the database refused a decision record (SQLSTATE ${code}): ${(err as Error).message.slice(0, 200)}`,
+        'UnstorableDecision',
+      );
     }
     throw err;
   }

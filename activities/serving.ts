@@ -78,15 +78,26 @@ export async function deployToTriton(input: DeployInput): Promise<DeployResult> 
   const width = input.smokeInput[0]?.length ?? 0;
   try {
     await hb.during('download', () =>
-      downloadVerified(s3, { bucket: Bucket, key: input.artifactKey }, mv.artifact_digest, scratch, { signal: hb.signal, onProgress: (bytes) => hb.beat('download', { bytes }) }),
+      downloadVerified(s3, { bucket: Bucket, key: input.artifactKey }, mv.artifact_digest, scratch, {
+        signal: hb.signal,
+        onProgress: (bytes) => hb.beat('download', { bytes }),
+      }),
     );
     writeRepositoryEntry({ repository, model: mv.model_name, version: mv.version, onnx: { file: scratch }, inputWidth: width, outputWidth: 1 });
   } catch (err) {
     if (err instanceof EvidenceMissing) {
-      throw ApplicationFailure.create({ nonRetryable: true, type: 'EvidenceMissing', message: `artifact ${err.uri} (key ${input.artifactKey}) does not exist: refusing to deploy ${mv.model_name}@${mv.version}`, details: [{ uri: err.uri, key: input.artifactKey }] });
+      throw ApplicationFailure.create({
+        nonRetryable: true,
+        type: 'EvidenceMissing',
+        message: `artifact ${err.uri} (key ${input.artifactKey}) does not exist: refusing to deploy ${mv.model_name}@${mv.version}`,
+        details: [{ uri: err.uri, key: input.artifactKey }],
+      });
     }
     if (err instanceof EvidenceDiffers) {
-      throw ApplicationFailure.nonRetryable(`artifact ${input.artifactKey} is ${err.actual}, the registry holds ${err.expected}: refusing to deploy`, 'TamperedArtifact');
+      throw ApplicationFailure.nonRetryable(
+        `artifact ${input.artifactKey} is ${err.actual}, the registry holds ${err.expected}: refusing to deploy`,
+        'TamperedArtifact',
+      );
     }
     throw err;
   } finally {
@@ -95,7 +106,9 @@ export async function deployToTriton(input: DeployInput): Promise<DeployResult> 
   }
   const triton = new TritonClient(tritonUrl(env));
   await hb.during('load', async () => {
-    const serving = (await triton.index({ ready: true, signal: hb.signal })).filter((e) => e.name === mv.model_name && e.state === 'READY').map((e) => Number(e.version));
+    const serving = (await triton.index({ ready: true, signal: hb.signal }))
+      .filter((e) => e.name === mv.model_name && e.state === 'READY')
+      .map((e) => Number(e.version));
     const config = modelConfig({ model: mv.model_name, inputWidth: width, outputWidth: 1, versions: [...serving, mv.version] });
     await triton.load(mv.model_name, { config, signal: hb.signal });
   });

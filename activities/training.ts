@@ -294,12 +294,18 @@ export async function trainModel(input: TrainInput): Promise<TrainedModel> {
     await fetchCertified(input.certifiedKey, dataFile);
     handle = startJob(jobDir, 'train.log', [
       path.join(projectRoot, 'trainers', 'train.py'),
-      '--data', dataFile,
-      '--schema', schemaFile,
-      '--out', jobDir,
-      '--epochs', String(input.epochs),
-      '--seed', String(input.seed),
-      '--image-digest', input.imageDigest,
+      '--data',
+      dataFile,
+      '--schema',
+      schemaFile,
+      '--out',
+      jobDir,
+      '--epochs',
+      String(input.epochs),
+      '--seed',
+      String(input.seed),
+      '--image-digest',
+      input.imageDigest,
     ]);
     attach = 'started';
   }
@@ -358,11 +364,16 @@ export async function evaluateModel(input: {
   await fetchCertified(input.certifiedKey, dataFile);
   const job = startJob(dir, 'evaluate.log', [
     path.join(projectRoot, 'trainers', 'evaluate.py'),
-    '--model', path.join(dir, 'model.onnx'),
-    '--data', dataFile,
-    '--schema', schemaFile,
-    '--seed', String(input.seed),
-    '--out', dir,
+    '--model',
+    path.join(dir, 'model.onnx'),
+    '--data',
+    dataFile,
+    '--schema',
+    schemaFile,
+    '--seed',
+    String(input.seed),
+    '--out',
+    dir,
   ]);
   // Evaluation is short and its inputs are fetched again: a worker shutting down kills it (the next
   // attempt starts a new one) rather than leave a second kind of job to re-attach to.

@@ -39,7 +39,12 @@ async function certifyStep(dataset: string, schema: string): Promise<void> {
   const mock = new MockActivityEnvironment();
   const quarantined = (await mock.run(quarantineRaw, { datasetPath: dataset, schemaPath: schema })) as Awaited<ReturnType<typeof quarantineRaw>>;
   const t1 = performance.now();
-  const certified = (await mock.run(certifyDataset, { workflowId: `bench-large-${Date.now()}`, quarantined, schemaPath: schema, maxExcludedFraction: 0.1 })) as Awaited<ReturnType<typeof certifyDataset>>;
+  const certified = (await mock.run(certifyDataset, {
+    workflowId: `bench-large-${Date.now()}`,
+    quarantined,
+    schemaPath: schema,
+    maxExcludedFraction: 0.1,
+  })) as Awaited<ReturnType<typeof certifyDataset>>;
   const t2 = performance.now();
   await closeActivityDeps();
   console.log(
@@ -66,15 +71,41 @@ async function main(): Promise<void> {
   fs.copyFileSync(path.join(WDBC_DIR, 'schema.json'), schema);
   let t = performance.now();
   const gen = await writeSyntheticWdbc(dataset, mb * 1024 * 1024, { badEvery: 1000 });
-  console.log(`generated ${dataset}: ${(gen.bytes / 1024 / 1024).toFixed(1)} MiB, ${gen.rows} rows (${gen.bad} with 0x1A) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  console.log(
+    `generated ${dataset}: ${(gen.bytes / 1024 / 1024).toFixed(1)} MiB, ${gen.rows} rows (${gen.bad} with 0x1A) in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+  );
 
   const { stdout } = await run(process.execPath, ['--import', 'tsx', self, '--certify', dataset, schema], { maxBuffer: 1 << 20, env: process.env });
-  const cert = JSON.parse(stdout.trim().split('\n').pop()!) as { baselineMiB: number; peakMiB: number; quarantineMs: number; certifyMs: number; certifiedKey: string; rowsTotal: number; rowsExcluded: number };
+  const cert = JSON.parse(stdout.trim().split('\n').pop()!) as {
+    baselineMiB: number;
+    peakMiB: number;
+    quarantineMs: number;
+    certifyMs: number;
+    certifiedKey: string;
+    rowsTotal: number;
+    rowsExcluded: number;
+  };
 
   // A model trained on the real dataset, then the evaluator on the certified large file.
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-large-'));
   const venv = venvPaths(env);
-  execFileSync(venv.python, ['-W', 'ignore', path.join(projectRoot, 'trainers', 'train.py'), '--data', path.join(WDBC_DIR, 'wdbc.csv'), '--schema', schema, '--out', work, '--epochs', '300'], { stdio: 'ignore' });
+  execFileSync(
+    venv.python,
+    [
+      '-W',
+      'ignore',
+      path.join(projectRoot, 'trainers', 'train.py'),
+      '--data',
+      path.join(WDBC_DIR, 'wdbc.csv'),
+      '--schema',
+      schema,
+      '--out',
+      work,
+      '--epochs',
+      '300',
+    ],
+    { stdio: 'ignore' },
+  );
   const { createS3, bucket } = await import('../src/storage/s3.ts');
   const { downloadToFile } = await import('../src/storage/stream.ts');
   const s3 = createS3(env);
@@ -87,7 +118,26 @@ async function main(): Promise<void> {
     'print(json.dumps({"rc": r.returncode, "peakMiB": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "seconds": s}))',
   ].join('\n');
   t = performance.now();
-  const evalOut = execFileSync(venv.python, ['-c', measure, venv.python, '-W', 'ignore', path.join(projectRoot, 'trainers', 'evaluate.py'), '--model', path.join(work, 'model.onnx'), '--data', certifiedFile, '--schema', schema, '--out', work], { encoding: 'utf8' });
+  const evalOut = execFileSync(
+    venv.python,
+    [
+      '-c',
+      measure,
+      venv.python,
+      '-W',
+      'ignore',
+      path.join(projectRoot, 'trainers', 'evaluate.py'),
+      '--model',
+      path.join(work, 'model.onnx'),
+      '--data',
+      certifiedFile,
+      '--schema',
+      schema,
+      '--out',
+      work,
+    ],
+    { encoding: 'utf8' },
+  );
   const lines = evalOut.trim().split('\n');
   const ev = JSON.parse(lines.pop()!) as { rc: number; peakMiB: number; seconds: number };
   const metrics = JSON.parse(fs.readFileSync(path.join(work, 'metrics.json'), 'utf8')) as Record<string, number>;

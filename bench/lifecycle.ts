@@ -28,7 +28,9 @@ import { connectClient } from '../src/temporal.ts';
 import { traceModel } from '../src/trace/trace.ts';
 import { createWorker } from '../workers/worker.ts';
 
-const { values } = parseArgs({ options: { n: { type: 'string', default: '5' }, epochs: { type: 'string', default: '50' }, 'trace-samples': { type: 'string', default: '200' } } });
+const { values } = parseArgs({
+  options: { n: { type: 'string', default: '5' }, epochs: { type: 'string', default: '50' }, 'trace-samples': { type: 'string', default: '200' } },
+});
 const N = Number(values.n);
 const EPOCHS = Number(values.epochs);
 const TRACE_SAMPLES = Number(values['trace-samples']);
@@ -89,7 +91,13 @@ async function runLifecycle(client: Client, prefix: string, modelName: string): 
   for (;;) {
     const s = await approvalStatus(client, workflowId).catch(() => undefined);
     if (s?.stage === 'approval' && s.modelDigest) {
-      await decide(client, workflowId, { decision: 'approve', approver: 'omar@hospital.example', role: 'model-owner', meaning: 'approval', modelDigest: s.modelDigest });
+      await decide(client, workflowId, {
+        decision: 'approve',
+        approver: 'omar@hospital.example',
+        role: 'model-owner',
+        meaning: 'approval',
+        modelDigest: s.modelDigest,
+      });
       break;
     }
     if (s?.stage === 'rejected') throw new Error(`bench lifecycle rejected: ${s.outcome}`);

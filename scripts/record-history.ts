@@ -16,8 +16,12 @@ if (!workflowId || !file) {
 }
 const env = loadEnv();
 // The Temporal CLI writes the canonical proto JSON that historyFromJSON reads back.
-const json = execFileSync(venvPaths(env).temporal, ['workflow', 'show', '--address', env.TEMPORAL_ADDRESS, '--namespace', env.TEMPORAL_NAMESPACE, '-w', workflowId, '--output', 'json'], {
-  maxBuffer: 100_000_000,
-});
+const json = execFileSync(
+  venvPaths(env).temporal,
+  ['workflow', 'show', '--address', env.TEMPORAL_ADDRESS, '--namespace', env.TEMPORAL_NAMESPACE, '-w', workflowId, '--output', 'json'],
+  {
+    maxBuffer: 100_000_000,
+  },
+);
 fs.writeFileSync(file, json);
 console.log(`wrote ${(JSON.parse(json.toString()) as { events: unknown[] }).events.length} events to ${file}`);

@@ -5,9 +5,7 @@ export function createLogger(name: string, level = process.env.LOG_LEVEL ?? 'inf
   const pretty = process.stderr.isTTY && !process.env.CI;
   return pino(
     { name, level, base: { pid: process.pid } },
-    pretty
-      ? pino.transport({ target: 'pino-pretty', options: { destination: 2, ignore: 'pid,hostname' } })
-      : pino.destination(2),
+    pretty ? pino.transport({ target: 'pino-pretty', options: { destination: 2, ignore: 'pid,hostname' } }) : pino.destination(2),
   );
 }
 

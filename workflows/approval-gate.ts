@@ -96,10 +96,7 @@ export interface LoadedPolicy {
 }
 
 export type GateResult =
-  | { approved: true }
-  | { approved: false; rejectedBy: AcceptedDecision }
-  | { approved: false; timedOut: true }
-  | { approved: false; continueAsNew: GateState };
+  { approved: true } | { approved: false; rejectedBy: AcceptedDecision } | { approved: false; timedOut: true } | { approved: false; continueAsNew: GateState };
 
 /**
  * The approval gate. Signals and the update queue in one inbox; the gate judges each item in order
@@ -161,7 +158,9 @@ export class ApprovalGate {
           if (!ctx.isOpen()) throw new Error(`this lifecycle is not awaiting approval (stage: ${ctx.status.stage})`);
           const parsed = decideUpdateSchema.safeParse(update);
           if (!parsed.success) {
-            throw new Error(`invalid decision: ${escapeUnsafe(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')).slice(0, REASON_MAX)}`);
+            throw new Error(
+              `invalid decision: ${escapeUnsafe(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')).slice(0, REASON_MAX)}`,
+            );
           }
         },
       },
@@ -217,12 +216,20 @@ export class ApprovalGate {
     status.waiting = true;
     this.showWaiting();
     if (!opts.resumed) {
-      await this.ctx.audit('approval.requested', 'approval.requested', { requiredRoles: status.requiredRoles, deadline: status.deadline, modelDigest: candidate.modelDigest }, 'factory');
+      await this.ctx.audit(
+        'approval.requested',
+        'approval.requested',
+        { requiredRoles: status.requiredRoles, deadline: status.deadline, modelDigest: candidate.modelDigest },
+        'factory',
+      );
     }
     const decided = () => status.pendingRoles.length === 0 || !!this.rejectedBy;
     while (!decided()) {
       // The deadline is a timer of its own: no activity (a database outage, a slow write) holds it back.
-      const woke = await condition(() => this.inbox.length > 0 || this.recorderFailure !== undefined || this.historyIsLong(), Math.max(1, deadlineMs - Date.now()));
+      const woke = await condition(
+        () => this.inbox.length > 0 || this.recorderFailure !== undefined || this.historyIsLong(),
+        Math.max(1, deadlineMs - Date.now()),
+      );
       if (this.recorderFailure !== undefined) throw this.recorderFailure;
       if (!woke) break;
       await this.judgeInbox(undefined, decided);
@@ -306,7 +313,13 @@ export class ApprovalGate {
         status.counts ? `Decisions so far: ${status.counts.accepted} accepted, ${status.counts.refused} refused, ${status.counts.withdrawn} withdrawn.` : '',
         'Send the signal `approve` (or `reject`, or `withdraw` with a comment) with one JSON object:',
         '```json',
-        JSON.stringify({ approver: 'you@example.org', role: status.pendingRoles[0] ?? 'role', meaning: 'approval', modelDigest: status.modelDigest, comment: 'why' }),
+        JSON.stringify({
+          approver: 'you@example.org',
+          role: status.pendingRoles[0] ?? 'role',
+          meaning: 'approval',
+          modelDigest: status.modelDigest,
+          comment: 'why',
+        }),
         '```',
       ]
         .filter(Boolean)
@@ -314,14 +327,22 @@ export class ApprovalGate {
     );
   }
 
-  private verdictFor(item: Inbound, read: ReturnType<typeof readPayload>, rules: JudgeRules, closedReason?: string): { verdict: DecisionVerdict; accepted?: AcceptedDecision } {
+  private verdictFor(
+    item: Inbound,
+    read: ReturnType<typeof readPayload>,
+    rules: JudgeRules,
+    closedReason?: string,
+  ): { verdict: DecisionVerdict; accepted?: AcceptedDecision } {
     if (closedReason || !this.candidate) return { verdict: { accepted: false, reason: closedReason ?? 'no candidate awaits approval' } };
     if (!read.ok) return { verdict: { accepted: false, reason: read.reason } };
     if (item.decision === 'unknown') return { verdict: { accepted: false, reason: 'unknown decision' } };
     const v = judgeDecision(read.value, item.decision, this.candidate, this.ctx.status.approvals, this.policy.pack, rules);
     if (!v.accepted) return { verdict: rules === 'legacy' ? v : { accepted: false, reason: escapeUnsafe(v.reason).slice(0, REASON_MAX) } };
     const accepted: AcceptedDecision = { ...v.payload, decision: item.decision, principalName: v.principalName, at: this.ctx.now(), via: item.via };
-    return { verdict: { accepted: true, pendingRoles: this.ctx.status.pendingRoles.filter((r) => item.decision !== 'approve' || r !== accepted.role) }, accepted };
+    return {
+      verdict: { accepted: true, pendingRoles: this.ctx.status.pendingRoles.filter((r) => item.decision !== 'approve' || r !== accepted.role) },
+      accepted,
+    };
   }
 
   /** Judges one decision now (pure) and queues its record; state changes at once, the record follows in order. */
@@ -353,7 +374,9 @@ export class ApprovalGate {
       if (!verdict.accepted) throw new Error('unreachable');
       verdict = { accepted: true, pendingRoles: [...status.pendingRoles] };
     }
-    const refusal: RefusedDecision | undefined = verdict.accepted ? undefined : { decision: item.decision, reason: verdict.reason, received: summariseReceived(item.raw), at, via: item.via };
+    const refusal: RefusedDecision | undefined = verdict.accepted
+      ? undefined
+      : { decision: item.decision, reason: verdict.reason, received: summariseReceived(item.raw), at, via: item.via };
     if (refusal) {
       counts.refused += 1;
       status.refusals = [...status.refusals, refusal].slice(-DECISION_LIMITS.recentRefusals);
@@ -381,7 +404,11 @@ export class ApprovalGate {
       step: `decision.${item.seq}`,
       kind: accepted ? `approval.${DECISION_DONE[accepted.decision]}` : 'approval.refused',
       actor: record.approver,
-      payload: { ...(accepted ?? refusal), ...(accepted && accepted.decision === 'reject' ? { onRejection: this.onRejection } : {}), policyDigest: this.policy.digest },
+      payload: {
+        ...(accepted ?? refusal),
+        ...(accepted && accepted.decision === 'reject' ? { onRejection: this.onRejection } : {}),
+        policyDigest: this.policy.digest,
+      },
       occurredAt: record.decidedAt,
     };
     this.toRecord.push({ seq: item.seq, verdict, entry: { record, event } });
@@ -431,7 +458,12 @@ export class ApprovalGate {
     status.deadline = new Date(deadlineMs).toISOString();
     status.waiting = true;
     this.showWaiting();
-    await this.ctx.audit('approval.requested', 'approval.requested', { requiredRoles: status.requiredRoles, deadline: status.deadline, modelDigest: candidate.modelDigest }, 'factory');
+    await this.ctx.audit(
+      'approval.requested',
+      'approval.requested',
+      { requiredRoles: status.requiredRoles, deadline: status.deadline, modelDigest: candidate.modelDigest },
+      'factory',
+    );
     while (status.pendingRoles.length > 0 && !this.rejectedBy) {
       const arrived = await condition(() => this.inbox.length > 0, Math.max(1, deadlineMs - Date.now()));
       if (!arrived) break;
@@ -492,7 +524,19 @@ function minimalEntry({ record, event }: DecisionWithEvent): DecisionWithEvent {
   const summary = summariseReceived(event.payload);
   const strip = (s: string) => s.replace(/[^\x20-\x7e]/g, '?');
   return {
-    record: { ...record, approver: strip(record.approver), role: strip(record.role), meaning: strip(record.meaning), modelDigest: strip(record.modelDigest), comment: undefined, refusalReason: record.refusalReason && strip(record.refusalReason) },
-    event: { ...event, actor: strip(event.actor), payload: { unstorable: true, accepted: record.accepted, reason: record.refusalReason && strip(record.refusalReason), payloadSha256: summary.sha256 } },
+    record: {
+      ...record,
+      approver: strip(record.approver),
+      role: strip(record.role),
+      meaning: strip(record.meaning),
+      modelDigest: strip(record.modelDigest),
+      comment: undefined,
+      refusalReason: record.refusalReason && strip(record.refusalReason),
+    },
+    event: {
+      ...event,
+      actor: strip(event.actor),
+      payload: { unstorable: true, accepted: record.accepted, reason: record.refusalReason && strip(record.refusalReason), payloadSha256: summary.sha256 },
+    },
   };
 }

@@ -19,13 +19,7 @@ import {
 import type { controlActivities, gpuActivities, servingActivities } from '../activities/index.ts';
 import { LifecycleStageKey, ModelNameKey, PendingRolesKey, RiskTierKey } from '../temporal/search-attributes.ts';
 import { type ApprovalStatus, escapeUnsafe } from '../src/domain/approval.ts';
-import {
-  type LifecycleCheckpoint,
-  type LifecycleInput,
-  type LifecycleOutcome,
-  type LifecycleStage,
-  lifecycleInputSchema,
-} from '../src/domain/lifecycle.ts';
+import { type LifecycleCheckpoint, type LifecycleInput, type LifecycleOutcome, type LifecycleStage, lifecycleInputSchema } from '../src/domain/lifecycle.ts';
 import { CANCEL_REQUEST_SIGNAL, cancelRequestSchema } from '../src/domain/cancel.ts';
 import { queuesFor } from '../src/domain/task-queues.ts';
 import { durationMs } from '../src/policy/schema.ts';
@@ -56,7 +50,9 @@ export async function modelLifecycle(rawInput: LifecycleInput, checkpoint?: Life
   setHandler(cancelRequestSignal, (raw) => {
     const parsed = cancelRequestSchema.safeParse(raw);
     // A malformed request is kept as an escaped excerpt: the cancellation itself is what counts.
-    end.cancelRequest = parsed.success ? parsed.data : { by: 'unknown', reason: `unreadable cancel request: ${escapeUnsafe(JSON.stringify(raw) ?? '').slice(0, 200)}` };
+    end.cancelRequest = parsed.success
+      ? parsed.data
+      : { by: 'unknown', reason: `unreadable cancel request: ${escapeUnsafe(JSON.stringify(raw) ?? '').slice(0, 200)}` };
   });
   try {
     return await governedLifecycle(rawInput, checkpoint, end);
@@ -105,7 +101,10 @@ function causeOf(err: unknown): string {
 async function governedLifecycle(rawInput: LifecycleInput, checkpoint: LifecycleCheckpoint | undefined, end: LifecycleEnd): Promise<LifecycleOutcome> {
   const parsed = lifecycleInputSchema.safeParse(rawInput);
   if (!parsed.success) {
-    throw ApplicationFailure.nonRetryable(`invalid lifecycle input: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'InvalidInput');
+    throw ApplicationFailure.nonRetryable(
+      `invalid lifecycle input: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      'InvalidInput',
+    );
   }
   const input = parsed.data;
   const { workflowId, runId, taskQueue } = workflowInfo();
@@ -175,16 +174,19 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
     { key: RiskTierKey, value: input.riskTier },
   ]);
 
-  const gate = new ApprovalGate({
-    workflowId,
-    runId,
-    status,
-    isOpen: () => status.stage === 'approval',
-    now,
-    recordDecisions: (batch) => control.recordDecisions(batch),
-    recordDecision: (r) => control.recordDecision(r),
-    audit: appendAudit,
-  }, checkpoint?.gate);
+  const gate = new ApprovalGate(
+    {
+      workflowId,
+      runId,
+      status,
+      isOpen: () => status.stage === 'approval',
+      now,
+      recordDecisions: (batch) => control.recordDecisions(batch),
+      recordDecision: (r) => control.recordDecision(r),
+      audit: appendAudit,
+    },
+    checkpoint?.gate,
+  );
 
   // A run continued from this lifecycle's previous run resumes at the gate with the state it handed on.
   // Only continue-as-new can set continuedFromExecutionRunId: a client cannot forge a checkpoint.
@@ -269,7 +271,12 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
   const reject = rejecter(mv, policy, failing);
 
   if (Object.keys(failing).length) {
-    return reject(`evaluation below the ${input.riskTier}-risk thresholds: ${Object.entries(failing).map(([m, f]) => `${m} ${f.value.toFixed(4)} < ${f.threshold}`).join(', ')}`, { failing });
+    return reject(
+      `evaluation below the ${input.riskTier}-risk thresholds: ${Object.entries(failing)
+        .map(([m, f]) => `${m} ${f.value.toFixed(4)} < ${f.threshold}`)
+        .join(', ')}`,
+      { failing },
+    );
   }
   await control.setModelState({ id: mv.id, to: 'validated' });
   await audit('model.validated', { version: mv.version, metrics });

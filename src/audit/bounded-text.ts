@@ -1,5 +1,6 @@
 /** Control characters, bidi controls and lone surrogates, the set the CLI escapes for terminals. */
-const UNSAFE_UNIT = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/y;
+const UNSAFE_UNIT =
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/y;
 
 /**
  * Text someone else wrote (a failure message, a cancellation reason) made safe to store and show:
@@ -9,7 +10,7 @@ const UNSAFE_UNIT = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u
  */
 export function boundedText(text: string, max: number): string {
   let out = '';
-  for (let i = 0; i < text.length; ) {
+  for (let i = 0; i < text.length;) {
     const code = text.charCodeAt(i);
     UNSAFE_UNIT.lastIndex = i;
     let piece: string;

@@ -27,7 +27,13 @@ export async function verifyAuditChain(db: Kysely<Database>, batch = 5_000): Pro
     const page = await db.selectFrom('audit_events').selectAll().where('seq', '>', String(prevSeq)).orderBy('seq').limit(batch).execute();
     for (const r of page) {
       const seq = BigInt(r.seq);
-      const bad = (reason: string): VerifyResult => ({ ok: false, rows, lastSeq, headHash: prevHash, firstBad: { seq: String(r.seq), eventId: r.event_id, reason } });
+      const bad = (reason: string): VerifyResult => ({
+        ok: false,
+        rows,
+        lastSeq,
+        headHash: prevHash,
+        firstBad: { seq: String(r.seq), eventId: r.event_id, reason },
+      });
       if (r.prev_hash !== prevHash) {
         return bad(`its prev_hash does not match the hash of the row before it (seq ${prevSeq}): a row before it was deleted, inserted or changed`);
       }
@@ -58,7 +64,9 @@ type Payload = Record<string, unknown>;
 
 function differences(row: Record<string, unknown>, payload: Payload | null, fields: Array<[string, string]>): string[] {
   if (!payload) return ['no audit event records it'];
-  return fields.filter(([col, key]) => row[col] !== payload[key]).map(([col, key]) => `${col} is ${JSON.stringify(row[col])}, the audit trail says ${JSON.stringify(payload[key])}`);
+  return fields
+    .filter(([col, key]) => row[col] !== payload[key])
+    .map(([col, key]) => `${col} is ${JSON.stringify(row[col])}, the audit trail says ${JSON.stringify(payload[key])}`);
 }
 
 /**
@@ -68,12 +76,27 @@ function differences(row: Record<string, unknown>, payload: Payload | null, fiel
  */
 export async function verifyProjection(db: Kysely<Database>): Promise<ProjectionResult> {
   const mismatches: ProjectionMismatch[] = [];
-  const decisions = await sql<{ id: string; approver: string; role: string; meaning: string; model_digest: string; accepted: boolean; refusal_reason: string | null; kind: string | null; payload: Payload | null }>`
+  const decisions = await sql<{
+    id: string;
+    approver: string;
+    role: string;
+    meaning: string;
+    model_digest: string;
+    accepted: boolean;
+    refusal_reason: string | null;
+    kind: string | null;
+    payload: Payload | null;
+  }>`
     SELECT a.id, a.approver, a.role, a.meaning, a.model_digest, a.accepted, a.refusal_reason, e.kind, e.payload
     FROM approvals a LEFT JOIN audit_events e ON e.event_id = regexp_replace(a.id, '/decision-([0-9]+)$', '/decision.\\1')`.execute(db);
   for (const r of decisions.rows) {
     const problems = r.accepted
-      ? differences(r, r.payload, [['approver', 'approver'], ['role', 'role'], ['meaning', 'meaning'], ['model_digest', 'modelDigest']])
+      ? differences(r, r.payload, [
+          ['approver', 'approver'],
+          ['role', 'role'],
+          ['meaning', 'meaning'],
+          ['model_digest', 'modelDigest'],
+        ])
       : differences(r, r.payload, [['refusal_reason', 'reason']]);
     if (r.payload && (r.kind === 'approval.refused') === r.accepted) problems.push(`accepted is ${r.accepted}, the audit trail says ${r.kind}`);
     if (problems.length) mismatches.push({ table: 'approvals', id: r.id, reason: problems.join('; ') });
@@ -86,14 +109,21 @@ export async function verifyProjection(db: Kysely<Database>): Promise<Projection
     FROM model_versions m LEFT JOIN audit_events e ON e.workflow_id = m.workflow_id AND e.step = 'model.registered'
       AND CASE WHEN m.run_id IS NULL THEN e.payload->>'modelVersionId' = m.id::text ELSE e.run_id = m.run_id END`.execute(db);
   for (const r of versions.rows) {
-    const problems = differences(r, r.payload, [['version', 'version'], ['artifact_digest', 'artifactDigest']]);
+    const problems = differences(r, r.payload, [
+      ['version', 'version'],
+      ['artifact_digest', 'artifactDigest'],
+    ]);
     if (problems.length) mismatches.push({ table: 'model_versions', id: `${r.model_name}@${r.version}`, reason: problems.join('; ') });
   }
   const deployments = await sql<{ id: string; triton_model: string; triton_version: number; artifact_digest: string; payload: Payload | null }>`
     SELECT d.id, d.triton_model, d.triton_version, d.artifact_digest, e.payload
     FROM deployments d LEFT JOIN audit_events e ON e.event_id = regexp_replace(d.id, '/deployment$', '/model.deployed')`.execute(db);
   for (const r of deployments.rows) {
-    const problems = differences(r, r.payload, [['triton_model', 'tritonModel'], ['triton_version', 'tritonVersion'], ['artifact_digest', 'artifactDigest']]);
+    const problems = differences(r, r.payload, [
+      ['triton_model', 'tritonModel'],
+      ['triton_version', 'tritonVersion'],
+      ['artifact_digest', 'artifactDigest'],
+    ]);
     if (problems.length) mismatches.push({ table: 'deployments', id: r.id, reason: problems.join('; ') });
   }
   return { ok: mismatches.length === 0, checked: decisions.rows.length + versions.rows.length + deployments.rows.length, mismatches };
@@ -118,5 +148,10 @@ export async function verifyObjects(db: Kysely<Database>, s3: S3Client, { concur
   const refs = await referencedObjects(db);
   const checks = await mapLimit(refs, concurrency, (r) => hashObject(s3, r));
   const problems = checks.filter((c) => c.state !== 'ok');
-  return { ok: !problems.some((p) => p.state === 'missing' || p.state === 'different'), checked: checks.length, problems, unreadable: problems.filter((p) => p.state === 'unreadable').length };
+  return {
+    ok: !problems.some((p) => p.state === 'missing' || p.state === 'different'),
+    checked: checks.length,
+    problems,
+    unreadable: problems.filter((p) => p.state === 'unreadable').length,
+  };
 }

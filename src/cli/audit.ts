@@ -34,7 +34,11 @@ async function checkObjects(db: Kysely<Database>, env: Env): Promise<ObjectsResu
 function renderObjects(o: ObjectsResult): string {
   const bad = o.problems.filter((p) => p.state !== 'unreadable');
   const what = (p: ObjectCheck) =>
-    p.state === 'missing' ? 'MISSING' : p.state === 'different' ? `DIFFERENT (is ${p.actual}, recorded ${p.expected})` : `UNREADABLE (${p.reason ?? 'no answer'})`;
+    p.state === 'missing'
+      ? 'MISSING'
+      : p.state === 'different'
+        ? `DIFFERENT (is ${p.actual}, recorded ${p.expected})`
+        : `UNREADABLE (${p.reason ?? 'no answer'})`;
   return [
     bad.length
       ? `OBJECTS NOT AS RECORDED: ${bad.length} of ${o.checked}`

@@ -62,7 +62,9 @@ export function registerDemo(program: Command): void {
         say(`   model ${input.modelName}, commit ${commitSha.slice(0, 12)}, risk tier high, developer omar@hospital.example`);
         say(`   image digest ${input.imageDigest} (stand-in: the digest of package-lock.json; CI passes its image's)`);
         const started = await startLifecycle(client, input);
-        say(`   ${started.existing ? 'found the lifecycle already started for this commit (a retried start never makes a second)' : 'started'}: ${started.workflowId}`);
+        say(
+          `   ${started.existing ? 'found the lifecycle already started for this commit (a retried start never makes a second)' : 'started'}: ${started.workflowId}`,
+        );
         say(`   watch it: ${temporalUiUrl(ctx)}/namespaces/${ctx.env.TEMPORAL_NAMESPACE}/workflows/${started.workflowId}`);
 
         step('3. Ingest → train → evaluate → register');
@@ -92,8 +94,16 @@ export function registerDemo(program: Command): void {
           } else {
             say('   The approvers below act through the same public interfaces a person uses (printed as such):');
             if (status.pendingRoles.includes('business')) {
-              const attempt = await decide(client, started.workflowId, { decision: 'approve', approver: 'omar@hospital.example', role: 'business', meaning: 'approval', modelDigest: status.modelDigest! });
-              say(`   [Omar, who developed the model, tries \`factory approve --as omar@hospital.example --role business\`] → ${attempt.accepted ? 'accepted?!' : `refused: ${attempt.reason}`}`);
+              const attempt = await decide(client, started.workflowId, {
+                decision: 'approve',
+                approver: 'omar@hospital.example',
+                role: 'business',
+                meaning: 'approval',
+                modelDigest: status.modelDigest!,
+              });
+              say(
+                `   [Omar, who developed the model, tries \`factory approve --as omar@hospital.example --role business\`] → ${attempt.accepted ? 'accepted?!' : `refused: ${attempt.reason}`}`,
+              );
             }
             const plan: Array<[string, string, 'update' | 'signal']> = [
               ['lena@hospital.example', 'business', 'update'],
@@ -104,10 +114,14 @@ export function registerDemo(program: Command): void {
               const payload = { approver, role, meaning: 'approval' as const, modelDigest: status.modelDigest!, comment: 'demo sign-off' };
               if (via === 'update') {
                 const v = await decide(client, started.workflowId, { decision: 'approve', ...payload });
-                say(`   [${names.get(approver)} runs \`factory approve --as ${approver} --role ${role}\` (update "decide")] → ${v.accepted ? `accepted; pending: ${v.pendingRoles.join(', ') || 'none'}` : `refused: ${v.reason}`}`);
+                say(
+                  `   [${names.get(approver)} runs \`factory approve --as ${approver} --role ${role}\` (update "decide")] → ${v.accepted ? `accepted; pending: ${v.pendingRoles.join(', ') || 'none'}` : `refused: ${v.reason}`}`,
+                );
               } else {
                 await client.workflow.getHandle(started.workflowId).signal('approve', payload);
-                say(`   [${names.get(approver)} sends the signal "approve" with ${JSON.stringify({ approver, role, meaning: 'approval' })}… as the Web UI does]`);
+                say(
+                  `   [${names.get(approver)} sends the signal "approve" with ${JSON.stringify({ approver, role, meaning: 'approval' })}… as the Web UI does]`,
+                );
               }
             }
           }
@@ -129,7 +143,9 @@ export function registerDemo(program: Command): void {
         const sample = cells.map(Number);
         const res = await new TritonClient(tritonUrl(ctx.env)).infer(outcome.tritonModel, [sample], outcome.version);
         say(`   POST ${outcome.endpoint}`);
-        say(`   first WDBC sample (diagnosed ${diagnosis}) → P(malignant) = ${res.outputs[0]![0]!.toFixed(4)}  (model ${res.raw.model_name} v${res.raw.model_version})`);
+        say(
+          `   first WDBC sample (diagnosed ${diagnosis}) → P(malignant) = ${res.outputs[0]![0]!.toFixed(4)}  (model ${res.raw.model_name} v${res.raw.model_version})`,
+        );
 
         step(`7. The trace (\`npx factory trace ${outcome.modelName}@${outcome.version}\`)`);
         say(renderTrace(trace));

@@ -15,7 +15,12 @@ function renderStatus(status: StackStatus): string {
     .map(([name, s]) => {
       const line = `${s.healthy ? '✓' : '✗'} ${name.padEnd(9)} ${s.endpoint}${s.managed ? '' : s.healthy ? '  [external]' : ''}`;
       // Details (the S3 store's limits, the policy pack in force) go on their own lines: they are read.
-      return s.detail ? `${line}\n${s.detail.split('; ').map((d) => `            ${d}`).join('\n')}` : line;
+      return s.detail
+        ? `${line}\n${s.detail
+            .split('; ')
+            .map((d) => `            ${d}`)
+            .join('\n')}`
+        : line;
     })
     .join('\n');
 }
@@ -25,7 +30,9 @@ export function registerDev(program: Command): void {
 
   dev
     .command('up')
-    .description('start every component that is not already running, and wait until all are healthy; exit 4 when it refuses (bad endpoint, port held by another process, broken policy pack), stopping nothing')
+    .description(
+      'start every component that is not already running, and wait until all are healthy; exit 4 when it refuses (bad endpoint, port held by another process, broken policy pack), stopping nothing',
+    )
     .option('--json', 'print one JSON object')
     .action(async (opts: { json?: boolean }) => {
       const out = createOutput(!!opts.json);
@@ -42,7 +49,8 @@ export function registerDev(program: Command): void {
           ].join('\n'),
         );
       } catch (err) {
-        if (err instanceof StackRefusal) throw new CliError(`dev up refused: ${err.message}`, EXIT.refused, 'nothing was stopped; fix the cause above, then run `npx factory dev up` again');
+        if (err instanceof StackRefusal)
+          throw new CliError(`dev up refused: ${err.message}`, EXIT.refused, 'nothing was stopped; fix the cause above, then run `npx factory dev up` again');
         if (err instanceof ComponentStartError) throw new CliError(err.message, EXIT.unhealthy, 'fix the cause above, then run `npx factory dev up` again');
         throw err;
       }

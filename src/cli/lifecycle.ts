@@ -64,8 +64,12 @@ export function renderStatus(s: ApprovalStatus): string {
   return [
     `${s.modelName}${s.version ? `@${s.version}` : ''}  stage=${s.stage}  risk=${s.riskTier}${s.outcome ? `  outcome=${s.outcome}` : ''}`,
     s.modelDigest ? `  candidate ${s.modelDigest}` : '',
-    s.requiredRoles.length ? `  roles required: ${s.requiredRoles.join(', ')}; pending: ${s.pendingRoles.join(', ') || 'none'}${s.waiting ? ` (until ${s.deadline})` : ''}` : '',
-    c ? `  decisions: ${c.received} received, ${c.accepted} accepted, ${c.refused} refused, ${c.withdrawn} withdrawn${s.continuedRuns ? `  (${s.continuedRuns} earlier run(s))` : ''}` : '',
+    s.requiredRoles.length
+      ? `  roles required: ${s.requiredRoles.join(', ')}; pending: ${s.pendingRoles.join(', ') || 'none'}${s.waiting ? ` (until ${s.deadline})` : ''}`
+      : '',
+    c
+      ? `  decisions: ${c.received} received, ${c.accepted} accepted, ${c.refused} refused, ${c.withdrawn} withdrawn${s.continuedRuns ? `  (${s.continuedRuns} earlier run(s))` : ''}`
+      : '',
     ...s.approvals.map((a) => renderDecision('✓', a)),
     ...(s.withdrawals ?? []).map((a) => renderDecision('↶', a)),
     ...s.refusals.map((r) => `  ✗ ${r.at} refused ${r.decision} via ${r.via}: ${r.reason}${receivedSummary(r.received)}`),
@@ -85,7 +89,8 @@ function nextAfterFailure(workflowId: string, failure?: FailureCause): string {
   }
   if (failure.type === 'Terminated') return `it was terminated (${failure.message || 'no reason given'}); ${retry}; ${inspect}`;
   if (failure.type === 'Cancelled') return `it was cancelled; ${retry}; ${inspect}`;
-  if (failure.type.startsWith('Timeout')) return `a step ran out of time: check the workers (\`npx factory dev status\`, logs in .factory/logs/), then ${retry}; ${inspect}`;
+  if (failure.type.startsWith('Timeout'))
+    return `a step ran out of time: check the workers (\`npx factory dev status\`, logs in .factory/logs/), then ${retry}; ${inspect}`;
   return `${retry}; ${inspect}`;
 }
 
@@ -171,7 +176,16 @@ function refusedAction(err: LifecycleActionRefused, out: Output): CliError {
 export function renderList(items: LifecycleListItem[], truncated: boolean): string {
   if (!items.length) return 'no lifecycles';
   const head = ['WORKFLOW ID', 'RUN', 'STATUS', 'STAGE', 'MODEL', 'RISK', 'STARTED', 'CLOSED'];
-  const rows = items.map((i) => [i.workflowId, i.runId, i.temporalStatus, i.stage ?? '-', i.modelName ?? '-', i.riskTier ?? '-', i.startTime, i.closeTime ?? '-']);
+  const rows = items.map((i) => [
+    i.workflowId,
+    i.runId,
+    i.temporalStatus,
+    i.stage ?? '-',
+    i.modelName ?? '-',
+    i.riskTier ?? '-',
+    i.startTime,
+    i.closeTime ?? '-',
+  ]);
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
   const line = (cells: string[]) => cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ');
   return [line(head), ...rows.map(line), ...(truncated ? ['… more: narrow with --state/--model or raise --limit'] : [])].join('\n');
@@ -192,7 +206,9 @@ export function registerLifecycle(program: Command): void {
 
   lifecycle
     .command('start')
-    .description('start the lifecycle for a model and commit (a second start for the same commit finds the first; with other inputs, or once it failed, it is refused, exit 4: see `lifecycle retry`)')
+    .description(
+      'start the lifecycle for a model and commit (a second start for the same commit finds the first; with other inputs, or once it failed, it is refused, exit 4: see `lifecycle retry`)',
+    )
     .requiredOption('--model <name>', 'model name')
     .requiredOption('--dataset <path>', 'raw dataset file (CSV) with schema.json beside it')
     .option('--schema <path>', 'dataset schema (default: schema.json beside the dataset)')
@@ -212,15 +228,15 @@ export function registerLifecycle(program: Command): void {
           startLifecycle(
             client,
             {
-            modelName: opts.model,
-            datasetPath: cliInputLocation(opts.dataset),
-            schemaPath: opts.schema ? cliInputLocation(opts.schema) : undefined,
-            commitSha: opts.commit,
-            imageDigest: opts.image,
-            riskTier: opts.risk,
-            requester: opts.requester,
-            developer: opts.developer,
-            ...(opts.epochs !== undefined ? { training: { epochs: opts.epochs as number, seed: 7 } } : {}),
+              modelName: opts.model,
+              datasetPath: cliInputLocation(opts.dataset),
+              schemaPath: opts.schema ? cliInputLocation(opts.schema) : undefined,
+              commitSha: opts.commit,
+              imageDigest: opts.image,
+              riskTier: opts.risk,
+              requester: opts.requester,
+              developer: opts.developer,
+              ...(opts.epochs !== undefined ? { training: { epochs: opts.epochs as number, seed: 7 } } : {}),
             },
             // An isolated deployment (or a test's workers) serves prefixed queues: start there too.
             { taskQueuePrefix: env.FACTORY_TASK_QUEUE_PREFIX },
@@ -242,7 +258,15 @@ export function registerLifecycle(program: Command): void {
         if (err instanceof LifecycleEndedWithoutOutcome) {
           if (out.json) {
             out.result(
-              { workflowId: err.workflowId, runId: err.runId, existing: true, refused: true, temporalStatus: err.temporalStatus, ...(err.failure ? { failure: err.failure } : {}), retry: `npx factory lifecycle retry ${err.workflowId}` },
+              {
+                workflowId: err.workflowId,
+                runId: err.runId,
+                existing: true,
+                refused: true,
+                temporalStatus: err.temporalStatus,
+                ...(err.failure ? { failure: err.failure } : {}),
+                retry: `npx factory lifecycle retry ${err.workflowId}`,
+              },
               () => '',
             );
           }
@@ -277,9 +301,15 @@ export function registerLifecycle(program: Command): void {
           throw err;
         }
       });
-      out.progress(`${retried.existing ? 'found the run another retry started for' : 'retried'} lifecycle ${retried.workflowId}: run ${retried.runId} (previous run ${retried.previousRunId} ${retried.previousStatus})`);
+      out.progress(
+        `${retried.existing ? 'found the run another retry started for' : 'retried'} lifecycle ${retried.workflowId}: run ${retried.runId} (previous run ${retried.previousRunId} ${retried.previousStatus})`,
+      );
       if (!opts.wait) {
-        out.result(retried, (r) => `${r.existing ? 'already retried' : 'retried'}: ${r.workflowId} run ${r.runId} (previous run ended ${r.previousStatus})\nfollow it: npx factory status ${r.workflowId}`);
+        out.result(
+          retried,
+          (r) =>
+            `${r.existing ? 'already retried' : 'retried'}: ${r.workflowId} run ${r.runId} (previous run ended ${r.previousStatus})\nfollow it: npx factory status ${r.workflowId}`,
+        );
         return;
       }
       const outcome = await waitOutcome(retried.workflowId, out, retried);
@@ -311,7 +341,12 @@ export function registerLifecycle(program: Command): void {
         out.progress(`cancellation requested for ${workflowId} (run ${requested.runId}, stage ${requested.stage ?? '?'})`);
         if (!opts.wait) return { ...requested };
         const final = await waitClosed(client, workflowId, requested.runId);
-        return { ...requested, temporalStatus: final.temporalStatus, ...(final.failure ? { failure: final.failure } : {}), ...(final.result ? { result: final.result } : {}) };
+        return {
+          ...requested,
+          temporalStatus: final.temporalStatus,
+          ...(final.failure ? { failure: final.failure } : {}),
+          ...(final.result ? { result: final.result } : {}),
+        };
       });
       out.result(result, (r) =>
         'temporalStatus' in r
@@ -328,8 +363,9 @@ export function registerLifecycle(program: Command): void {
       if (!(LIST_STATES as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${LIST_STATES.join(', ')}.`);
       return v;
     })
-    .option('--model <name>', 'only this model\'s', (v: string) => {
-      if (!lifecycleInputSchema.shape.modelName.safeParse(v).success) throw new InvalidArgumentError('expected a model name (lowercase letters, digits, - and _, starting with a letter).');
+    .option('--model <name>', "only this model's", (v: string) => {
+      if (!lifecycleInputSchema.shape.modelName.safeParse(v).success)
+        throw new InvalidArgumentError('expected a model name (lowercase letters, digits, - and _, starting with a letter).');
       return v;
     })
     .option('--limit <n>', 'at most this many (default 100)', strictInt(1, 10_000))
@@ -375,30 +411,42 @@ export function registerLifecycle(program: Command): void {
       .option('--digest <sha256>', "the candidate's model digest (default: read from the lifecycle)");
     if (decision === 'withdraw') cmd.requiredOption('--comment <text>', 'why the approval is withdrawn (recorded)');
     else cmd.option('--comment <text>', 'comment recorded with the decision');
-    cmd
-      .option('--json', 'print JSON')
-      .action(async (workflowId: string, opts) => {
-        const out = createOutput(!!opts.json);
-        const verdict = await withTemporal(async (client) => {
-          // Temporal first: a closed lifecycle is answered by the server, with no worker needed.
-          const state = await lifecycleState(client, workflowId);
-          if (state.temporalStatus !== 'RUNNING') {
-            throw new CliError(`lifecycle ${workflowId} is closed (${closedSummary(state)})`, EXIT.refused, state.failure ? nextAfterFailure(workflowId, state.failure) : 'nothing to decide: its gate is closed for good');
-          }
-          if (state.workersAnswering === false) throw workersNotAnswering(workflowId);
-          const modelDigest = opts.digest ?? state.status?.modelDigest;
-          if (!modelDigest) throw new CliError(`lifecycle ${workflowId} has no candidate yet (stage=${state.stage})`, EXIT.refused, `wait for it to reach the approval stage: npx factory status ${workflowId}`);
-          try {
-            return await decide(client, workflowId, { decision, approver: opts.as, role: opts.role, meaning: opts.meaning, modelDigest, comment: opts.comment });
-          } catch (err) {
-            if (err instanceof ZodError) throw new CliError(`invalid decision: ${zodMessage(err)}`, EXIT.usage);
-            if (err instanceof DecisionRefused) return { accepted: false as const, reason: err.message };
-            if (isWorkersNotAnswering(err)) throw new CliError(`lifecycle ${workflowId}: no verdict on the decision in time`, EXIT.unhealthy, `the workers may be down or busy: check \`npx factory dev status\`, then \`npx factory status ${workflowId}\``);
-            throw err;
-          }
-        });
-        out.result(verdict, (v) => (v.accepted ? `${decision} recorded; pending roles: ${v.pendingRoles.join(', ') || 'none'}` : `refused: ${v.reason}`));
-        if (!verdict.accepted) process.exitCode = EXIT.refused;
+    cmd.option('--json', 'print JSON').action(async (workflowId: string, opts) => {
+      const out = createOutput(!!opts.json);
+      const verdict = await withTemporal(async (client) => {
+        // Temporal first: a closed lifecycle is answered by the server, with no worker needed.
+        const state = await lifecycleState(client, workflowId);
+        if (state.temporalStatus !== 'RUNNING') {
+          throw new CliError(
+            `lifecycle ${workflowId} is closed (${closedSummary(state)})`,
+            EXIT.refused,
+            state.failure ? nextAfterFailure(workflowId, state.failure) : 'nothing to decide: its gate is closed for good',
+          );
+        }
+        if (state.workersAnswering === false) throw workersNotAnswering(workflowId);
+        const modelDigest = opts.digest ?? state.status?.modelDigest;
+        if (!modelDigest)
+          throw new CliError(
+            `lifecycle ${workflowId} has no candidate yet (stage=${state.stage})`,
+            EXIT.refused,
+            `wait for it to reach the approval stage: npx factory status ${workflowId}`,
+          );
+        try {
+          return await decide(client, workflowId, { decision, approver: opts.as, role: opts.role, meaning: opts.meaning, modelDigest, comment: opts.comment });
+        } catch (err) {
+          if (err instanceof ZodError) throw new CliError(`invalid decision: ${zodMessage(err)}`, EXIT.usage);
+          if (err instanceof DecisionRefused) return { accepted: false as const, reason: err.message };
+          if (isWorkersNotAnswering(err))
+            throw new CliError(
+              `lifecycle ${workflowId}: no verdict on the decision in time`,
+              EXIT.unhealthy,
+              `the workers may be down or busy: check \`npx factory dev status\`, then \`npx factory status ${workflowId}\``,
+            );
+          throw err;
+        }
       });
+      out.result(verdict, (v) => (v.accepted ? `${decision} recorded; pending roles: ${v.pendingRoles.join(', ') || 'none'}` : `refused: ${v.reason}`));
+      if (!verdict.accepted) process.exitCode = EXIT.refused;
+    });
   }
 }

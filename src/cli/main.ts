@@ -11,7 +11,17 @@ const demo: Registrar = async () => (await import('./demo.ts')).registerDemo;
  * Each top-level command's module, loaded only when that command runs: `factory trace` must not
  * pay for loading the Temporal client, the S3 SDK and the stack (it answers in well under a second).
  */
-const byCommand: Record<string, Registrar> = { dev, lifecycle, status: lifecycle, approve: lifecycle, reject: lifecycle, withdraw: lifecycle, trace: audit, audit, demo };
+const byCommand: Record<string, Registrar> = {
+  dev,
+  lifecycle,
+  status: lifecycle,
+  approve: lifecycle,
+  reject: lifecycle,
+  withdraw: lifecycle,
+  trace: audit,
+  audit,
+  demo,
+};
 
 const program = new Command('factory')
   .description('ai-factory: the governed model lifecycle on Temporal')
@@ -52,7 +62,10 @@ async function report(err: unknown): Promise<number> {
   }
   if (err instanceof WorkflowFailedError) {
     const { rootCause, renderCause } = await import('../lifecycle/client.ts');
-    say(`the lifecycle failed: ${err.cause ? renderCause(rootCause(err.cause)) : err.message}`, 'inspect it with `temporal workflow show -w <id>` or in the Web UI');
+    say(
+      `the lifecycle failed: ${err.cause ? renderCause(rootCause(err.cause)) : err.message}`,
+      'inspect it with `temporal workflow show -w <id>` or in the Web UI',
+    );
     return EXIT.failure;
   }
   const grpc = [err, (err as { cause?: unknown })?.cause].find(isGrpcServiceError);

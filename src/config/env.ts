@@ -33,7 +33,10 @@ export const envSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_UI_PORT: port.default(8233),
   /** Prefixes every task queue (an isolated set of workers, e.g. a test's). Workflows follow their control queue. */
-  FACTORY_TASK_QUEUE_PREFIX: z.string().regex(/^[\w.-]*$/).default(''),
+  FACTORY_TASK_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[\w.-]*$/)
+    .default(''),
   TEMPORAL_RETENTION_DAYS: z.coerce.number().int().min(30).default(30),
 
   /** When unset, `factory dev up` serves an embedded PGlite on FACTORY_PGLITE_PORT. */
@@ -45,7 +48,10 @@ export const envSchema = z.object({
   /** Local defaults only work against the embedded S3 server; production sets real credentials. */
   AWS_ACCESS_KEY_ID: z.string().min(1).default('factory-local'),
   AWS_SECRET_ACCESS_KEY: z.string().min(1).default('factory-local-secret'),
-  S3_BUCKET_PREFIX: z.string().regex(/^[a-z0-9-]*$/, 'lowercase letters, digits and dashes').default('factory-'),
+  S3_BUCKET_PREFIX: z
+    .string()
+    .regex(/^[a-z0-9-]*$/, 'lowercase letters, digits and dashes')
+    .default('factory-'),
 
   /** Set when Triton runs elsewhere (docker-compose); else the local server on TRITON_HTTP_PORT. */
   TRITON_URL: z.url().optional(),
@@ -61,7 +67,11 @@ export const envSchema = z.object({
    */
   FACTORY_DATA_ROOTS: z.string().optional(),
   /** Largest raw dataset accepted (bytes); a larger one is refused before it is copied. */
-  FACTORY_DATASET_MAX_BYTES: z.coerce.number().int().min(1).default(1024 * 1024 * 1024),
+  FACTORY_DATASET_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(1024 * 1024 * 1024),
   /** Training and evaluation jobs one gpu-onprem worker runs at once. */
   FACTORY_GPU_MAX_CONCURRENT_JOBS: z.coerce.number().int().min(1).max(64).default(2),
 });

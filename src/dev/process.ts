@@ -70,12 +70,7 @@ export function ownedPid(files: ProcessFiles): number | undefined {
  * Starts a long-lived process in its own process group, detached from the caller, with stdout and
  * stderr appended to its log file. The pid file marks it as ours: `down` stops only such processes.
  */
-export function startDetached(
-  files: ProcessFiles,
-  command: string,
-  args: string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
-): number {
+export function startDetached(files: ProcessFiles, command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): number {
   fs.mkdirSync(path.dirname(files.pidFile), { recursive: true });
   fs.mkdirSync(path.dirname(files.logFile), { recursive: true });
   const log = fs.openSync(files.logFile, 'a');

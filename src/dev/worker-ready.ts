@@ -81,7 +81,8 @@ function sameDigest(a: PackInUse | undefined, b: PackInUse | undefined): boolean
 export function packAgreement(home: string, cliPack: PackInUse = packInUse()): PackAgreement {
   const workers = readWorkerReady(workerReadyFile(home))?.policyPack;
   if ('error' in cliPack) return { cli: cliPack, workers, agrees: false, warning: `the policy pack ${cliPack.path} is broken: ${cliPack.error}` };
-  if (!workers) return { cli: cliPack, agrees: false, warning: 'the dev workers have not reported their policy pack (not running, or started by an older factory)' };
+  if (!workers)
+    return { cli: cliPack, agrees: false, warning: 'the dev workers have not reported their policy pack (not running, or started by an older factory)' };
   if (sameDigest(cliPack, workers)) return { cli: cliPack, workers, agrees: true };
   const theirs = 'digest' in workers ? `${workers.path} (${workers.digest.slice(0, 19)}…)` : `${workers.path} (broken: ${workers.error})`;
   return {

@@ -55,4 +55,3 @@ export interface LifecycleCheckpoint {
   gate?: GateState;
   continuedRuns?: number;
 }
-

@@ -68,7 +68,15 @@ export function supersededBy(jobDir: string, me: LeaseOwner): number | undefined
  * stderr appended to `logFile`, with the scrubbed job environment. Returns the wrapper's pid (the
  * group's id). The lease is renewed for `owner` before the job starts.
  */
-export function spawnJob(opts: { jobDir: string; logFile: string; command: string; args: string[]; owner: LeaseOwner; orphanAfterSeconds?: number; source?: NodeJS.ProcessEnv }): number {
+export function spawnJob(opts: {
+  jobDir: string;
+  logFile: string;
+  command: string;
+  args: string[];
+  owner: LeaseOwner;
+  orphanAfterSeconds?: number;
+  source?: NodeJS.ProcessEnv;
+}): number {
   renewLease(opts.jobDir, opts.owner);
   const log = fs.openSync(opts.logFile, 'a');
   try {
@@ -100,7 +108,10 @@ export type AbortAction = 'detach' | 'kill' | 'kill-if-owner';
  *   supervises).
  * Anything else (an error in the launcher itself) kills: the attempt fails and its retry starts afresh.
  */
-export function abortAction(reason: unknown, details?: { cancelRequested?: boolean; reset?: boolean; workerShutdown?: boolean; paused?: boolean; timedOut?: boolean; notFound?: boolean }): AbortAction {
+export function abortAction(
+  reason: unknown,
+  details?: { cancelRequested?: boolean; reset?: boolean; workerShutdown?: boolean; paused?: boolean; timedOut?: boolean; notFound?: boolean },
+): AbortAction {
   const message = reason instanceof Error ? reason.message : String(reason);
   if (details?.cancelRequested || details?.reset || message === 'CANCELLED' || message === 'RESET') return 'kill';
   if (details?.timedOut || details?.notFound || message === 'TIMED_OUT' || message === 'NOT_FOUND') return 'kill-if-owner';

@@ -1,11 +1,13 @@
+import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowUpdateFailedError, isGrpcDeadlineError } from '@temporalio/client';
 import {
-  type Client,
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowFailedError,
-  WorkflowUpdateFailedError,
-  isGrpcDeadlineError,
-} from '@temporalio/client';
-import { ActivityFailure, ApplicationFailure, CancelledFailure, ChildWorkflowFailure, TerminatedFailure, TimeoutFailure, TypedSearchAttributes } from '@temporalio/common';
+  ActivityFailure,
+  ApplicationFailure,
+  CancelledFailure,
+  ChildWorkflowFailure,
+  TerminatedFailure,
+  TimeoutFailure,
+  TypedSearchAttributes,
+} from '@temporalio/common';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import type { ApprovalStatus, DecideUpdate } from '../domain/approval.ts';
 import { CANCEL_REQUEST_SIGNAL, type CancelRequest, cancelRequestSchema } from '../domain/cancel.ts';
@@ -66,7 +68,10 @@ function comparable(input: LifecycleParams | Record<string, unknown>): Record<st
 }
 
 /** Each field in which two lifecycle inputs differ, compared after normalisation (defaults are no difference). */
-export function diffLifecycleInputs(existing: LifecycleParams | Record<string, unknown>, requested: LifecycleParams | Record<string, unknown>): InputDifference[] {
+export function diffLifecycleInputs(
+  existing: LifecycleParams | Record<string, unknown>,
+  requested: LifecycleParams | Record<string, unknown>,
+): InputDifference[] {
   const a = comparable(existing);
   const b = comparable(requested);
   return [...new Set([...Object.keys(a), ...Object.keys(b)])]
@@ -337,7 +342,8 @@ export async function lifecycleState(client: Client, workflowId: string, opts: {
 export function closedSummary(s: LifecycleState): string {
   if (s.result) return `${s.temporalStatus}: ${s.result.outcome}${s.result.outcome === 'rejected' ? `: ${s.result.reason}` : ''}`;
   // "TERMINATED: Terminated: …" says it twice: an operator's ending has only its reason to add.
-  if (s.failure) return `${s.temporalStatus}: ${['Terminated', 'Cancelled'].includes(s.failure.type) ? s.failure.message || 'no reason given' : renderCause(s.failure)}`;
+  if (s.failure)
+    return `${s.temporalStatus}: ${['Terminated', 'Cancelled'].includes(s.failure.type) ? s.failure.message || 'no reason given' : renderCause(s.failure)}`;
   return s.temporalStatus;
 }
 
@@ -379,7 +385,10 @@ export async function retryLifecycle(client: Client, workflowId: string): Promis
   const refuse = (message: string, next?: string) => new LifecycleActionRefused(message, workflowId, recorded.runId, recorded.temporalStatus, next);
   if (recorded.workflowType !== LIFECYCLE_WORKFLOW) throw refuse(`${workflowId} is a ${recorded.workflowType} workflow, not a lifecycle`);
   if (recorded.temporalStatus === 'RUNNING') {
-    throw refuse(`lifecycle ${workflowId} is running: nothing to retry`, `follow it: npx factory status ${workflowId} (or cancel it: npx factory lifecycle cancel ${workflowId} --reason "…")`);
+    throw refuse(
+      `lifecycle ${workflowId} is running: nothing to retry`,
+      `follow it: npx factory status ${workflowId} (or cancel it: npx factory lifecycle cancel ${workflowId} --reason "…")`,
+    );
   }
   if (!RETRYABLE_STATUSES.includes(recorded.temporalStatus)) {
     const state = await lifecycleState(client, workflowId).catch(() => undefined);
@@ -389,7 +398,10 @@ export async function retryLifecycle(client: Client, workflowId: string): Promis
     );
   }
   if (!recorded.inputValid) {
-    throw refuse(`lifecycle ${workflowId} was started with an input this version no longer accepts (${recorded.inputProblem})`, 'start a lifecycle for a new commit with valid inputs');
+    throw refuse(
+      `lifecycle ${workflowId} was started with an input this version no longer accepts (${recorded.inputProblem})`,
+      'start a lifecycle for a new commit with valid inputs',
+    );
   }
   const input = recorded.input as LifecycleParams;
   try {
@@ -411,7 +423,8 @@ export async function retryLifecycle(client: Client, workflowId: string): Promis
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     // Another retry started a run between our describe and our start: follow that one.
     const now = await withDeadline(client, SERVER_TIMEOUT_MS, () => client.workflow.getHandle(workflowId).describe());
-    if (now.runId !== recorded.runId) return { workflowId, runId: now.runId, previousRunId: recorded.runId, previousStatus: recorded.temporalStatus, existing: true };
+    if (now.runId !== recorded.runId)
+      return { workflowId, runId: now.runId, previousRunId: recorded.runId, previousStatus: recorded.temporalStatus, existing: true };
     throw err;
   }
 }
@@ -434,10 +447,16 @@ export async function cancelLifecycle(client: Client, workflowId: string, raw: C
   const handle = client.workflow.getHandle(workflowId);
   const desc = await withDeadline(client, SERVER_TIMEOUT_MS, () => handle.describe());
   const status = statusName(desc.status.name);
-  if (desc.type !== LIFECYCLE_WORKFLOW) throw new LifecycleActionRefused(`${workflowId} is a ${desc.type} workflow, not a lifecycle`, workflowId, desc.runId, status);
+  if (desc.type !== LIFECYCLE_WORKFLOW)
+    throw new LifecycleActionRefused(`${workflowId} is a ${desc.type} workflow, not a lifecycle`, workflowId, desc.runId, status);
   if (status !== 'RUNNING') {
     const state = await lifecycleState(client, workflowId).catch(() => undefined);
-    throw new LifecycleActionRefused(`lifecycle ${workflowId} is closed (${state ? closedSummary(state) : status}): nothing to cancel`, workflowId, desc.runId, status);
+    throw new LifecycleActionRefused(
+      `lifecycle ${workflowId} is closed (${state ? closedSummary(state) : status}): nothing to cancel`,
+      workflowId,
+      desc.runId,
+      status,
+    );
   }
   // Both to the run just described: a run that ended meanwhile is not confused with a later one.
   const run = client.workflow.getHandle(workflowId, desc.runId);

@@ -24,7 +24,8 @@ const RUNNING_STATES = ['registered', 'validated', 'approved'];
  */
 export function projectionAgreement(temporalStatus: string, outcome: string | undefined, view: RegistryView, currentRunId: string): Agreement {
   // A retried lifecycle that has not registered yet: the latest version is the failed run's.
-  const earlierRunEnded = view.version && view.version.runId !== null && view.version.runId !== currentRunId && ['failed', 'cancelled'].includes(view.version.state);
+  const earlierRunEnded =
+    view.version && view.version.runId !== null && view.version.runId !== currentRunId && ['failed', 'cancelled'].includes(view.version.state);
   const state = earlierRunEnded ? undefined : view.version?.state;
   const expect = (ok: boolean, reason: string): Agreement => (ok ? { agrees: true } : { agrees: false, reason });
   switch (temporalStatus) {
@@ -57,7 +58,12 @@ export function projectionAgreement(temporalStatus: string, outcome: string | un
 export async function registryView(db: Kysely<Database>, workflowId: string, runId: string): Promise<RegistryView> {
   // The latest version of this workflow id: registered by this run, or by an earlier run of its
   // continue-as-new chain (the gate continues as new), or by a failed run before a retry.
-  const version = await db.selectFrom('model_versions').select(['id', 'version', 'state', 'run_id']).where('workflow_id', '=', workflowId).orderBy('id', 'desc').executeTakeFirst();
+  const version = await db
+    .selectFrom('model_versions')
+    .select(['id', 'version', 'state', 'run_id'])
+    .where('workflow_id', '=', workflowId)
+    .orderBy('id', 'desc')
+    .executeTakeFirst();
   const end = await db
     .selectFrom('audit_events')
     .select('kind')

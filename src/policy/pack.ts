@@ -43,7 +43,6 @@ export function loadPolicyPack(file: string): LoadedPolicyPack {
   return parsePolicyPack(fs.readFileSync(file, 'utf8'), file);
 }
 
-
 export const DEFAULT_POLICY_PACK = path.join(projectRoot, 'policies', 'default.yaml');
 
 /** The pack in force: FACTORY_POLICY_PACK, else policies/default.yaml. */

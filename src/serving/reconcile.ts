@@ -131,7 +131,10 @@ function later(key: string): void {
  * One reconciliation pass (see the module comment). Bounded: each HTTP call has a timeout and the
  * pass stops starting new models after `budgetMs`, reporting the rest as deferred.
  */
-export async function reconcileServing(deps: ReconcileDeps, opts: { budgetMs?: number; signal?: AbortSignal; ignoreBackoff?: boolean } = {}): Promise<ReconcileReport> {
+export async function reconcileServing(
+  deps: ReconcileDeps,
+  opts: { budgetMs?: number; signal?: AbortSignal; ignoreBackoff?: boolean } = {},
+): Promise<ReconcileReport> {
   const t0 = Date.now();
   const { env, db, log } = deps;
   const budgetEnds = t0 + (opts.budgetMs ?? 120_000);
@@ -195,7 +198,13 @@ async function reconcileModel(
     const loc = parseS3Uri(v.artifactUri);
     if (!v.inputWidth || !v.outputWidth) {
       later(key);
-      out.push({ model, version: v.version, outcome: 'failed', reason: 'its deployment recorded no smoke input and output to take the model shape from', artifactUri: v.artifactUri });
+      out.push({
+        model,
+        version: v.version,
+        outcome: 'failed',
+        reason: 'its deployment recorded no smoke input and output to take the model shape from',
+        artifactUri: v.artifactUri,
+      });
       continue;
     }
     const scratch = repositoryScratchFile(repository, model);
@@ -229,8 +238,18 @@ async function reconcileModel(
           },
           occurredAt: new Date().toISOString(),
         });
-        log.warn({ model, version: v.version, artifactUri: v.artifactUri, reason, auditEventId: event.eventId }, 'deployed version not reloaded: its artifact is not the one the registry holds');
-        out.push({ model, version: v.version, outcome: 'refused', reason: `artifact ${reason}: ${err.message}`, artifactUri: v.artifactUri, auditEventId: event.eventId });
+        log.warn(
+          { model, version: v.version, artifactUri: v.artifactUri, reason, auditEventId: event.eventId },
+          'deployed version not reloaded: its artifact is not the one the registry holds',
+        );
+        out.push({
+          model,
+          version: v.version,
+          outcome: 'refused',
+          reason: `artifact ${reason}: ${err.message}`,
+          artifactUri: v.artifactUri,
+          auditEventId: event.eventId,
+        });
       } else {
         out.push({ model, version: v.version, outcome: 'failed', reason: `artifact not fetched: ${(err as Error).message}`, artifactUri: v.artifactUri });
       }
@@ -239,12 +258,18 @@ async function reconcileModel(
   if (!verified.length) return out;
   const newest = verified.at(-1)!;
   try {
-    const config = modelConfig({ model, inputWidth: newest.inputWidth, outputWidth: newest.outputWidth, versions: [...serving, ...verified.map((v) => v.version)] });
+    const config = modelConfig({
+      model,
+      inputWidth: newest.inputWidth,
+      outputWidth: newest.outputWidth,
+      versions: [...serving, ...verified.map((v) => v.version)],
+    });
     await triton.load(model, { config, signal: opts.signal });
     for (const v of verified) {
       const deadline = Date.now() + READY_TIMEOUT_MS;
       let ok = false;
-      while (!(ok = await triton.versionReady(model, v.version, { timeoutMs: 2_000, signal: opts.signal }).catch(() => false)) && Date.now() < deadline) await sleep(250);
+      while (!(ok = await triton.versionReady(model, v.version, { timeoutMs: 2_000, signal: opts.signal }).catch(() => false)) && Date.now() < deadline)
+        await sleep(250);
       if (ok) {
         backoff.delete(`${v.deploymentId}@${tritonStart}`);
         out.push({ model, version: v.version, outcome: 'reloaded', artifactUri: v.artifactUri });
@@ -256,7 +281,13 @@ async function reconcileModel(
   } catch (err) {
     for (const v of verified) {
       later(`${v.deploymentId}@${tritonStart}`);
-      out.push({ model, version: v.version, outcome: 'failed', reason: `Triton did not load it: ${(err as Error).message.slice(0, 300)}`, artifactUri: v.artifactUri });
+      out.push({
+        model,
+        version: v.version,
+        outcome: 'failed',
+        reason: `Triton did not load it: ${(err as Error).message.slice(0, 300)}`,
+        artifactUri: v.artifactUri,
+      });
     }
   }
   return out;
@@ -275,7 +306,8 @@ export function startReconcileLoop(deps: ReconcileDeps, { intervalMs = 10_000 }:
     current = reconcileServing(deps, { signal: abort.signal, budgetMs: 60_000 })
       .then((r) => {
         if (r.triton !== lastTriton && r.triton !== 'not asked') {
-          if (r.triton === 'unreachable') deps.log.warn({ triton: tritonUrl(deps.env) }, 'serving reconcile: Triton unreachable; deployed models are not served');
+          if (r.triton === 'unreachable')
+            deps.log.warn({ triton: tritonUrl(deps.env) }, 'serving reconcile: Triton unreachable; deployed models are not served');
           else if (lastTriton) deps.log.info({ triton: tritonUrl(deps.env) }, 'serving reconcile: Triton reachable again');
           lastTriton = r.triton;
         }

@@ -31,9 +31,7 @@ export async function putOnce(
       Body: body,
       ContentType: opts.contentType,
       Metadata: { sha256: digest },
-      ...(opts.retainDays
-        ? { ObjectLockMode: 'COMPLIANCE' as const, ObjectLockRetainUntilDate: new Date(Date.now() + opts.retainDays * 86_400_000) }
-        : {}),
+      ...(opts.retainDays ? { ObjectLockMode: 'COMPLIANCE' as const, ObjectLockRetainUntilDate: new Date(Date.now() + opts.retainDays * 86_400_000) } : {}),
     }),
   );
   return { uri: `s3://${bucket}/${key}`, digest, versionId: put.VersionId };

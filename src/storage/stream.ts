@@ -75,7 +75,13 @@ export async function putFileOnce(
     queueSize: 2,
     partSize: PART_BYTES,
     leavePartsOnError: false,
-    params: { Bucket: bucket, Key: key, Body: fs.createReadStream(file, { highWaterMark: 1024 * 1024 }), ContentType: opts.contentType, Metadata: { sha256: digest } },
+    params: {
+      Bucket: bucket,
+      Key: key,
+      Body: fs.createReadStream(file, { highWaterMark: 1024 * 1024 }),
+      ContentType: opts.contentType,
+      Metadata: { sha256: digest },
+    },
   });
   upload.on('httpUploadProgress', (p) => opts.onProgress?.(p.loaded ?? 0));
   const done = await upload.done();

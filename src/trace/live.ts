@@ -14,7 +14,13 @@ import type { ModelTrace, ServingState, TracedObject } from './trace.ts';
 export async function probeTrace(env: Env, t: ModelTrace, { timeoutMs = 1_000 }: { timeoutMs?: number } = {}): Promise<ModelTrace> {
   const refs = [
     ...modelObjects({ model_name: t.model.name, version: t.model.version, artifact_uri: t.model.artifactUri, artifact_digest: t.model.artifactDigest }),
-    ...datasetObjects({ manifest_digest: t.data.manifestDigest, raw_uri: t.data.rawUri, raw_sha256: t.data.rawSha256, certified_uri: t.data.certifiedUri, manifest_uri: t.data.manifestUri }),
+    ...datasetObjects({
+      manifest_digest: t.data.manifestDigest,
+      raw_uri: t.data.rawUri,
+      raw_sha256: t.data.rawSha256,
+      certified_uri: t.data.certifiedUri,
+      manifest_uri: t.data.manifestUri,
+    }),
   ];
   const [serving, objects] = await Promise.all([
     t.deployment ? servingState(t.deployment, timeoutMs) : Promise.resolve(undefined),
@@ -23,7 +29,14 @@ export async function probeTrace(env: Env, t: ModelTrace, { timeoutMs = 1_000 }:
   return {
     ...t,
     ...(t.deployment && serving ? { deployment: { ...t.deployment, serving } } : {}),
-    objects: objects.map((o): TracedObject => ({ role: o.role, uri: o.uri, expected: o.expected, state: o.state, ...(o.actual ? { actual: o.actual } : {}), ...(o.reason ? { reason: o.reason } : {}) })),
+    objects: objects.map((o): TracedObject => ({
+      role: o.role,
+      uri: o.uri,
+      expected: o.expected,
+      state: o.state,
+      ...(o.actual ? { actual: o.actual } : {}),
+      ...(o.reason ? { reason: o.reason } : {}),
+    })),
   };
 }
 
@@ -43,7 +56,11 @@ export async function headObject(env: Env, ref: ObjectRef, timeoutMs: number): P
     return head.sha256 === ref.expected ? { ...ref, state: 'ok' } : { ...ref, state: 'different', actual: head.sha256 };
   } catch (err) {
     const e = err as Error;
-    return { ...ref, state: 'unreadable', reason: e.name === 'TimeoutError' || e.name === 'AbortError' ? `no answer within ${timeoutMs} ms` : e.message.slice(0, 200) };
+    return {
+      ...ref,
+      state: 'unreadable',
+      reason: e.name === 'TimeoutError' || e.name === 'AbortError' ? `no answer within ${timeoutMs} ms` : e.message.slice(0, 200),
+    };
   }
 }
 

@@ -20,15 +20,24 @@ const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).u
 const sha256Hex = (data: string) => createHash('sha256').update(data, 'utf8').digest('hex');
 
 /** The headers of a signed HEAD request for `url` (host taken from it), at `now`. */
-export function signHead(
-  url: URL,
-  creds: { accessKeyId: string; secretAccessKey: string; region: string },
-  now = new Date(),
-): Record<string, string> {
-  const amzDate = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+export function signHead(url: URL, creds: { accessKeyId: string; secretAccessKey: string; region: string }, now = new Date()): Record<string, string> {
+  const amzDate = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
   const day = amzDate.slice(0, 8);
   const signedHeaders = 'host;x-amz-content-sha256;x-amz-date';
-  const canonical = ['HEAD', url.pathname, '', `host:${url.host}`, `x-amz-content-sha256:${EMPTY_SHA256}`, `x-amz-date:${amzDate}`, '', signedHeaders, EMPTY_SHA256].join('\n');
+  const canonical = [
+    'HEAD',
+    url.pathname,
+    '',
+    `host:${url.host}`,
+    `x-amz-content-sha256:${EMPTY_SHA256}`,
+    `x-amz-date:${amzDate}`,
+    '',
+    signedHeaders,
+    EMPTY_SHA256,
+  ].join('\n');
   const scope = `${day}/${creds.region}/s3/aws4_request`;
   const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256Hex(canonical)].join('\n');
   const key = hmac(hmac(hmac(hmac(`AWS4${creds.secretAccessKey}`, day), creds.region), 's3'), 'aws4_request');

@@ -30,7 +30,16 @@ export interface ModelTrace {
   };
   training: { environment: Record<string, unknown> };
   evaluation: { metrics: Record<string, number>; policyDigest: string };
-  approvals: Array<{ decision: string; name: string; approver: string; role: string; meaning: string; at: string; modelDigest: string; comment: string | null }>;
+  approvals: Array<{
+    decision: string;
+    name: string;
+    approver: string;
+    role: string;
+    meaning: string;
+    at: string;
+    modelDigest: string;
+    comment: string | null;
+  }>;
   refusedDecisions: number;
   deployment?: {
     tritonModel: string;
@@ -79,7 +88,17 @@ export async function traceModel(db: Kysely<Database>, ref: string, principalNam
     .selectFrom('model_versions as m')
     .innerJoin('dataset_versions as d', 'd.manifest_digest', 'm.dataset_manifest_digest')
     .selectAll('m')
-    .select(['d.name as dataset_name', 'd.raw_uri', 'd.raw_sha256', 'd.manifest_uri', 'd.certified_uri', 'd.rows_total', 'd.rows_accepted', 'd.rows_excluded', 'd.exclusions'])
+    .select([
+      'd.name as dataset_name',
+      'd.raw_uri',
+      'd.raw_sha256',
+      'd.manifest_uri',
+      'd.certified_uri',
+      'd.rows_total',
+      'd.rows_accepted',
+      'd.rows_excluded',
+      'd.exclusions',
+    ])
     .where('m.model_name', '=', name);
   q = version === undefined ? q.orderBy('m.version', 'desc').limit(1) : q.where('m.version', '=', version);
   const m = await q.executeTakeFirst();
@@ -167,11 +186,20 @@ export function renderTrace(t: ModelTrace): string {
     `  commit       ${t.code.commitSha}  developer ${t.code.developer}  requested by ${t.code.requester}`,
     `  image        ${t.code.imageDigest}`,
     'training',
-    `  environment  ${Object.entries(t.training.environment).filter(([k]) => ['device', 'gpu', 'python', 'torch', 'onnx', 'epochs', 'seed'].includes(k) && t.training.environment[k] !== null).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`,
-    `  evaluation   ${Object.entries(t.evaluation.metrics).filter(([k]) => k !== 'n').map(([k, v]) => `${k}=${v.toFixed(4)}`).join(' ')}  (policy ${t.evaluation.policyDigest.slice(0, 19)}…)`,
+    `  environment  ${Object.entries(t.training.environment)
+      .filter(([k]) => ['device', 'gpu', 'python', 'torch', 'onnx', 'epochs', 'seed'].includes(k) && t.training.environment[k] !== null)
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join(' ')}`,
+    `  evaluation   ${Object.entries(t.evaluation.metrics)
+      .filter(([k]) => k !== 'n')
+      .map(([k, v]) => `${k}=${v.toFixed(4)}`)
+      .join(' ')}  (policy ${t.evaluation.policyDigest.slice(0, 19)}…)`,
     'approvals',
     ...(t.approvals.length
-      ? t.approvals.map((a) => `  ${a.at}  ${a.name} <${a.approver}>  role=${a.role}  meaning=${a.meaning}  ${DECISION_DONE[a.decision as Decision] ?? a.decision} ${a.modelDigest.slice(0, 19)}…${a.comment ? `  "${a.comment}"` : ''}`)
+      ? t.approvals.map(
+          (a) =>
+            `  ${a.at}  ${a.name} <${a.approver}>  role=${a.role}  meaning=${a.meaning}  ${DECISION_DONE[a.decision as Decision] ?? a.decision} ${a.modelDigest.slice(0, 19)}…${a.comment ? `  "${a.comment}"` : ''}`,
+        )
       : ['  (none)']),
     ...(t.refusedDecisions ? [`  ${t.refusedDecisions} refused decision(s) recorded in the audit trail`] : []),
     'deployment',

@@ -93,7 +93,15 @@ async function verify() {
 
 describe('audit trail: append-only, hash-chained, tamper-evident', () => {
   it('verifies an intact chain, and appending the same event again adds nothing', async () => {
-    const again = await appendAuditEvent(db, { workflowId: 'wf-tamper', runId: 'run-1', step: 'step.1', kind: 'test.event', actor: 'x', payload: {}, occurredAt: 'later' });
+    const again = await appendAuditEvent(db, {
+      workflowId: 'wf-tamper',
+      runId: 'run-1',
+      step: 'step.1',
+      kind: 'test.event',
+      actor: 'x',
+      payload: {},
+      occurredAt: 'later',
+    });
     expect(again).toMatchObject({ duplicate: true, seq: seqs[0] });
     expect(await verify()).toEqual({ code: 0, report: expect.objectContaining({ ok: true, rows: 5 }) });
   });
@@ -128,14 +136,36 @@ describe('audit trail: append-only, hash-chained, tamper-evident', () => {
   it('guards the registry: facts are append-only, a model version changes only its state, along the lifecycle', async () => {
     await sql`INSERT INTO dataset_versions (manifest_digest, name, raw_uri, raw_sha256, certified_uri, manifest_uri, rows_total, rows_accepted, rows_excluded, exclusions, workflow_id)
       VALUES (${digest}, 'wdbc', 's3://q/raw', ${digest}, 's3://c/data', 's3://e/manifest', 2, 2, 0, '[]', 'wf-registry')`.execute(db);
-    const mv = await sql<{ id: number }>`INSERT INTO model_versions (model_name, version, state, risk_tier, artifact_digest, artifact_uri, dataset_manifest_digest, commit_sha, image_digest, requester, developer, metrics, environment, policy_digest, workflow_id)
-      VALUES ('bc', 1, 'registered', 'high', ${digest}, 's3://a/model.onnx', ${digest}, 'abc1234', ${digest}, 'ci@hospital.example', 'omar@hospital.example', '{}', '{}', ${digest}, 'wf-registry') RETURNING id`.execute(db);
+    const mv = await sql<{
+      id: number;
+    }>`INSERT INTO model_versions (model_name, version, state, risk_tier, artifact_digest, artifact_uri, dataset_manifest_digest, commit_sha, image_digest, requester, developer, metrics, environment, policy_digest, workflow_id)
+      VALUES ('bc', 1, 'registered', 'high', ${digest}, 's3://a/model.onnx', ${digest}, 'abc1234', ${digest}, 'ci@hospital.example', 'omar@hospital.example', '{}', '{}', ${digest}, 'wf-registry') RETURNING id`.execute(
+      db,
+    );
     const id = mv.rows[0]!.id;
     const at = '2026-11-27T00:00:10.000Z';
-    await appendAuditEvent(db, { workflowId: 'wf-registry', runId: 'run-1', step: 'model.registered', kind: 'model.registered', actor: 'factory', payload: { modelVersionId: id, version: 1, artifactDigest: digest }, occurredAt: at });
-    await appendAuditEvent(db, { workflowId: 'wf-registry', runId: 'run-1', step: 'decision.1', kind: 'approval.approved', actor: 'dana@hospital.example', payload: { approver: 'dana@hospital.example', role: 'compliance', meaning: 'approval', modelDigest: digest }, occurredAt: at });
+    await appendAuditEvent(db, {
+      workflowId: 'wf-registry',
+      runId: 'run-1',
+      step: 'model.registered',
+      kind: 'model.registered',
+      actor: 'factory',
+      payload: { modelVersionId: id, version: 1, artifactDigest: digest },
+      occurredAt: at,
+    });
+    await appendAuditEvent(db, {
+      workflowId: 'wf-registry',
+      runId: 'run-1',
+      step: 'decision.1',
+      kind: 'approval.approved',
+      actor: 'dana@hospital.example',
+      payload: { approver: 'dana@hospital.example', role: 'compliance', meaning: 'approval', modelDigest: digest },
+      occurredAt: at,
+    });
     await sql`INSERT INTO approvals (id, model_version_id, workflow_id, decision, approver, role, meaning, model_digest, accepted, policy_digest, decided_at)
-      VALUES (${decisionId}, ${id}, 'wf-registry', 'approve', 'dana@hospital.example', 'compliance', 'approval', ${digest}, true, ${digest}, ${at})`.execute(db);
+      VALUES (${decisionId}, ${id}, 'wf-registry', 'approve', 'dana@hospital.example', 'compliance', 'approval', ${digest}, true, ${digest}, ${at})`.execute(
+      db,
+    );
 
     await expect(sql`UPDATE approvals SET approver = 'mallory@evil.example'`.execute(db)).rejects.toThrow(/approvals is append-only: UPDATE refused/);
     await expect(sql`DELETE FROM dataset_versions`.execute(db)).rejects.toThrow(/dataset_versions is append-only: DELETE refused/);

@@ -56,7 +56,10 @@ describe('CLI inputs, output and failures (real stack)', () => {
 
       const otherImage = `sha256:${'cd'.repeat(32)}`;
       const differing = await factoryCli(
-        [...startArgs({ commit, image: otherImage, risk: 'high', epochs: '5', requester: 'other@hospital.example', developer: 'omar@hospital.example' }), '--json'],
+        [
+          ...startArgs({ commit, image: otherImage, risk: 'high', epochs: '5', requester: 'other@hospital.example', developer: 'omar@hospital.example' }),
+          '--json',
+        ],
         idle,
       );
       expect(differing.code).toBe(4);
@@ -95,7 +98,8 @@ describe('CLI inputs, output and failures (real stack)', () => {
     const escapedBidi = 'see invoice\\u202egnp.exe \\u2066admin\\u2069 ok';
     const { workflowId, input } = await startTestLifecycle(suite.client, workers, { riskTier: 'medium' });
     const s = await waitForStatus(suite.client, workflowId, (st) => st.stage === 'approval');
-    const signal = (payload: object) => temporalCli(['workflow', 'signal', '--workflow-id', workflowId, '--name', 'approve', '--input', JSON.stringify(payload)]);
+    const signal = (payload: object) =>
+      temporalCli(['workflow', 'signal', '--workflow-id', workflowId, '--name', 'approve', '--input', JSON.stringify(payload)]);
 
     await signal({ approver: 'omar@hospital.example', role: 'model-owner', meaning: 'approval', modelDigest: s.modelDigest, comment: forgedEsc });
     await waitForStatus(suite.client, workflowId, (st) => st.refusals.length + st.approvals.length === 1);
@@ -171,7 +175,9 @@ describe('CLI inputs, output and failures (real stack)', () => {
       expect(r.code).toBe(3);
       expect(elapsed).toBeLessThan(5_000);
       expect(r.stdout).toContain(`${workflowId}  temporal=RUNNING  stage=train`);
-      expect(r.stderr).toMatch(/^error: lifecycle \S+ is RUNNING but its workers are not answering .*\nnext: start or restart the workers: `npx factory dev up`/);
+      expect(r.stderr).toMatch(
+        /^error: lifecycle \S+ is RUNNING but its workers are not answering .*\nnext: start or restart the workers: `npx factory dev up`/,
+      );
       const approve = await factoryCli(['approve', workflowId, '--as', 'omar@hospital.example', '--role', 'model-owner']);
       expect(approve.code).toBe(3);
       expect(approve.stderr).not.toMatch(STACK);

@@ -10,7 +10,18 @@ import { isAlive } from '../../src/dev/process.ts';
 import { bucket, createS3 } from '../../src/storage/s3.ts';
 import type { ModelTrace } from '../../src/trace/trace.ts';
 import { env } from '../helpers.ts';
-import { DATASET, IMAGE, IsolatedWorkers, TEST_DATA, factoryCli, lifecycleSuite, randomCommit, startTestLifecycle, temporalCli, waitForStatus } from './harness.ts';
+import {
+  DATASET,
+  IMAGE,
+  IsolatedWorkers,
+  TEST_DATA,
+  factoryCli,
+  lifecycleSuite,
+  randomCommit,
+  startTestLifecycle,
+  temporalCli,
+  waitForStatus,
+} from './harness.ts';
 
 const SCHEMA = path.join(path.dirname(DATASET), 'schema.json');
 const dir = path.join(TEST_DATA, 'data-lanes');
@@ -40,10 +51,13 @@ const { workers } = suite;
 
 /** The ApplicationFailure that ended a lifecycle (through the activity failure). */
 async function failureOf(workflowId: string): Promise<ApplicationFailure> {
-  const err = await suite.client.workflow.getHandle(workflowId).result().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
+  const err = await suite.client.workflow
+    .getHandle(workflowId)
+    .result()
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    );
   expect(err).toBeInstanceOf(WorkflowFailedError);
   let cause = (err as Error).cause;
   while (cause && !(cause instanceof ApplicationFailure)) cause = (cause as Error).cause;
@@ -58,7 +72,26 @@ async function historyText(workflowId: string): Promise<string> {
 /** Starts a lifecycle through the `factory` CLI, on this file's workers. */
 async function cliStart(model: string, dataset: string, extra: string[] = []): Promise<string> {
   const r = await factoryCli(
-    ['lifecycle', 'start', '--json', '--model', model, '--dataset', dataset, '--commit', randomCommit(), '--image', IMAGE, '--risk', 'low', '--requester', 'ci@hospital.example', '--developer', 'alice@hospital.example', ...extra],
+    [
+      'lifecycle',
+      'start',
+      '--json',
+      '--model',
+      model,
+      '--dataset',
+      dataset,
+      '--commit',
+      randomCommit(),
+      '--image',
+      IMAGE,
+      '--risk',
+      'low',
+      '--requester',
+      'ci@hospital.example',
+      '--developer',
+      'alice@hospital.example',
+      ...extra,
+    ],
     { FACTORY_TASK_QUEUE_PREFIX: workers.prefix },
   );
   expect(r.code, r.stderr).toBe(0);
@@ -73,7 +106,9 @@ describe('input lanes (real stack)', () => {
       cliStart(model('etc'), '/etc/passwd', ['--schema', SCHEMA]),
       cliStart(model('outside'), secretFile, ['--schema', SCHEMA]),
       cliStart(model('symlink'), path.join(dir, 'escape.csv'), ['--schema', SCHEMA]),
-      startTestLifecycle(suite.client, workers, { modelName: model('dotdot'), datasetPath: `${dir}/../../outside-roots/secret.csv`, schemaPath: SCHEMA }).then((s) => s.workflowId),
+      startTestLifecycle(suite.client, workers, { modelName: model('dotdot'), datasetPath: `${dir}/../../outside-roots/secret.csv`, schemaPath: SCHEMA }).then(
+        (s) => s.workflowId,
+      ),
       cliStart(model('schema'), DATASET, ['--schema', secretFile]),
     ]);
     for (const id of ids) {
@@ -94,7 +129,9 @@ describe('input lanes (real stack)', () => {
     const id = await cliStart(model('header'), file, ['--schema', SCHEMA]);
     const f = await failureOf(id);
     expect(f.type).toBe('SchemaMismatch');
-    expect(f.message).toBe('header does not match schema "breast-cancer-wisconsin": missing texture_mean; 1 unexpected column (the file has 31 columns; the schema expects 31)');
+    expect(f.message).toBe(
+      'header does not match schema "breast-cancer-wisconsin": missing texture_mean; 1 unexpected column (the file has 31 columns; the schema expects 31)',
+    );
     expect(await historyText(id)).not.toContain(SECRET);
   });
 
@@ -107,8 +144,15 @@ describe('input lanes (real stack)', () => {
     } finally {
       s3.destroy();
     }
-    const ok = await startTestLifecycle(suite.client, workers, { modelName: model('landing'), datasetPath: `s3://${bucket(env, 'landing')}/${prefix}/wdbc.csv` });
-    const refused = await startTestLifecycle(suite.client, workers, { modelName: model('evidence'), datasetPath: `s3://${bucket(env, 'evidence')}/anything.csv`, schemaPath: SCHEMA });
+    const ok = await startTestLifecycle(suite.client, workers, {
+      modelName: model('landing'),
+      datasetPath: `s3://${bucket(env, 'landing')}/${prefix}/wdbc.csv`,
+    });
+    const refused = await startTestLifecycle(suite.client, workers, {
+      modelName: model('evidence'),
+      datasetPath: `s3://${bucket(env, 'evidence')}/anything.csv`,
+      schemaPath: SCHEMA,
+    });
     expect((await failureOf(refused.workflowId)).type).toBe('DatasetOutsideAllowedRoots');
     await waitForStatus(suite.client, ok.workflowId, (s) => s.stage === 'approval', 240_000);
     const trace = JSON.parse((await factoryCli(['trace', ok.input.modelName, '--json'])).stdout) as ModelTrace;
@@ -154,10 +198,14 @@ describe('jobs (real stack)', () => {
     const pid = Number(/pid=(\d+)/.exec(fs.readFileSync(starts, 'utf8'))![1]);
     // The wrapper shell and the Python process it started, as the kernel sees them.
     let python: number | undefined;
-    for (let i = 0; i < 100 && !python; i++, await sleep(100)) python = Number(fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ')[0]) || undefined;
+    for (let i = 0; i < 100 && !python; i++, await sleep(100))
+      python = Number(fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ')[0]) || undefined;
     for (const p of [pid, python!]) {
       const environ = fs.readFileSync(`/proc/${p}/environ`, 'utf8');
-      const keys = environ.split('\0').filter(Boolean).map((kv) => kv.slice(0, kv.indexOf('=')));
+      const keys = environ
+        .split('\0')
+        .filter(Boolean)
+        .map((kv) => kv.slice(0, kv.indexOf('=')));
       expect(keys).toContain('JOB_DIR');
       expect(keys.filter((k) => /^(AWS_|DATABASE_URL|TEMPORAL_|S3_|FACTORY_)/.test(k))).toEqual([]);
       expect(environ).not.toContain(AWS_SECRET);
@@ -203,7 +251,12 @@ describe('a larger file (20 MB, real workers of its own)', () => {
 
   it('is certified with bounded memory growth; the evaluator heartbeats through a stall longer than the heartbeat timeout and finishes', async () => {
     const before = peakMiB(controlPid);
-    const { workflowId } = await startTestLifecycle(suite.client, big, { modelName: model('big'), datasetPath: file, schemaPath: SCHEMA, training: { epochs: 20, seed: 7 } });
+    const { workflowId } = await startTestLifecycle(suite.client, big, {
+      modelName: model('big'),
+      datasetPath: file,
+      schemaPath: SCHEMA,
+      training: { epochs: 20, seed: 7 },
+    });
     await waitForStatus(suite.client, workflowId, (s) => s.stage !== 'ingest', 240_000);
     const growth = peakMiB(controlPid) - before;
     // Whole-file reading held the file several times over (bytes, string, lines, cells): ~10× its size.
@@ -221,7 +274,9 @@ describe('a larger file (20 MB, real workers of its own)', () => {
     await waitForStatus(suite.client, workflowId, (s) => s.stage === 'approval', 240_000);
     const events = (await suite.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
     expect(events.filter((e) => e.activityTaskTimedOutEventAttributes)).toEqual([]);
-    expect(events.flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt] : [])).every((a) => a === 1)).toBe(true);
+    expect(events.flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt] : [])).every((a) => a === 1)).toBe(
+      true,
+    );
     const trace = JSON.parse((await factoryCli(['trace', model('big'), '--json'])).stdout) as ModelTrace;
     expect(trace.data).toMatchObject({ rowsTotal: generated.rows, rowsExcluded: generated.bad });
     expect(trace.data.exclusions?.[0]?.reason).toBe('radius_mean="0x1A" is not a number (hexadecimal)');
@@ -229,7 +284,12 @@ describe('a larger file (20 MB, real workers of its own)', () => {
   });
 
   it("cancelling the lifecycle during evaluation kills the evaluator's process group", async () => {
-    const { workflowId } = await startTestLifecycle(suite.client, big, { modelName: model('bigcancel'), datasetPath: file, schemaPath: SCHEMA, training: { epochs: 20, seed: 7 } });
+    const { workflowId } = await startTestLifecycle(suite.client, big, {
+      modelName: model('bigcancel'),
+      datasetPath: file,
+      schemaPath: SCHEMA,
+      training: { epochs: 20, seed: 7 },
+    });
     const starts = path.join(env.FACTORY_HOME, 'jobs', workflowId, 'evaluate', 'starts.log');
     const pid = Number(/pid=(\d+)/.exec(await waitForFile(starts))![1]);
     const pids = jobPids(pid);

@@ -17,7 +17,11 @@ const sha = (file: string) => `sha256:${createHash('sha256').update(fs.readFileS
 const workersPid = () => readPid(processFiles(home, 'workers'));
 
 interface StatusJson {
-  workers: { healthy: boolean; detail?: string; facts: { policyPack: { path: string; digest?: string; agrees: boolean; warning?: string; workers: { digest?: string } | null } } };
+  workers: {
+    healthy: boolean;
+    detail?: string;
+    facts: { policyPack: { path: string; digest?: string; agrees: boolean; warning?: string; workers: { digest?: string } | null } };
+  };
 }
 
 async function status(extra: NodeJS.ProcessEnv = {}): Promise<StatusJson> {
@@ -47,7 +51,7 @@ describe('one policy pack for all: dev up validates it, workers follow it, the C
     expect(human.stdout).toContain(`policy pack ${pack} ${sha(pack).slice(0, 19)}`);
   });
 
-  it('a CLI whose FACTORY_POLICY_PACK is not the workers\' pack says so', async () => {
+  it("a CLI whose FACTORY_POLICY_PACK is not the workers' pack says so", async () => {
     const s = await status({ FACTORY_POLICY_PACK: other });
     expect(s.workers.facts.policyPack).toMatchObject({ path: other, digest: sha(other), agrees: false, workers: { digest: sha(pack) } });
     expect(s.workers.facts.policyPack.warning).toContain(`this shell's policy pack ${other}`);

@@ -59,7 +59,8 @@ async function snapshot(client: S3Client, buckets: string[]) {
         body: Buffer.from(await body.Body!.transformToByteArray()).toString('base64'),
       });
     }
-    for (const m of listed.DeleteMarkers ?? []) out.push({ Bucket, marker: m.Key, VersionId: m.VersionId, IsLatest: m.IsLatest, LastModified: m.LastModified?.toISOString() });
+    for (const m of listed.DeleteMarkers ?? [])
+      out.push({ Bucket, marker: m.Key, VersionId: m.VersionId, IsLatest: m.IsLatest, LastModified: m.LastModified?.toISOString() });
   }
   return out;
 }

@@ -28,7 +28,10 @@ async function removeObject(loc: { bucket: string; key: string }): Promise<{ how
     return { how: 'deleted', undo: async () => void (await s3.send(new DeleteObjectCommand({ Bucket: loc.bucket, Key: loc.key, VersionId: res.VersionId }))) };
   } catch {
     const res = await s3.send(new PutObjectCommand({ Bucket: loc.bucket, Key: loc.key, Body: 'other bytes' }));
-    return { how: 'overwritten', undo: async () => void (await s3.send(new DeleteObjectCommand({ Bucket: loc.bucket, Key: loc.key, VersionId: res.VersionId }))) };
+    return {
+      how: 'overwritten',
+      undo: async () => void (await s3.send(new DeleteObjectCommand({ Bucket: loc.bucket, Key: loc.key, VersionId: res.VersionId }))),
+    };
   }
 }
 
@@ -41,7 +44,11 @@ describe('evidence is checked, not assumed (real S3, registry, Triton)', () => {
     const outcome = (await handle.result()) as LifecycleOutcome;
     if (outcome.outcome !== 'deployed') throw new Error(`not deployed: ${JSON.stringify(outcome)}`);
     const ref = `${input.modelName}@${outcome.version}`;
-    const mv = await db.selectFrom('model_versions').select(['artifact_uri', 'artifact_digest']).where('workflow_id', '=', workflowId).executeTakeFirstOrThrow();
+    const mv = await db
+      .selectFrom('model_versions')
+      .select(['artifact_uri', 'artifact_digest'])
+      .where('workflow_id', '=', workflowId)
+      .executeTakeFirstOrThrow();
     const loc = parseS3Uri(mv.artifact_uri)!;
     expect(loc.bucket).toBe(bucket(env, 'artifacts'));
 
@@ -53,7 +60,13 @@ describe('evidence is checked, not assumed (real S3, registry, Triton)', () => {
       const report = JSON.parse(verify.stdout) as { ok: boolean; objects: ObjectsResult };
       expect(report.ok).toBe(false);
       expect(report.objects.problems).toContainEqual(
-        expect.objectContaining({ table: 'model_versions', id: ref, role: 'artifact', uri: mv.artifact_uri, state: removed.how === 'deleted' ? 'missing' : 'different' }),
+        expect.objectContaining({
+          table: 'model_versions',
+          id: ref,
+          role: 'artifact',
+          uri: mv.artifact_uri,
+          state: removed.how === 'deleted' ? 'missing' : 'different',
+        }),
       );
       const human = await factoryCli(['audit', 'verify', '--objects']);
       expect(human.code).toBe(7);
@@ -61,7 +74,10 @@ describe('evidence is checked, not assumed (real S3, registry, Triton)', () => {
 
       // trace marks the object (and only that one).
       const traced = JSON.parse((await factoryCli(['trace', ref, '--json'])).stdout) as ModelTrace;
-      expect(traced.objects?.find((o) => o.role === 'artifact')).toMatchObject({ uri: mv.artifact_uri, state: removed.how === 'deleted' ? 'missing' : 'different' });
+      expect(traced.objects?.find((o) => o.role === 'artifact')).toMatchObject({
+        uri: mv.artifact_uri,
+        state: removed.how === 'deleted' ? 'missing' : 'different',
+      });
       expect(traced.objects?.filter((o) => o.state !== 'ok').map((o) => o.role)).toEqual(['artifact']);
       expect((await factoryCli(['trace', ref])).stdout).toMatch(/artifact .*\[(MISSING from|DIFFERENT in) object storage/);
 
@@ -72,13 +88,29 @@ describe('evidence is checked, not assumed (real S3, registry, Triton)', () => {
       const deps = { env, db, s3, log: createLogger('test-reconcile', 'silent') };
       const first = await reconcileServing(deps, { ignoreBackoff: true });
       const mine = first.versions.find((v) => v.model === input.modelName);
-      expect(mine).toMatchObject({ outcome: 'refused', artifactUri: mv.artifact_uri, reason: expect.stringMatching(removed.how === 'deleted' ? /artifact missing/ : /artifact different/) });
+      expect(mine).toMatchObject({
+        outcome: 'refused',
+        artifactUri: mv.artifact_uri,
+        reason: expect.stringMatching(removed.how === 'deleted' ? /artifact missing/ : /artifact different/),
+      });
       const again = await reconcileServing(deps, { ignoreBackoff: true });
       expect(again.versions.find((v) => v.model === input.modelName)).toMatchObject({ outcome: 'refused', auditEventId: mine!.auditEventId });
       // Recorded once per (deployment, Triton start), however many passes and reconcilers saw it.
-      const events = await db.selectFrom('audit_events').select(['event_id', 'kind', 'payload']).where('workflow_id', '=', workflowId).where('kind', '=', 'serving.artifact_refused').execute();
+      const events = await db
+        .selectFrom('audit_events')
+        .select(['event_id', 'kind', 'payload'])
+        .where('workflow_id', '=', workflowId)
+        .where('kind', '=', 'serving.artifact_refused')
+        .execute();
       expect(events).toHaveLength(1);
-      expect(events[0]).toMatchObject({ event_id: mine!.auditEventId, payload: expect.objectContaining({ artifactUri: mv.artifact_uri, expectedDigest: mv.artifact_digest, reason: removed.how === 'deleted' ? 'missing' : 'different' }) });
+      expect(events[0]).toMatchObject({
+        event_id: mine!.auditEventId,
+        payload: expect.objectContaining({
+          artifactUri: mv.artifact_uri,
+          expectedDigest: mv.artifact_digest,
+          reason: removed.how === 'deleted' ? 'missing' : 'different',
+        }),
+      });
       expect(await triton.versionReady(input.modelName, outcome.version)).toBe(false);
       const notServed = JSON.parse((await factoryCli(['trace', ref, '--json'])).stdout) as ModelTrace;
       expect(notServed.deployment?.serving).toBe('not loaded');
@@ -107,7 +139,8 @@ describe('evidence is checked, not assumed (real S3, registry, Triton)', () => {
       const deployTasks = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'deployToTriton');
       expect(deployTasks).toHaveLength(1);
       const scheduledId = Number(deployTasks[0]!.eventId);
-      const failure = events.find((e) => Number(e.activityTaskFailedEventAttributes?.scheduledEventId) === scheduledId)?.activityTaskFailedEventAttributes?.failure;
+      const failure = events.find((e) => Number(e.activityTaskFailedEventAttributes?.scheduledEventId) === scheduledId)?.activityTaskFailedEventAttributes
+        ?.failure;
       if (removed.how === 'deleted') {
         expect(failure?.applicationFailureInfo).toMatchObject({ type: 'EvidenceMissing', nonRetryable: true });
         expect(failure?.message).toContain(key);

@@ -30,7 +30,8 @@ describe('the approval deadline is a timer of its own (real Temporal, Postgres c
       const open = await waitForStatus(suite.client, workflowId, (s) => s.stage === 'approval');
       // The gate has recorded that it opened: from here on it only judges, records and waits.
       for (let i = 0; i < 100; i++) {
-        if (await db.selectFrom('audit_events').select('seq').where('workflow_id', '=', workflowId).where('step', '=', 'approval.requested').executeTakeFirst()) break;
+        if (await db.selectFrom('audit_events').select('seq').where('workflow_id', '=', workflowId).where('step', '=', 'approval.requested').executeTakeFirst())
+          break;
         await sleep(100);
       }
       await proxy.cut();
@@ -48,12 +49,23 @@ describe('the approval deadline is a timer of its own (real Temporal, Postgres c
       expect(closed.pendingRoles).toEqual(['model-owner']);
 
       // Too late: a valid approval after the deadline is answered, and refused, once the database is back.
-      await handle.signal('approve', { approver: 'omar@hospital.example', role: 'model-owner', meaning: 'approval', modelDigest: open.modelDigest, comment: 'late' });
+      await handle.signal('approve', {
+        approver: 'omar@hospital.example',
+        role: 'model-owner',
+        meaning: 'approval',
+        modelDigest: open.modelDigest,
+        comment: 'late',
+      });
       await sleep(1_000);
       await proxy.open();
       const outcome = (await handle.result()) as LifecycleOutcome;
       expect(outcome).toMatchObject({ outcome: 'rejected', reason: 'approval timed out after 20s; still pending: model-owner' });
-      const rows = await db.selectFrom('approvals').select(['approver', 'accepted', 'refusal_reason']).where('workflow_id', '=', workflowId).orderBy('id').execute();
+      const rows = await db
+        .selectFrom('approvals')
+        .select(['approver', 'accepted', 'refusal_reason'])
+        .where('workflow_id', '=', workflowId)
+        .orderBy('id')
+        .execute();
       expect(rows).toEqual([
         { approver: 'eve@evil.example', accepted: false, refusal_reason: 'eve@evil.example is not a known principal in the policy pack' },
         { approver: 'omar@hospital.example', accepted: false, refusal_reason: expect.stringMatching(/no longer awaiting approval|approval gate has closed/) },

@@ -14,16 +14,26 @@ import { factoryCli, lifecycleSuite, startTestLifecycle, temporalCli, waitForSta
 // The default pack, except that a medium-risk rejection reopens its role instead of ending the gate.
 const policyFile = path.join(env.FACTORY_HOME, 'test-policy-reopen-role.yaml');
 fs.mkdirSync(env.FACTORY_HOME, { recursive: true });
-fs.writeFileSync(policyFile, fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8').replace('approvalTimeout: 10d', 'approvalTimeout: 10d\n    onRejection: reopen-role'));
+fs.writeFileSync(
+  policyFile,
+  fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8').replace('approvalTimeout: 10d', 'approvalTimeout: 10d\n    onRejection: reopen-role'),
+);
 
 const suite = lifecycleSuite({ workerEnv: { FACTORY_POLICY_PACK: policyFile } });
 const { db, workers } = suite;
 
 const omar = { approver: 'omar@hospital.example', role: 'model-owner', meaning: 'approval' } as const;
-const signalCli = (workflowId: string, name: string, input: unknown) => temporalCli(['workflow', 'signal', '--workflow-id', workflowId, '--name', name, '--input', JSON.stringify(input)]);
+const signalCli = (workflowId: string, name: string, input: unknown) =>
+  temporalCli(['workflow', 'signal', '--workflow-id', workflowId, '--name', name, '--input', JSON.stringify(input)]);
 const statusOf = (workflowId: string) => suite.client.workflow.getHandle(workflowId).query<ApprovalStatus>('approvalStatus');
 const decisionsOf = (workflowId: string) =>
-  db.selectFrom('approvals').select(['decision', 'approver', 'role', 'accepted', 'refusal_reason', 'comment']).where('workflow_id', '=', workflowId).orderBy('decided_at').orderBy('id').execute();
+  db
+    .selectFrom('approvals')
+    .select(['decision', 'approver', 'role', 'accepted', 'refusal_reason', 'comment'])
+    .where('workflow_id', '=', workflowId)
+    .orderBy('decided_at')
+    .orderBy('id')
+    .execute();
 
 async function runsOf(workflowId: string): Promise<WorkflowExecutionInfo[]> {
   const runs: WorkflowExecutionInfo[] = [];
@@ -48,10 +58,22 @@ describe('the approval gate under hostile input (real Temporal, temporal CLI, Po
     // Over the server's payload limit: refused by Temporal before it reaches the history.
     const hugeFile = path.join(env.FACTORY_HOME, 'huge-signal.json');
     fs.writeFileSync(hugeFile, JSON.stringify({ ...valid, comment: 'y'.repeat(1024 * 1024) }));
-    await expect(temporalCli(['workflow', 'signal', '--workflow-id', workflowId, '--name', 'approve', '--input-file', hugeFile])).rejects.toThrow(/size|limit/i);
+    await expect(temporalCli(['workflow', 'signal', '--workflow-id', workflowId, '--name', 'approve', '--input-file', hugeFile])).rejects.toThrow(
+      /size|limit/i,
+    );
     // The decide update is judged whole in its validator: "Approve" is not a decision, NUL is not text.
     await expect(
-      temporalCli(['workflow', 'update', 'execute', '--workflow-id', workflowId, '--name', 'decide', '--input', JSON.stringify({ ...valid, decision: 'Approve' })]),
+      temporalCli([
+        'workflow',
+        'update',
+        'execute',
+        '--workflow-id',
+        workflowId,
+        '--name',
+        'decide',
+        '--input',
+        JSON.stringify({ ...valid, decision: 'Approve' }),
+      ]),
     ).rejects.toThrow(/invalid decision: decision/);
     await expect(handle.executeUpdate('decide', { args: [{ ...valid, decision: 'approve', comment: 'a\u0000b' }] })).rejects.toMatchObject({
       cause: { message: expect.stringMatching(/invalid decision: comment: contains NUL/) },
@@ -96,7 +118,13 @@ describe('the approval gate under hostile input (real Temporal, temporal CLI, Po
       Array.from({ length: 24 }, async () => {
         while (next < total) {
           const i = next++;
-          const payload = { approver: `intruder${i}@evil.example`, role: 'model-owner', meaning: 'approval', modelDigest: s.modelDigest, comment: `attempt ${i}` };
+          const payload = {
+            approver: `intruder${i}@evil.example`,
+            role: 'model-owner',
+            meaning: 'approval',
+            modelDigest: s.modelDigest,
+            comment: `attempt ${i}`,
+          };
           // The server caps signals per run (temporal/dynamic-config.yaml); a persistent sender retries.
           for (;;) {
             try {
@@ -141,17 +169,41 @@ describe('the approval gate under hostile input (real Temporal, temporal CLI, Po
     const s = await waitForStatus(suite.client, workflowId, (st) => st.stage === 'approval');
     const approve = await factoryCli(['approve', workflowId, '--as', omar.approver, '--role', 'model-owner', '--json']);
     expect(approve.code, approve.stderr).toBe(0);
-    await signalCli(workflowId, 'withdraw', { ...omar, meaning: 'review', modelDigest: s.modelDigest, comment: 'the held-out split overlaps the training export' });
+    await signalCli(workflowId, 'withdraw', {
+      ...omar,
+      meaning: 'review',
+      modelDigest: s.modelDigest,
+      comment: 'the held-out split overlaps the training export',
+    });
     const withdrawn = await waitForStatus(suite.client, workflowId, (st) => st.counts?.withdrawn === 1);
     expect(withdrawn.pendingRoles).toEqual(['model-owner', 'validator']);
     expect(withdrawn.approvals).toEqual([]);
     // A withdrawal names its own approval: somebody else's cannot be taken back.
-    await signalCli(workflowId, 'withdraw', { approver: 'vera@hospital.example', role: 'validator', meaning: 'review', modelDigest: s.modelDigest, comment: 'x' });
+    await signalCli(workflowId, 'withdraw', {
+      approver: 'vera@hospital.example',
+      role: 'validator',
+      meaning: 'review',
+      modelDigest: s.modelDigest,
+      comment: 'x',
+    });
     // Under `reopen-role` a rejection is recorded and the role stays open for its holders.
-    const reject = await factoryCli(['reject', workflowId, '--as', 'vera@hospital.example', '--role', 'validator', '--comment', 'calibration plot missing', '--json']);
+    const reject = await factoryCli([
+      'reject',
+      workflowId,
+      '--as',
+      'vera@hospital.example',
+      '--role',
+      'validator',
+      '--comment',
+      'calibration plot missing',
+      '--json',
+    ]);
     expect(reject.code, reject.stderr).toBe(0);
     expect((await statusOf(workflowId)).stage).toBe('approval');
-    for (const [who, role] of [['vera@hospital.example', 'validator'], [omar.approver, 'model-owner']]) {
+    for (const [who, role] of [
+      ['vera@hospital.example', 'validator'],
+      [omar.approver, 'model-owner'],
+    ]) {
       const r = await factoryCli(['approve', workflowId, '--as', who!, '--role', role!, '--json']);
       expect(r.code, r.stderr).toBe(0);
     }
@@ -174,7 +226,13 @@ describe('the approval gate under hostile input (real Temporal, temporal CLI, Po
     const s = await waitForStatus(suite.client, workflowId, (st) => st.stage === 'approval');
     await signalCli(workflowId, 'approve', { approver: 'omar@hospital.example', role: 'business', meaning: 'approval', modelDigest: s.modelDigest });
     await waitForStatus(suite.client, workflowId, (st) => st.approvals.length === 1);
-    await signalCli(workflowId, 'reject', { approver: 'lena@hospital.example', role: 'business', meaning: 'review', modelDigest: s.modelDigest, comment: 'no fairness analysis' });
+    await signalCli(workflowId, 'reject', {
+      approver: 'lena@hospital.example',
+      role: 'business',
+      meaning: 'review',
+      modelDigest: s.modelDigest,
+      comment: 'no fairness analysis',
+    });
     const outcome = (await suite.client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
     expect(outcome).toMatchObject({ outcome: 'rejected', reason: 'rejected by Lena Vogel <lena@hospital.example> as business: no fairness analysis' });
   });

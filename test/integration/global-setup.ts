@@ -9,7 +9,11 @@ export default async function setup(_project: TestProject) {
   const env = loadEnv();
   const ctx = { env, log: createLogger('test-stack', 'warn') };
   const up = await stackUp(ctx, { onProgress: (m) => console.log(`[stack] ${m}`) });
-  console.log(`[stack] ready in ${(up.millis / 1000).toFixed(1)}s: ${Object.entries(up.status).map(([n, s]) => `${n}=${s.endpoint}`).join(' ')}`);
+  console.log(
+    `[stack] ready in ${(up.millis / 1000).toFixed(1)}s: ${Object.entries(up.status)
+      .map(([n, s]) => `${n}=${s.endpoint}`)
+      .join(' ')}`,
+  );
   return async () => {
     if (process.env.FACTORY_KEEP_STACK) return;
     await stackDown(ctx, { components: components.filter((c) => up.started.includes(c.name)) });

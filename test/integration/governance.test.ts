@@ -34,7 +34,10 @@ const { db, workers } = suite;
 
 describe('governance edges (real stack)', () => {
   it('bad rows are excluded with a reason each; with nobody approving, the lifecycle times out per policy and is rejected', async () => {
-    const { workflowId, input } = await startTestLifecycle(suite.client, workers, { datasetPath: path.join(dirtyDir, 'wdbc.csv'), modelName: `bc-${workers.prefix.slice(1, -1)}-dirty` });
+    const { workflowId, input } = await startTestLifecycle(suite.client, workers, {
+      datasetPath: path.join(dirtyDir, 'wdbc.csv'),
+      modelName: `bc-${workers.prefix.slice(1, -1)}-dirty`,
+    });
     const outcome = (await suite.client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
     expect(outcome).toMatchObject({ outcome: 'rejected', reason: 'approval timed out after 8s; still pending: model-owner' });
     const trace = JSON.parse((await factoryCli(['trace', input.modelName, '--json'])).stdout) as ModelTrace;
@@ -50,9 +53,18 @@ describe('governance edges (real stack)', () => {
   it('a `reject` signal from a principal holding a required role ends the lifecycle as rejected', async () => {
     const { workflowId } = await startTestLifecycle(suite.client, workers);
     const s = await waitForStatus(suite.client, workflowId, (st) => st.stage === 'approval');
-    await suite.client.workflow.getHandle(workflowId).signal('reject', { approver: 'omar@hospital.example', role: 'model-owner', meaning: 'review', modelDigest: s.modelDigest, comment: 'recall on the minority class is not documented' });
+    await suite.client.workflow.getHandle(workflowId).signal('reject', {
+      approver: 'omar@hospital.example',
+      role: 'model-owner',
+      meaning: 'review',
+      modelDigest: s.modelDigest,
+      comment: 'recall on the minority class is not documented',
+    });
     const outcome = (await suite.client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
-    expect(outcome).toMatchObject({ outcome: 'rejected', reason: 'rejected by Omar Haddad <omar@hospital.example> as model-owner: recall on the minority class is not documented' });
+    expect(outcome).toMatchObject({
+      outcome: 'rejected',
+      reason: 'rejected by Omar Haddad <omar@hospital.example> as model-owner: recall on the minority class is not documented',
+    });
     const row = await db.selectFrom('approvals').select(['decision', 'accepted']).where('workflow_id', '=', workflowId).executeTakeFirstOrThrow();
     expect(row).toEqual({ decision: 'reject', accepted: true });
   });
@@ -67,7 +79,9 @@ describe('governance edges (real stack)', () => {
     } finally {
       s3.destroy();
     }
-    await suite.client.workflow.getHandle(workflowId).signal('approve', { approver: 'omar@hospital.example', role: 'model-owner', meaning: 'approval', modelDigest: s.modelDigest });
+    await suite.client.workflow
+      .getHandle(workflowId)
+      .signal('approve', { approver: 'omar@hospital.example', role: 'model-owner', meaning: 'approval', modelDigest: s.modelDigest });
     const outcome = (await suite.client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
     expect(outcome).toMatchObject({ outcome: 'rejected', reason: expect.stringMatching(/artifact refused at deployment: .* the registry holds sha256:/) });
     const res = await fetch(`http://127.0.0.1:${env.TRITON_HTTP_PORT}/v2/models/${input.modelName}/ready`);
@@ -82,7 +96,13 @@ describe('governance edges (real stack)', () => {
     expect(isAlive(pid)).toBe(true);
     // A decision through the update while no gate is open is refused synchronously, before history.
     await expect(
-      decide(suite.client, workflowId, { decision: 'approve', approver: 'omar@hospital.example', role: 'model-owner', meaning: 'approval', modelDigest: `sha256:${'0'.repeat(64)}` }),
+      decide(suite.client, workflowId, {
+        decision: 'approve',
+        approver: 'omar@hospital.example',
+        role: 'model-owner',
+        meaning: 'approval',
+        modelDigest: `sha256:${'0'.repeat(64)}`,
+      }),
     ).rejects.toThrow(/not awaiting approval \(stage: train\)/);
     const handle = suite.client.workflow.getHandle(workflowId);
     await handle.cancel();

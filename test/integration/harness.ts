@@ -22,7 +22,8 @@ export const DATASET = path.join(projectRoot, 'datasets', 'breast-cancer-wiscons
 export const IMAGE = `sha256:${'ab'.repeat(32)}`;
 /** Test workers read datasets from the project's datasets/ and the files tests generate under FACTORY_HOME/test-data. */
 export const TEST_DATA = path.join(env.FACTORY_HOME, 'test-data');
-export const TEST_DATA_ROOTS = process.env.FACTORY_DATA_ROOTS ?? [path.join(projectRoot, 'datasets'), path.join(env.FACTORY_HOME, 'landing'), TEST_DATA].join(':');
+export const TEST_DATA_ROOTS =
+  process.env.FACTORY_DATA_ROOTS ?? [path.join(projectRoot, 'datasets'), path.join(env.FACTORY_HOME, 'landing'), TEST_DATA].join(':');
 
 export function randomCommit(): string {
   return randomBytes(20).toString('hex');
@@ -49,7 +50,7 @@ export class IsolatedWorkers {
     fs.closeSync(fd);
     this.procs.set(queue, child);
     // A worker transpiles and (control) bundles the workflow code first: over a minute beside a CPU hog.
-    for (const deadline = Date.now() + 300_000; Date.now() < deadline; ) {
+    for (const deadline = Date.now() + 300_000; Date.now() < deadline;) {
       if (fs.readFileSync(log, 'utf8').includes('workers polling')) return child;
       if (child.exitCode !== null) throw new Error(`worker ${queue} exited:\n${fs.readFileSync(log, 'utf8').slice(-2000)}`);
       await sleep(100);

@@ -11,7 +11,13 @@ const suite = lifecycleSuite();
 const { db, workers } = suite;
 
 async function endEvent(workflowId: string) {
-  return db.selectFrom('audit_events').select(['step', 'kind', 'actor', 'payload']).where('workflow_id', '=', workflowId).where('kind', 'like', 'lifecycle.%').where('kind', '<>', 'lifecycle.started').executeTakeFirst();
+  return db
+    .selectFrom('audit_events')
+    .select(['step', 'kind', 'actor', 'payload'])
+    .where('workflow_id', '=', workflowId)
+    .where('kind', 'like', 'lifecycle.%')
+    .where('kind', '<>', 'lifecycle.started')
+    .executeTakeFirst();
 }
 
 describe('a lifecycle that fails or is cancelled leaves a terminal record (real stack)', () => {
@@ -33,7 +39,9 @@ describe('a lifecycle that fails or is cancelled leaves a terminal record (real 
     } finally {
       s3.destroy();
     }
-    await suite.client.workflow.getHandle(workflowId).signal('approve', { approver: 'omar@hospital.example', role: 'model-owner', meaning: 'approval', modelDigest: s.modelDigest });
+    await suite.client.workflow
+      .getHandle(workflowId)
+      .signal('approve', { approver: 'omar@hospital.example', role: 'model-owner', meaning: 'approval', modelDigest: s.modelDigest });
     await expect(suite.client.workflow.getHandle(workflowId).result()).rejects.toBeInstanceOf(WorkflowFailedError);
     const version = await db.selectFrom('model_versions').select('state').where('workflow_id', '=', workflowId).executeTakeFirstOrThrow();
     expect(version.state).toBe('failed');
@@ -54,7 +62,11 @@ describe('a lifecycle that fails or is cancelled leaves a terminal record (real 
     expect((await handle.describe()).status.name).toBe('CANCELLED');
     const version = await db.selectFrom('model_versions').select('state').where('workflow_id', '=', workflowId).executeTakeFirstOrThrow();
     expect(version.state).toBe('cancelled');
-    expect(await endEvent(workflowId)).toMatchObject({ kind: 'lifecycle.cancelled', actor: 'vera@hospital.example', payload: expect.objectContaining({ cause: 'cancelled: superseded by the next commit' }) });
+    expect(await endEvent(workflowId)).toMatchObject({
+      kind: 'lifecycle.cancelled',
+      actor: 'vera@hospital.example',
+      payload: expect.objectContaining({ cause: 'cancelled: superseded by the next commit' }),
+    });
   });
 
   it('`status` shows the registry beside Temporal, and says when they disagree (terminated around its code)', async () => {
@@ -66,7 +78,10 @@ describe('a lifecycle that fails or is cancelled leaves a terminal record (real 
     await temporalCli(['workflow', 'terminate', '--workflow-id', workflowId, '--reason', 'operator test']);
     const status = await factoryCli(['status', workflowId, '--json']);
     expect(status.code).toBe(1);
-    expect(JSON.parse(status.stdout)).toMatchObject({ temporalStatus: 'TERMINATED', registry: { state: 'validated', agrees: false, reason: expect.stringMatching(/TERMINATED/) } });
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      temporalStatus: 'TERMINATED',
+      registry: { state: 'validated', agrees: false, reason: expect.stringMatching(/TERMINATED/) },
+    });
     const human = await factoryCli(['status', workflowId]);
     expect(human.stdout).toMatch(/DISAGREES with Temporal: Temporal says TERMINATED/);
   });

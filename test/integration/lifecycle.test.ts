@@ -26,7 +26,11 @@ describe('the governed lifecycle, end to end (real Temporal, Postgres, S3, train
     const digest = waiting.modelDigest!;
     expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     const described = await handle.describe();
-    expect(described.searchAttributes).toMatchObject({ PendingRoles: ['business', 'security', 'compliance'], LifecycleStage: ['approval'], RiskTier: ['high'] });
+    expect(described.searchAttributes).toMatchObject({
+      PendingRoles: ['business', 'security', 'compliance'],
+      LifecycleStage: ['approval'],
+      RiskTier: ['high'],
+    });
     // What the Web UI shows as the workflow's current details: what it waits for, and how to answer.
     const metadata = await handle.query<{ currentDetails: string }>('__temporal_workflow_metadata');
     expect(metadata.currentDetails).toContain('Pending roles: business, security, compliance.');
@@ -35,11 +39,51 @@ describe('the governed lifecycle, end to end (real Temporal, Postgres, S3, train
     const ok = (approver: string, role: string, extra: object = {}) => ({ approver, role, meaning: 'approval', modelDigest: digest, ...extra });
     const refusals: Array<[string, () => Promise<unknown>, RegExp]> = [
       ['unauthorised approver (SDK signal)', () => handle.signal('approve', ok('vera@hospital.example', 'security')), /does not hold the role "security"/],
-      ['self-approval by the developer (CLI update)', () => decide(client, workflowId, { decision: 'approve', ...ok('omar@hospital.example', 'business') } as never), /developed this model/],
-      ['wrong digest (temporal CLI)', () => temporalCli(['workflow', 'signal', '-w', workflowId, '--name', 'approve', '--input', JSON.stringify(ok('sam@hospital.example', 'security', { modelDigest: `sha256:${'0'.repeat(64)}` }))]), /is not this candidate's/],
-      ['missing fields (temporal CLI)', () => temporalCli(['workflow', 'signal', '-w', workflowId, '--name', 'approve', '--input', '{"approver":"sam@hospital.example"}']), /malformed payload: role/],
-      ['wrong types (temporal CLI)', () => temporalCli(['workflow', 'signal', '-w', workflowId, '--name', 'approve', '--input', '{"approver":"sam@hospital.example","role":7,"meaning":"approval","modelDigest":123}']), /malformed payload: role: .*expected string/],
-      ['not JSON (temporal CLI, text pasted as a string)', () => temporalCli(['workflow', 'signal', '-w', workflowId, '--name', 'approve', '--input', '"approve it, thanks"']), /not JSON/],
+      [
+        'self-approval by the developer (CLI update)',
+        () => decide(client, workflowId, { decision: 'approve', ...ok('omar@hospital.example', 'business') } as never),
+        /developed this model/,
+      ],
+      [
+        'wrong digest (temporal CLI)',
+        () =>
+          temporalCli([
+            'workflow',
+            'signal',
+            '-w',
+            workflowId,
+            '--name',
+            'approve',
+            '--input',
+            JSON.stringify(ok('sam@hospital.example', 'security', { modelDigest: `sha256:${'0'.repeat(64)}` })),
+          ]),
+        /is not this candidate's/,
+      ],
+      [
+        'missing fields (temporal CLI)',
+        () => temporalCli(['workflow', 'signal', '-w', workflowId, '--name', 'approve', '--input', '{"approver":"sam@hospital.example"}']),
+        /malformed payload: role/,
+      ],
+      [
+        'wrong types (temporal CLI)',
+        () =>
+          temporalCli([
+            'workflow',
+            'signal',
+            '-w',
+            workflowId,
+            '--name',
+            'approve',
+            '--input',
+            '{"approver":"sam@hospital.example","role":7,"meaning":"approval","modelDigest":123}',
+          ]),
+        /malformed payload: role: .*expected string/,
+      ],
+      [
+        'not JSON (temporal CLI, text pasted as a string)',
+        () => temporalCli(['workflow', 'signal', '-w', workflowId, '--name', 'approve', '--input', '"approve it, thanks"']),
+        /not JSON/,
+      ],
       ['not JSON (raw bytes)', () => handle.signal('approve', new TextEncoder().encode('{approver: sam')), /not JSON/],
     ];
     for (const [i, [what, send, reason]] of refusals.entries()) {
@@ -48,13 +92,26 @@ describe('the governed lifecycle, end to end (real Temporal, Postgres, S3, train
       expect(s.refusals[i]!.reason, what).toMatch(reason);
       expect(s.stage, what).toBe('approval');
       expect(s.pendingRoles, what).toEqual(['business', 'security', 'compliance']);
-      if (verdict && typeof verdict === 'object' && 'accepted' in verdict) expect(verdict).toMatchObject({ accepted: false, reason: expect.stringMatching(reason) });
+      if (verdict && typeof verdict === 'object' && 'accepted' in verdict)
+        expect(verdict).toMatchObject({ accepted: false, reason: expect.stringMatching(reason) });
     }
 
     // Valid approvals through each public interface: the real temporal CLI, the SDK update, an SDK signal.
-    await temporalCli(['workflow', 'signal', '-w', workflowId, '--name', 'approve', '--input', JSON.stringify(ok('lena@hospital.example', 'business', { comment: 'fit for purpose' }))]);
+    await temporalCli([
+      'workflow',
+      'signal',
+      '-w',
+      workflowId,
+      '--name',
+      'approve',
+      '--input',
+      JSON.stringify(ok('lena@hospital.example', 'business', { comment: 'fit for purpose' })),
+    ]);
     await waitForStatus(client, workflowId, (s) => s.approvals.length === 1);
-    expect(await decide(client, workflowId, { decision: 'approve', ...ok('sam@hospital.example', 'security') } as never)).toEqual({ accepted: true, pendingRoles: ['compliance'] });
+    expect(await decide(client, workflowId, { decision: 'approve', ...ok('sam@hospital.example', 'security') } as never)).toEqual({
+      accepted: true,
+      pendingRoles: ['compliance'],
+    });
     await handle.signal('approve', ok('dana@hospital.example', 'compliance', { meaning: 'responsibility' }));
 
     const outcome = (await handle.result()) as LifecycleOutcome;
@@ -62,7 +119,10 @@ describe('the governed lifecycle, end to end (real Temporal, Postgres, S3, train
     if (outcome.outcome !== 'deployed') throw new Error('not deployed');
 
     // The model answers on Triton.
-    const certifiedRow = [17.99, 10.38, 122.8, 1001, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871, 1.095, 0.9053, 8.589, 153.4, 0.006399, 0.04904, 0.05373, 0.01587, 0.03003, 0.006193, 25.38, 17.33, 184.6, 2019, 0.1622, 0.6656, 0.7119, 0.2654, 0.4601, 0.1189];
+    const certifiedRow = [
+      17.99, 10.38, 122.8, 1001, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871, 1.095, 0.9053, 8.589, 153.4, 0.006399, 0.04904, 0.05373, 0.01587, 0.03003,
+      0.006193, 25.38, 17.33, 184.6, 2019, 0.1622, 0.6656, 0.7119, 0.2654, 0.4601, 0.1189,
+    ];
     const { outputs } = await new TritonClient(tritonUrl(env)).infer(outcome.tritonModel, [certifiedRow]);
     expect(outputs[0]![0]).toBeGreaterThan(0.5); // the first WDBC sample is malignant
 
@@ -71,8 +131,19 @@ describe('the governed lifecycle, end to end (real Temporal, Postgres, S3, train
     expect(traced.code).toBe(0);
     const trace = JSON.parse(traced.stdout) as ModelTrace;
     expect(trace.model).toMatchObject({ state: 'deployed', artifactDigest: digest, riskTier: 'high' });
-    expect(trace.data).toMatchObject({ rowsTotal: 569, rowsAccepted: 569, rowsExcluded: 0, rawSha256: expect.stringMatching(/^sha256:/), manifestDigest: expect.stringMatching(/^sha256:/) });
-    expect(trace.code).toEqual({ commitSha: input.commitSha, imageDigest: input.imageDigest, developer: 'omar@hospital.example', requester: 'ci@hospital.example' });
+    expect(trace.data).toMatchObject({
+      rowsTotal: 569,
+      rowsAccepted: 569,
+      rowsExcluded: 0,
+      rawSha256: expect.stringMatching(/^sha256:/),
+      manifestDigest: expect.stringMatching(/^sha256:/),
+    });
+    expect(trace.code).toEqual({
+      commitSha: input.commitSha,
+      imageDigest: input.imageDigest,
+      developer: 'omar@hospital.example',
+      requester: 'ci@hospital.example',
+    });
     expect(trace.training.environment).toMatchObject({ torch: expect.any(String), device: expect.stringMatching(/cpu|cuda/), image_digest: input.imageDigest });
     expect(trace.evaluation.metrics.accuracy).toBeGreaterThanOrEqual(0.93);
     expect(trace.approvals.map((a) => [a.name, a.role, a.meaning])).toEqual([
@@ -89,7 +160,21 @@ describe('the governed lifecycle, end to end (real Temporal, Postgres, S3, train
     expect(refused).toHaveLength(refusals.length);
     const auditKinds = await db.selectFrom('audit_events').select(['kind', 'step']).where('workflow_id', '=', workflowId).orderBy('seq').execute();
     expect(auditKinds.filter((e) => e.kind === 'approval.refused')).toHaveLength(refusals.length);
-    expect(auditKinds.map((e) => e.kind)).toEqual(expect.arrayContaining(['lifecycle.started', 'dataset.quarantined', 'dataset.certified', 'training.completed', 'evaluation.completed', 'model.registered', 'model.validated', 'approval.requested', 'approval.approved', 'model.approved', 'model.deployed']));
+    expect(auditKinds.map((e) => e.kind)).toEqual(
+      expect.arrayContaining([
+        'lifecycle.started',
+        'dataset.quarantined',
+        'dataset.certified',
+        'training.completed',
+        'evaluation.completed',
+        'model.registered',
+        'model.validated',
+        'approval.requested',
+        'approval.approved',
+        'model.approved',
+        'model.deployed',
+      ]),
+    );
     expect((await handle.describe()).searchAttributes).toMatchObject({ LifecycleStage: ['deployed'] });
 
     const verify = await factoryCli(['audit', 'verify', '--json']);

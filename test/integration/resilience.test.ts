@@ -38,7 +38,13 @@ async function expectCompleteAuditTrail(workflowId: string) {
 
 async function approveAndFinish(workflowId: string): Promise<LifecycleOutcome> {
   const s = await waitForStatus(suite.client, workflowId, (st) => st.stage === 'approval', 400_000);
-  const verdict = await decide(suite.client, workflowId, { decision: 'approve', approver: 'omar@hospital.example', role: 'model-owner', meaning: 'approval', modelDigest: s.modelDigest! });
+  const verdict = await decide(suite.client, workflowId, {
+    decision: 'approve',
+    approver: 'omar@hospital.example',
+    role: 'model-owner',
+    meaning: 'approval',
+    modelDigest: s.modelDigest!,
+  });
   expect(verdict.accepted).toBe(true);
   return (await suite.client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
 }
@@ -64,10 +70,15 @@ async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T |
 async function trainingJob(workflowId: string): Promise<{ jobDir: string; pid: number }> {
   const jobDir = path.join(env.FACTORY_HOME, 'jobs', workflowId, 'train');
   const read = (f: string) => (fs.existsSync(path.join(jobDir, f)) ? fs.readFileSync(path.join(jobDir, f), 'utf8') : '');
-  const pid = await waitFor('the training job to start', () => {
-    const m = /pid=(\d+)/.exec(read('starts.log'));
-    return m && read('train.log').includes('"epoch": 0') ? Number(m[1]) : undefined;
-  }, 300_000, 10); // polled closely: the test freezes the job right after this line
+  const pid = await waitFor(
+    'the training job to start',
+    () => {
+      const m = /pid=(\d+)/.exec(read('starts.log'));
+      return m && read('train.log').includes('"epoch": 0') ? Number(m[1]) : undefined;
+    },
+    300_000,
+    10,
+  ); // polled closely: the test freezes the job right after this line
   expect(fs.existsSync(path.join(jobDir, 'result.json'))).toBe(false);
   return { jobDir, pid };
 }
@@ -95,7 +106,12 @@ async function failedAttempt(workflowId: string, accept: (a: PendingActivity) =>
 }
 
 async function trainingAudit(workflowId: string) {
-  return db.selectFrom('audit_events').select('payload').where('workflow_id', '=', workflowId).where('step', '=', 'training.completed').executeTakeFirstOrThrow();
+  return db
+    .selectFrom('audit_events')
+    .select('payload')
+    .where('workflow_id', '=', workflowId)
+    .where('step', '=', 'training.completed')
+    .executeTakeFirstOrThrow();
 }
 
 describe('durability (real processes, real failures)', () => {

@@ -11,7 +11,10 @@ import { factoryCli, lifecycleSuite, startTestLifecycle, waitForStatus } from '.
 const suite = lifecycleSuite();
 const { workers } = suite;
 // The first WDBC sample (malignant).
-const SAMPLE = [17.99, 10.38, 122.8, 1001, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871, 1.095, 0.9053, 8.589, 153.4, 0.006399, 0.04904, 0.05373, 0.01587, 0.03003, 0.006193, 25.38, 17.33, 184.6, 2019, 0.1622, 0.6656, 0.7119, 0.2654, 0.4601, 0.1189];
+const SAMPLE = [
+  17.99, 10.38, 122.8, 1001, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871, 1.095, 0.9053, 8.589, 153.4, 0.006399, 0.04904, 0.05373, 0.01587, 0.03003,
+  0.006193, 25.38, 17.33, 184.6, 2019, 0.1622, 0.6656, 0.7119, 0.2654, 0.4601, 0.1189,
+];
 
 async function traceJson(ref: string): Promise<ModelTrace> {
   const res = await factoryCli(['trace', ref, '--json']);
@@ -32,7 +35,12 @@ describe('serving reconciles after a Triton restart (real Triton, registry, S3)'
 
     const before = await traceJson(ref);
     expect(before.deployment?.serving).toBe('ready');
-    expect(before.objects?.map((o) => [o.role, o.state])).toEqual([['artifact', 'ok'], ['raw', 'ok'], ['certified', 'ok'], ['manifest', 'ok']]);
+    expect(before.objects?.map((o) => [o.role, o.state])).toEqual([
+      ['artifact', 'ok'],
+      ['raw', 'ok'],
+      ['certified', 'ok'],
+      ['manifest', 'ok'],
+    ]);
 
     // Triton dies the hard way: no unload, no goodbye.
     const files = processFiles(env.FACTORY_HOME, 'triton');
@@ -57,7 +65,10 @@ describe('serving reconciles after a Triton restart (real Triton, registry, S3)'
     // Bounded: the model answers within a minute of `dev up` returning (in practice, when it returns).
     let answered: number[][] | undefined;
     for (let i = 0; i < 120 && !answered; i++) {
-      answered = await triton.infer(input.modelName, [SAMPLE], outcome.version, { timeoutMs: 5_000 }).then((r) => r.outputs, () => undefined);
+      answered = await triton.infer(input.modelName, [SAMPLE], outcome.version, { timeoutMs: 5_000 }).then(
+        (r) => r.outputs,
+        () => undefined,
+      );
       if (!answered) await sleep(500);
     }
     expect(answered?.[0]?.[0], `no inference within ${(Date.now() - t0) / 1000}s of dev up`).toBeGreaterThan(0.5);

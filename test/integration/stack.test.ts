@@ -50,7 +50,11 @@ describe('the local stack (real components)', () => {
     const ui = `http://127.0.0.1:${env.TEMPORAL_UI_PORT}`;
     expect((await fetch(ui)).status).toBe(200);
     // Write actions on: approvers send signals from the UI.
-    expect(await (await fetch(`${ui}/api/v1/settings`)).json()).toMatchObject({ DisableWriteActions: false, WorkflowSignalDisabled: false, WorkflowUpdateDisabled: false });
+    expect(await (await fetch(`${ui}/api/v1/settings`)).json()).toMatchObject({
+      DisableWriteActions: false,
+      WorkflowSignalDisabled: false,
+      WorkflowUpdateDisabled: false,
+    });
     const query = encodeURIComponent(`WorkflowId="${workflowId}"`);
     const listed = (await (await fetch(`${ui}/api/v1/namespaces/${env.TEMPORAL_NAMESPACE}/workflows?query=${query}`)).json()) as {
       executions: Array<{ execution: { workflowId: string }; status: string }>;
@@ -67,7 +71,18 @@ describe('the local stack (real components)', () => {
         db.transaction().execute(async (tx) => {
           await tx
             .insertInto('audit_events')
-            .values({ event_id: 'stack-test', workflow_id: 'w', run_id: 'r', step: 's', kind: 'k', actor: 'a', payload: JSON.stringify({}), occurred_at: 'now', prev_hash: 'p', hash: `h-${randomUUID()}` })
+            .values({
+              event_id: 'stack-test',
+              workflow_id: 'w',
+              run_id: 'r',
+              step: 's',
+              kind: 'k',
+              actor: 'a',
+              payload: JSON.stringify({}),
+              occurred_at: 'now',
+              prev_hash: 'p',
+              hash: `h-${randomUUID()}`,
+            })
             .execute();
           const row = await tx.selectFrom('audit_events').select(['event_id']).where('event_id', '=', 'stack-test').executeTakeFirstOrThrow();
           expect(row.event_id).toBe('stack-test');
@@ -121,7 +136,9 @@ describe('the local stack (real components)', () => {
       const put = await s3.send(new PutObjectCommand({ Bucket, Key, Body: 'evidence', ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: day }));
       // Real Object Lock: 403 AccessDenied. moto: 200, and the shorter date is in force.
       const minute = new Date(Math.ceil((Date.now() + 60_000) / 1000) * 1000);
-      const shortened = await s3.send(new PutObjectRetentionCommand({ Bucket, Key, VersionId: put.VersionId, Retention: { Mode: 'COMPLIANCE', RetainUntilDate: minute } }));
+      const shortened = await s3.send(
+        new PutObjectRetentionCommand({ Bucket, Key, VersionId: put.VersionId, Retention: { Mode: 'COMPLIANCE', RetainUntilDate: minute } }),
+      );
       expect(shortened.$metadata.httpStatusCode).toBe(200);
       const head = await s3.send(new HeadObjectCommand({ Bucket, Key, VersionId: put.VersionId }));
       expect(head).toMatchObject({ ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: minute });

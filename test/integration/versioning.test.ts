@@ -61,7 +61,13 @@ describe('a lifecycle waiting at its gate survives a worker upgrade (workflow ve
       stopped = true;
       await workers.start('control');
 
-      const verdict = await decide(suite.client, workflowId, { decision: 'approve', approver: 'omar@hospital.example', role: 'model-owner', meaning: 'approval', modelDigest: waiting.modelDigest! });
+      const verdict = await decide(suite.client, workflowId, {
+        decision: 'approve',
+        approver: 'omar@hospital.example',
+        role: 'model-owner',
+        meaning: 'approval',
+        modelDigest: waiting.modelDigest!,
+      });
       expect(verdict.accepted).toBe(true);
       const outcome = (await suite.client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
       expect(outcome.outcome).toBe('deployed');

@@ -60,7 +60,9 @@ describe('diffLifecycleInputs', () => {
   });
 
   it('finds no difference between an input and its normalised self, defaults and the default schema path included', () => {
-    expect(diffLifecycleInputs(base, lifecycleInputSchema.parse({ ...base, training: { epochs: 300, seed: 7 }, schemaPath: '/p/datasets/x/schema.json' }))).toEqual([]);
+    expect(
+      diffLifecycleInputs(base, lifecycleInputSchema.parse({ ...base, training: { epochs: 300, seed: 7 }, schemaPath: '/p/datasets/x/schema.json' })),
+    ).toEqual([]);
   });
 
   it('names each differing field with both values', () => {
@@ -79,12 +81,23 @@ describe('rootCause', () => {
     const act = new ActivityFailure('Activity task failed', 'quarantineRaw', '3', RetryState.NON_RETRYABLE_FAILURE, 'w', app);
     const wf = new WorkflowFailedError('Workflow execution failed', act, RetryState.NON_RETRYABLE_FAILURE);
     const c = rootCause(wf);
-    expect(c).toEqual({ type: 'DatasetUnreadable', message: "cannot read the dataset: ENOENT: no such file or directory, open '/d/x.csv'", where: 'activity quarantineRaw' });
+    expect(c).toEqual({
+      type: 'DatasetUnreadable',
+      message: "cannot read the dataset: ENOENT: no such file or directory, open '/d/x.csv'",
+      where: 'activity quarantineRaw',
+    });
     expect(renderCause(c)).toBe("DatasetUnreadable: cannot read the dataset: ENOENT: no such file or directory, open '/d/x.csv' (in activity quarantineRaw)");
   });
 
   it('names timeouts and terminations', () => {
-    const t = new ActivityFailure('Activity task timed out', 'evaluateModel', '9', RetryState.TIMEOUT, 'w', new TimeoutFailure(undefined, undefined, 'HEARTBEAT'));
+    const t = new ActivityFailure(
+      'Activity task timed out',
+      'evaluateModel',
+      '9',
+      RetryState.TIMEOUT,
+      'w',
+      new TimeoutFailure(undefined, undefined, 'HEARTBEAT'),
+    );
     expect(rootCause(t)).toMatchObject({ type: 'Timeout(HEARTBEAT)', where: 'activity evaluateModel' });
     expect(rootCause(new TerminatedFailure('by operator'))).toEqual({ type: 'Terminated', message: 'by operator' });
   });

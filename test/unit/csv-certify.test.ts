@@ -34,7 +34,14 @@ describe('the streaming certifier (csv-parse + the numeric rule)', () => {
     const r = await certifyStream({ source: chunked(raw), schema, outFile, maxRecordedExclusions: 100 });
     const out = fs.readFileSync(outFile, 'utf8');
     expect(out).toBe('a,b,y\n1,2,M\n3,4,"a,b"\n1e1,-2,B\n');
-    expect(r).toMatchObject({ rowsTotal: 9, rowsAccepted: 3, rowsExcluded: 6, exclusionsTruncated: false, rawSha256: sha256Digest(raw), certifiedSha256: sha256Digest(out) });
+    expect(r).toMatchObject({
+      rowsTotal: 9,
+      rowsAccepted: 3,
+      rowsExcluded: 6,
+      exclusionsTruncated: false,
+      rawSha256: sha256Digest(raw),
+      certifiedSha256: sha256Digest(out),
+    });
     expect(r.exclusions).toEqual([
       { line: 3, reason: 'a="0x1A" is not a number (hexadecimal)' },
       { line: 4, reason: 'a=" 1" is not a number (whitespace)' },

@@ -5,7 +5,15 @@ import { projectRoot } from '../../src/config/env.ts';
 import { devServerArgs } from '../../temporal/dev-server.ts';
 import { searchAttributes } from '../../temporal/search-attributes.ts';
 
-type Service = { volumes?: string[]; image?: string; ports?: string[]; environment?: Record<string, string>; command?: string; entrypoint?: string; depends_on?: unknown };
+type Service = {
+  volumes?: string[];
+  image?: string;
+  ports?: string[];
+  environment?: Record<string, string>;
+  command?: string;
+  entrypoint?: string;
+  depends_on?: unknown;
+};
 const compose = parse(fs.readFileSync(`${projectRoot}/docker-compose.yml`, 'utf8')) as { services: Record<string, Service> };
 
 describe('docker-compose.yml (shape; no Docker engine here)', () => {

@@ -16,7 +16,17 @@ describe('canonical JSON', () => {
 });
 
 describe('audit chain hashing', () => {
-  const row = { event_id: 'w/r/s', workflow_id: 'w', run_id: 'r', step: 's', kind: 'k', actor: 'a', payload: { b: 2, a: 1 }, occurred_at: '2026-01-01T00:00:00.000Z', prev_hash: GENESIS_HASH };
+  const row = {
+    event_id: 'w/r/s',
+    workflow_id: 'w',
+    run_id: 'r',
+    step: 's',
+    kind: 'k',
+    actor: 'a',
+    payload: { b: 2, a: 1 },
+    occurred_at: '2026-01-01T00:00:00.000Z',
+    prev_hash: GENESIS_HASH,
+  };
   it('is independent of key order and changes with any field', () => {
     expect(hashOf({ ...row, payload: { a: 1, b: 2 } })).toBe(hashOf(row));
     expect(hashOf({ ...row, actor: 'b' })).not.toBe(hashOf(row));
@@ -39,7 +49,15 @@ describe('signal payloads', () => {
 });
 
 describe('lifecycle input', () => {
-  const good = { modelName: 'bc', datasetPath: 'd.csv', commitSha: 'abcdef1', imageDigest: `sha256:${'0'.repeat(64)}`, riskTier: 'low', requester: 'ci@x.org', developer: 'dev@x.org' };
+  const good = {
+    modelName: 'bc',
+    datasetPath: 'd.csv',
+    commitSha: 'abcdef1',
+    imageDigest: `sha256:${'0'.repeat(64)}`,
+    riskTier: 'low',
+    requester: 'ci@x.org',
+    developer: 'dev@x.org',
+  };
   it('validates and fills defaults', () => {
     expect(lifecycleInputSchema.parse(good).training).toEqual({ epochs: 300, seed: 7 });
     expect(lifecycleInputSchema.safeParse({ ...good, riskTier: 'extreme' }).success).toBe(false);

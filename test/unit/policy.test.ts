@@ -7,9 +7,29 @@ import { durationMs } from '../../src/policy/schema.ts';
 
 const { pack, digest } = loadPolicyPack(DEFAULT_POLICY_PACK);
 const digestOf = (c: string) => `sha256:${c.repeat(64)}`;
-const candidate = { modelDigest: digestOf('a'), requester: 'ci@hospital.example', developer: 'omar@hospital.example', requiredRoles: ['business', 'security', 'compliance'] };
-const payload = (over: Record<string, unknown> = {}) => ({ approver: 'dana@hospital.example', role: 'compliance', meaning: 'approval', modelDigest: digestOf('a'), ...over });
-const accepted = (approver: string, role: string): AcceptedDecision => ({ approver, role, meaning: 'approval', modelDigest: digestOf('a'), decision: 'approve', principalName: approver, at: '2026-01-01T00:00:00.000Z', via: 'signal' });
+const candidate = {
+  modelDigest: digestOf('a'),
+  requester: 'ci@hospital.example',
+  developer: 'omar@hospital.example',
+  requiredRoles: ['business', 'security', 'compliance'],
+};
+const payload = (over: Record<string, unknown> = {}) => ({
+  approver: 'dana@hospital.example',
+  role: 'compliance',
+  meaning: 'approval',
+  modelDigest: digestOf('a'),
+  ...over,
+});
+const accepted = (approver: string, role: string): AcceptedDecision => ({
+  approver,
+  role,
+  meaning: 'approval',
+  modelDigest: digestOf('a'),
+  decision: 'approve',
+  principalName: approver,
+  at: '2026-01-01T00:00:00.000Z',
+  via: 'signal',
+});
 
 describe('policy pack', () => {
   it('loads the default pack with a digest of its bytes', () => {
@@ -20,7 +40,9 @@ describe('policy pack', () => {
 
   it('fails fast with the path of the bad field', () => {
     const text = fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8');
-    expect(() => parsePolicyPack(text.replace('accuracy: 0.93', 'accuracy: high'), 'bad.yaml')).toThrow(/bad.yaml: invalid policy pack\n {2}riskTiers\.high\.thresholds\.accuracy/);
+    expect(() => parsePolicyPack(text.replace('accuracy: 0.93', 'accuracy: high'), 'bad.yaml')).toThrow(
+      /bad.yaml: invalid policy pack\n {2}riskTiers\.high\.thresholds\.accuracy/,
+    );
     expect(() => parsePolicyPack(text.replace('approvalTimeout: 7d', 'approvalTimeout: soon'), 'bad.yaml')).toThrow(/riskTiers\.low\.approvalTimeout/);
     expect(() => parsePolicyPack(text.replace('roles: [security]', 'roles: []'), 'bad.yaml')).toThrow(/principals\.\d+\.roles/);
     expect(() => parsePolicyPack('riskTiers: [', 'bad.yaml')).toThrow(PolicyPackError);
@@ -64,7 +86,10 @@ describe('judging an approval', () => {
       accepted: false,
       reason: expect.stringMatching(/one person fills one role/),
     });
-    expect(judge(payload(), [accepted('max@hospital.example', 'compliance')])).toMatchObject({ accepted: false, reason: expect.stringMatching(/already filled/) });
+    expect(judge(payload(), [accepted('max@hospital.example', 'compliance')])).toMatchObject({
+      accepted: false,
+      reason: expect.stringMatching(/already filled/),
+    });
   });
 });
 
@@ -75,23 +100,38 @@ describe('rejecting and withdrawing while the gate is open', () => {
 
   it('hears a rejection from a holder of a filled role, the approver included', () => {
     expect(judgeDecision(lena, 'reject', devFree, omarApproved, pack)).toMatchObject({ accepted: true, principalName: 'Lena Vogel' });
-    expect(judgeDecision(payload({ approver: 'omar@hospital.example', role: 'business' }), 'reject', devFree, omarApproved, pack)).toMatchObject({ accepted: true });
+    expect(judgeDecision(payload({ approver: 'omar@hospital.example', role: 'business' }), 'reject', devFree, omarApproved, pack)).toMatchObject({
+      accepted: true,
+    });
   });
 
   it('still refuses a rejection from someone outside the required roles', () => {
-    expect(judgeDecision(payload({ approver: 'vera@hospital.example', role: 'validator' }), 'reject', devFree, omarApproved, pack)).toMatchObject({ accepted: false });
+    expect(judgeDecision(payload({ approver: 'vera@hospital.example', role: 'validator' }), 'reject', devFree, omarApproved, pack)).toMatchObject({
+      accepted: false,
+    });
   });
 
-  it("lets an approver withdraw only their own approval in force, with a reason", () => {
+  it('lets an approver withdraw only their own approval in force, with a reason', () => {
     const omar = payload({ approver: 'omar@hospital.example', role: 'business', comment: 'found a data issue' });
     expect(judgeDecision(omar, 'withdraw', devFree, omarApproved, pack)).toMatchObject({ accepted: true });
-    expect(judgeDecision({ ...omar, comment: undefined }, 'withdraw', devFree, omarApproved, pack)).toMatchObject({ accepted: false, reason: expect.stringMatching(/reason/) });
-    expect(judgeDecision({ ...lena, comment: 'not mine' }, 'withdraw', devFree, omarApproved, pack)).toMatchObject({ accepted: false, reason: expect.stringMatching(/no approval as "business" in force/) });
+    expect(judgeDecision({ ...omar, comment: undefined }, 'withdraw', devFree, omarApproved, pack)).toMatchObject({
+      accepted: false,
+      reason: expect.stringMatching(/reason/),
+    });
+    expect(judgeDecision({ ...lena, comment: 'not mine' }, 'withdraw', devFree, omarApproved, pack)).toMatchObject({
+      accepted: false,
+      reason: expect.stringMatching(/no approval as "business" in force/),
+    });
     expect(judgeDecision(omar, 'withdraw', devFree, [], pack)).toMatchObject({ accepted: false });
   });
 
   it('keeps the legacy rules for lifecycles that reached their gate before (their histories replay)', () => {
-    expect(judgeDecision(lena, 'reject', devFree, omarApproved, pack, 'legacy')).toMatchObject({ accepted: false, reason: expect.stringMatching(/already filled/) });
-    expect(judgeDecision(payload({ approver: 'omar@hospital.example', role: 'business', comment: 'x' }), 'withdraw', devFree, omarApproved, pack, 'legacy')).toMatchObject({ accepted: false });
+    expect(judgeDecision(lena, 'reject', devFree, omarApproved, pack, 'legacy')).toMatchObject({
+      accepted: false,
+      reason: expect.stringMatching(/already filled/),
+    });
+    expect(
+      judgeDecision(payload({ approver: 'omar@hospital.example', role: 'business', comment: 'x' }), 'withdraw', devFree, omarApproved, pack, 'legacy'),
+    ).toMatchObject({ accepted: false });
   });
 });

@@ -25,6 +25,8 @@ describe('Temporal and the registry: does the projection say what the history sa
   });
 
   it('says why, and what to do, when a lifecycle was terminated around its code', () => {
-    expect(projectionAgreement('TERMINATED', undefined, v('validated'), 'r1').reason).toMatch(/did not record its end, and the registry still says validated; start it again with `factory lifecycle retry`/);
+    expect(projectionAgreement('TERMINATED', undefined, v('validated'), 'r1').reason).toMatch(
+      /did not record its end, and the registry still says validated; start it again with `factory lifecycle retry`/,
+    );
   });
 });

@@ -99,6 +99,9 @@ describe('the policy pack the workers loaded', () => {
     expect(packAgreement(h, cli)).toMatchObject({ agrees: false, warning: expect.stringContaining('have not reported') });
     fs.writeFileSync(workerReadyFile(h), JSON.stringify({ pid: 1, policyPack: cli }));
     expect(packAgreement(h, cli)).toMatchObject({ agrees: true });
-    expect(packAgreement(h, { path: '/p.yaml', digest: 'sha256:bb' })).toMatchObject({ agrees: false, warning: expect.stringContaining('is not the one the workers loaded') });
+    expect(packAgreement(h, { path: '/p.yaml', digest: 'sha256:bb' })).toMatchObject({
+      agrees: false,
+      warning: expect.stringContaining('is not the one the workers loaded'),
+    });
   });
 });

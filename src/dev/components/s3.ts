@@ -83,9 +83,12 @@ export const s3: Component = {
     requireFile(path.join(venvPaths(ctx.env).sitePackages, 'moto'), 'moto[server]');
     startDetached(processFiles(ctx.env.FACTORY_HOME, 's3'), python, [
       path.join(projectRoot, 'scripts', 's3_server.py'),
-      '--host', url.hostname.replace(/^\[|\]$/g, ''),
-      '--port', url.port || '80',
-      '--journal', s3JournalPath(ctx.env.FACTORY_HOME),
+      '--host',
+      url.hostname.replace(/^\[|\]$/g, ''),
+      '--port',
+      url.port || '80',
+      '--journal',
+      s3JournalPath(ctx.env.FACTORY_HOME),
     ]);
   },
   async prepare(ctx) {
@@ -99,7 +102,8 @@ export const s3: Component = {
   async describe(ctx) {
     const journal = await s3JournalStatus(ctx);
     if (journal) return `embedded moto, durable: journal of ${journal.entries} writes (${(journal.bytes / 1e6).toFixed(1)} MB); ${WORM_WARNING}`;
-    if (await isPlainMoto(ctx)) return `moto WITHOUT a journal: its contents are lost when it stops (\`factory dev down\` then \`dev up\` restarts it durable); ${WORM_WARNING}`;
+    if (await isPlainMoto(ctx))
+      return `moto WITHOUT a journal: its contents are lost when it stops (\`factory dev down\` then \`dev up\` restarts it durable); ${WORM_WARNING}`;
     return undefined;
   },
   async facts(ctx) {

@@ -55,10 +55,15 @@ export const temporal: Component = {
     // The dev server's namespace keeps histories 24 h by default; an audit trail needs far longer.
     const binary = venvPaths(ctx.env).temporal;
     await run(binary, [
-      'operator', 'namespace', 'update',
-      '--address', ctx.env.TEMPORAL_ADDRESS,
-      '--namespace', ctx.env.TEMPORAL_NAMESPACE,
-      '--retention', `${ctx.env.TEMPORAL_RETENTION_DAYS * 24}h`,
+      'operator',
+      'namespace',
+      'update',
+      '--address',
+      ctx.env.TEMPORAL_ADDRESS,
+      '--namespace',
+      ctx.env.TEMPORAL_NAMESPACE,
+      '--retention',
+      `${ctx.env.TEMPORAL_RETENTION_DAYS * 24}h`,
     ]);
   },
   async describe(ctx) {

@@ -28,7 +28,10 @@ function prepareBackends(env: Env): { serverBinary: string; libraryPath: string 
   for (const file of fs.readdirSync(path.join(bundle, 'backends', 'python'))) {
     if (file.endsWith('.so') || file.endsWith('.py')) fs.copyFileSync(path.join(bundle, 'backends', 'python', file), path.join(target, file));
   }
-  const stub = requireFile(path.join(bundle, 'python_backend_stubs', venv.pythonVersion, 'triton_python_backend_stub'), `the Python ${venv.pythonVersion} backend stub`);
+  const stub = requireFile(
+    path.join(bundle, 'python_backend_stubs', venv.pythonVersion, 'triton_python_backend_stub'),
+    `the Python ${venv.pythonVersion} backend stub`,
+  );
   fs.copyFileSync(stub, path.join(target, 'triton_python_backend_stub'));
   fs.chmodSync(path.join(target, 'triton_python_backend_stub'), 0o755);
   // The stub links against libpython: point the loader at the interpreter's library directory.

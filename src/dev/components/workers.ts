@@ -93,7 +93,10 @@ export const workers: Component = {
     // running worker is replaced.
     const pack = packInUse();
     if ('error' in pack) {
-      throw new StackRefusal('workers', `the policy pack is broken, so the workers were not (re)started; running ones were left as they are:\n  ${pack.error}\n  (FACTORY_POLICY_PACK, else policies/default.yaml)`);
+      throw new StackRefusal(
+        'workers',
+        `the policy pack is broken, so the workers were not (re)started; running ones were left as they are:\n  ${pack.error}\n  (FACTORY_POLICY_PACK, else policies/default.yaml)`,
+      );
     }
   },
   async start(ctx) {
