@@ -59,7 +59,7 @@ function refuseIfMoved(ctx: StackContext, c: Component): void {
  * a stranger. Throws a StackRefusal; nothing has been started or stopped by then.
  */
 async function preflight(ctx: StackContext, components: Component[]): Promise<void> {
-  for (const c of components) {
+  components: for (const c of components) {
     await c.validate?.(ctx);
     if (await c.healthy(ctx)) continue;
     refuseIfMoved(ctx, c);
@@ -72,6 +72,8 @@ async function preflight(ctx: StackContext, components: Component[]): Promise<vo
         );
       }
       if (await portHeld(b)) {
+        // A server of ours on a loaded machine can miss one health check: ask again before calling it a stranger.
+        if (await answersWithin(ctx, c, 15_000)) continue components;
         throw new StackRefusal(
           c.name,
           `port ${b.port} on ${b.host} (${b.variable}) is held by a process that is not our ${c.name}: it does not answer as ${c.name} and we hold no pid file for it. Stop that process, or choose another port in ${b.variable}.`,
@@ -79,6 +81,15 @@ async function preflight(ctx: StackContext, components: Component[]): Promise<vo
       }
     }
   }
+}
+
+async function answersWithin(ctx: StackContext, c: Component, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    if (await c.healthy(ctx)) return true;
+  }
+  return false;
 }
 
 export interface UpResult {
