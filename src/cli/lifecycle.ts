@@ -30,7 +30,7 @@ import {
   startLifecycle,
   waitClosed,
 } from '../lifecycle/client.ts';
-import { type Agreement, projectionAgreement, registryView } from '../lifecycle/projection.ts';
+import { type Agreement, type RegistryView, endEventOf, projectionAgreement, registryView } from '../lifecycle/projection.ts';
 import { withDb, withTemporal } from './context.ts';
 import { strictInt } from './options.ts';
 import { CliError, EXIT, type Output, createOutput, escapeDeep } from './output.ts';
@@ -113,15 +113,19 @@ function workersNotAnswering(workflowId: string): CliError {
 
 type RegistryAgreement = ({ state: string | null; version: number | null; endEvent: string | null } & Agreement) | { unavailable: string };
 
-/** The registry's view beside Temporal's; a database out of reach is said, never fatal to `status`. */
-async function registryAgreement(workflowId: string, state: LifecycleState): Promise<RegistryAgreement> {
-  try {
-    const view = await withDb((db) => registryView(db, workflowId, state.runId));
-    const agreement = projectionAgreement(state.temporalStatus, state.result?.outcome ?? state.status?.outcome?.split(':')[0], view, state.runId);
-    return { state: view.version?.state ?? null, version: view.version?.version ?? null, endEvent: view.endEvent ?? null, ...agreement };
-  } catch (err) {
-    return { unavailable: `registry not read: ${(err as Error).message.split('\n')[0]}` };
-  }
+/** The registry's view, read within 1.5 s; a database out of reach or slow is said, never fatal to `status`. */
+async function readRegistry(workflowId: string): Promise<RegistryView | { unavailable: string }> {
+  const timeout = new Promise<{ unavailable: string }>((resolve) =>
+    setTimeout(() => resolve({ unavailable: 'registry not read: the database did not answer within 1.5 s' }), 1_500).unref(),
+  );
+  const read = withDb((db) => registryView(db, workflowId)).catch((err: Error) => ({ unavailable: `registry not read: ${err.message.split('\n')[0]}` }));
+  return Promise.race([read, timeout]);
+}
+
+function registryAgreement(view: RegistryView | { unavailable: string }, state: LifecycleState): RegistryAgreement {
+  if ('unavailable' in view) return view;
+  const agreement = projectionAgreement(state.temporalStatus, state.result?.outcome ?? state.status?.outcome?.split(':')[0], view, state.runId);
+  return { state: view.version?.state ?? null, version: view.version?.version ?? null, endEvent: endEventOf(view, state.runId) ?? null, ...agreement };
 }
 
 function renderRegistry(r: RegistryAgreement): string {
@@ -384,8 +388,10 @@ export function registerLifecycle(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (workflowId: string, opts) => {
       const out = createOutput(!!opts.json);
+      // The registry is read while Temporal answers: `status` must stay fast when workers are down.
+      const view = readRegistry(workflowId);
       const state = await withTemporal((client) => lifecycleState(client, workflowId, { queryTimeoutMs: queryBudget() }));
-      const registry = await registryAgreement(workflowId, state);
+      const registry = await registryAgreement(await view, state);
       // The query's answer keeps its documented shape; Temporal's view and the registry's are added beside it.
       const json = { ...(state.status ? { ...state.status, workflowId, runId: state.runId, temporalStatus: state.temporalStatus } : state), registry };
       out.result(json, () => `${renderState(escapeDeep(state))}\n${renderRegistry(escapeDeep(registry))}`);

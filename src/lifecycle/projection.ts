@@ -5,8 +5,13 @@ import type { Database } from '../db/schema.ts';
 export interface RegistryView {
   /** The model version the run registered; absent when it never got that far. */
   version?: { id: number; version: number; state: string; runId: string | null };
-  /** The run's terminal audit event, if one was recorded (lifecycle.failed | lifecycle.cancelled). */
-  endEvent?: string;
+  /** The terminal audit events recorded for runs of this workflow id (lifecycle.failed | lifecycle.cancelled). */
+  endEvents: ReadonlyArray<{ kind: string; runId: string }>;
+}
+
+/** The terminal event of one run, if it recorded one. */
+export function endEventOf(view: RegistryView, runId: string): string | undefined {
+  return view.endEvents.find((e) => e.runId === runId)?.kind;
 }
 
 export interface Agreement {
@@ -27,6 +32,7 @@ export function projectionAgreement(temporalStatus: string, outcome: string | un
   const earlierRunEnded =
     view.version && view.version.runId !== null && view.version.runId !== currentRunId && ['failed', 'cancelled'].includes(view.version.state);
   const state = earlierRunEnded ? undefined : view.version?.state;
+  const endEvent = endEventOf(view, currentRunId);
   const expect = (ok: boolean, reason: string): Agreement => (ok ? { agrees: true } : { agrees: false, reason });
   switch (temporalStatus) {
     case 'RUNNING':
@@ -37,13 +43,13 @@ export function projectionAgreement(temporalStatus: string, outcome: string | un
       return expect(state === outcome, `Temporal says COMPLETED (${outcome}), the registry says ${state ?? 'no version'}`);
     case 'FAILED':
       return expect(
-        (state === undefined || state === 'failed') && view.endEvent === 'lifecycle.failed',
-        `Temporal says FAILED, the registry says ${state ?? 'no version'}${view.endEvent ? '' : ' and no lifecycle.failed event was recorded'}`,
+        (state === undefined || state === 'failed') && endEvent === 'lifecycle.failed',
+        `Temporal says FAILED, the registry says ${state ?? 'no version'}${endEvent ? '' : ' and no lifecycle.failed event was recorded'}`,
       );
     case 'CANCELED':
       return expect(
-        (state === undefined || state === 'cancelled') && view.endEvent === 'lifecycle.cancelled',
-        `Temporal says CANCELED, the registry says ${state ?? 'no version'}${view.endEvent ? '' : ' and no lifecycle.cancelled event was recorded'}`,
+        (state === undefined || state === 'cancelled') && endEvent === 'lifecycle.cancelled',
+        `Temporal says CANCELED, the registry says ${state ?? 'no version'}${endEvent ? '' : ' and no lifecycle.cancelled event was recorded'}`,
       );
     default:
       // TERMINATED, TIMED_OUT: the lifecycle's code did not run its end, so nothing recorded it.
@@ -54,8 +60,8 @@ export function projectionAgreement(temporalStatus: string, outcome: string | un
   }
 }
 
-/** Reads the registry's view of one run of a lifecycle. */
-export async function registryView(db: Kysely<Database>, workflowId: string, runId: string): Promise<RegistryView> {
+/** Reads the registry's view of a lifecycle (every run of its workflow id). */
+export async function registryView(db: Kysely<Database>, workflowId: string): Promise<RegistryView> {
   // The latest version of this workflow id: registered by this run, or by an earlier run of its
   // continue-as-new chain (the gate continues as new), or by a failed run before a retry.
   const version = await db
@@ -64,15 +70,14 @@ export async function registryView(db: Kysely<Database>, workflowId: string, run
     .where('workflow_id', '=', workflowId)
     .orderBy('id', 'desc')
     .executeTakeFirst();
-  const end = await db
+  const ends = await db
     .selectFrom('audit_events')
-    .select('kind')
+    .select(['kind', 'run_id'])
     .where('workflow_id', '=', workflowId)
     .where('kind', 'in', ['lifecycle.failed', 'lifecycle.cancelled'])
-    .where('run_id', '=', runId)
-    .executeTakeFirst();
+    .execute();
   return {
     ...(version ? { version: { id: version.id, version: version.version, state: version.state, runId: version.run_id } } : {}),
-    ...(end ? { endEvent: end.kind } : {}),
+    endEvents: ends.map((e) => ({ kind: e.kind, runId: e.run_id })),
   };
 }

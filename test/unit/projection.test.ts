@@ -1,21 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import { projectionAgreement } from '../../src/lifecycle/projection.ts';
 
-const v = (state: string, runId: string | null = 'r1') => ({ version: { id: 1, version: 1, state, runId } });
+const v = (state: string, runId: string | null = 'r1') => ({ version: { id: 1, version: 1, state, runId }, endEvents: [] });
+const ended = (kind: string) => ({ endEvents: [{ kind, runId: 'r1' }] });
 
 describe('Temporal and the registry: does the projection say what the history says?', () => {
   it.each([
     ['RUNNING', undefined, v('validated'), true],
-    ['RUNNING', undefined, {}, true],
+    ['RUNNING', undefined, { endEvents: [] }, true],
     ['RUNNING', undefined, v('deployed'), false],
     ['COMPLETED', 'deployed', v('deployed'), true],
     ['COMPLETED', 'rejected', v('approved'), false],
-    ['FAILED', undefined, { ...v('failed'), endEvent: 'lifecycle.failed' }, true],
-    ['FAILED', undefined, { endEvent: 'lifecycle.failed' }, true],
+    ['FAILED', undefined, { ...v('failed'), ...ended('lifecycle.failed') }, true],
+    ['FAILED', undefined, ended('lifecycle.failed'), true],
     ['FAILED', undefined, v('approved'), false],
-    ['CANCELED', undefined, { ...v('cancelled'), endEvent: 'lifecycle.cancelled' }, true],
+    ['CANCELED', undefined, { ...v('cancelled'), ...ended('lifecycle.cancelled') }, true],
     ['TERMINATED', undefined, v('validated'), false],
-    ['TIMED_OUT', undefined, {}, false],
+    ['TIMED_OUT', undefined, { endEvents: [] }, false],
   ] as const)('%s (%s) with %j agrees: %s', (status, outcome, view, agrees) => {
     expect(projectionAgreement(status, outcome, view, 'r1').agrees).toBe(agrees);
   });
