@@ -9,7 +9,7 @@ import { tritonUrl } from '../dev/components/triton.ts';
 import { stackUp } from '../dev/stack.ts';
 import type { ApprovalStatus } from '../domain/approval.ts';
 import type { LifecycleOutcome } from '../domain/lifecycle.ts';
-import { approvalStatus, decide, lifecycleResult, startLifecycle } from '../lifecycle/client.ts';
+import { LifecycleEndedWithoutOutcome, approvalStatus, decide, lifecycleResult, retryLifecycle, startLifecycle } from '../lifecycle/client.ts';
 import { loadPolicyPack, policyPackPath } from '../policy/pack.ts';
 import { TritonClient } from '../serving/triton.ts';
 import { connectClient } from '../temporal.ts';
@@ -61,7 +61,16 @@ export function registerDemo(program: Command): void {
         step('2. CI starts the lifecycle (as ci@hospital.example, through the client API `factory lifecycle start` uses)');
         say(`   model ${input.modelName}, commit ${commitSha.slice(0, 12)}, risk tier high, developer omar@hospital.example`);
         say(`   image digest ${input.imageDigest} (stand-in: the digest of package-lock.json; CI passes its image's)`);
-        const started = await startLifecycle(client, input);
+        let started: { workflowId: string; existing: boolean };
+        try {
+          started = await startLifecycle(client, input);
+        } catch (err) {
+          if (!(err instanceof LifecycleEndedWithoutOutcome)) throw err;
+          // This commit's lifecycle failed or was cancelled earlier (a stack restarted mid-run): run it again.
+          const retried = await retryLifecycle(client, err.workflowId);
+          say(`   the lifecycle for this commit ended without an outcome (${retried.previousStatus}): started it again (\`factory lifecycle retry\`)`);
+          started = { workflowId: retried.workflowId, existing: false };
+        }
         say(
           `   ${started.existing ? 'found the lifecycle already started for this commit (a retried start never makes a second)' : 'started'}: ${started.workflowId}`,
         );
