@@ -55,6 +55,7 @@ export class IsolatedWorkers {
       if (child.exitCode !== null) throw new Error(`worker ${queue} exited:\n${fs.readFileSync(log, 'utf8').slice(-2000)}`);
       await sleep(100);
     }
+    child.kill('SIGKILL');
     throw new Error(`worker ${queue} did not start`);
   }
 
@@ -67,7 +68,10 @@ export class IsolatedWorkers {
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill(signal);
+    // A worker still starting up may not act on SIGTERM yet: never leave one behind a test.
+    const killLater = setTimeout(() => child.kill('SIGKILL'), 60_000);
     await exited;
+    clearTimeout(killLater);
     this.procs.delete(queue);
   }
 
