@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { projectRoot } from '../src/config/env.ts';
 import { isAlive, logTail } from '../src/dev/process.ts';
-import { venvPaths } from '../src/dev/venv.ts';
+import { venvPaths } from '../src/config/venv.ts';
 import { MAX_SCHEMA_BYTES, inputLanes, readInput } from '../src/datasets/open-input.ts';
 import { InputRefused } from '../src/datasets/lanes.ts';
 import { type LeaseOwner, abortAction, killGroup, renewLease, spawnJob, supersededBy } from '../src/jobs/job-process.ts';
