@@ -74,6 +74,11 @@ export const envSchema = z.object({
     .default(1024 * 1024 * 1024),
   /** Training and evaluation jobs one gpu-onprem worker runs at once. */
   FACTORY_GPU_MAX_CONCURRENT_JOBS: z.coerce.number().int().min(1).max(64).default(2),
+
+  /** The factory's Ed25519 signing key as PEM text (injected by a secret manager); never in the repo or the database. */
+  FACTORY_SIGNING_KEY: z.string().optional(),
+  /** Else a PEM key file readable only by its owner; `factory dev up` makes $FACTORY_HOME/keys/factory-signing.pem. */
+  FACTORY_SIGNING_KEY_FILE: z.string().optional(),
 });
 
 export type Env = z.infer<typeof envSchema>;
