@@ -7,6 +7,7 @@ const dev: Registrar = async () => (await import('./dev.ts')).registerDev;
 const lifecycle: Registrar = async () => (await import('./lifecycle.ts')).registerLifecycle;
 const audit: Registrar = async () => (await import('./audit.ts')).registerAudit;
 const demo: Registrar = async () => (await import('./demo.ts')).registerDemo;
+const keys: Registrar = async () => (await import('./keys.ts')).registerKeys;
 /**
  * Each top-level command's module, loaded only when that command runs: `factory trace` must not
  * pay for loading the Temporal client, the S3 SDK and the stack (it answers in well under a second).
@@ -21,6 +22,7 @@ const byCommand: Record<string, Registrar> = {
   trace: audit,
   audit,
   demo,
+  keys,
 };
 
 const program = new Command('factory')
@@ -87,7 +89,7 @@ async function report(err: unknown): Promise<number> {
 
 const wanted = byCommand[process.argv[2] ?? ''];
 try {
-  for (const registrar of wanted ? [wanted] : [dev, lifecycle, audit, demo]) (await registrar())(program);
+  for (const registrar of wanted ? [wanted] : [dev, lifecycle, audit, demo, keys]) (await registrar())(program);
   await program.parseAsync(process.argv);
 } catch (err) {
   process.exitCode = await report(err);

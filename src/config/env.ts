@@ -79,6 +79,8 @@ export const envSchema = z.object({
   FACTORY_SIGNING_KEY: z.string().optional(),
   /** Else a PEM key file readable only by its owner; `factory dev up` makes $FACTORY_HOME/keys/factory-signing.pem. */
   FACTORY_SIGNING_KEY_FILE: z.string().optional(),
+  /** Public keys verification also trusts (keys rotated out, or the one an examiner was handed): PEM blocks and/or ssh-ed25519 lines. */
+  FACTORY_TRUSTED_KEYS_FILE: z.string().optional(),
 });
 
 export type Env = z.infer<typeof envSchema>;

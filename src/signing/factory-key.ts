@@ -1,5 +1,6 @@
 import { type KeyObject, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { ed25519PublicKeyLine, ed25519WireBlob, sshFingerprint } from './ssh-key.ts';
 
 export class SigningKeyError extends Error {
@@ -69,21 +70,35 @@ export function factoryKeyFromPem(pem: string, source: string): FactoryKey {
 export interface SigningKeySource {
   FACTORY_SIGNING_KEY?: string;
   FACTORY_SIGNING_KEY_FILE?: string;
+  /** When neither variable is set, the key `factory dev up` made under it is used, if there is one. */
+  FACTORY_HOME?: string;
+}
+
+/** Where `factory dev up` keeps the local stack's key (created 0600 when missing). */
+export function devSigningKeyFile(home: string): string {
+  return path.join(home, 'keys', 'factory-signing.pem');
+}
+
+/** The key file the environment names: FACTORY_SIGNING_KEY_FILE, else the local stack's under FACTORY_HOME. */
+export function signingKeyFile(env: SigningKeySource): string | undefined {
+  return env.FACTORY_SIGNING_KEY_FILE || (env.FACTORY_HOME ? devSigningKeyFile(env.FACTORY_HOME) : undefined);
 }
 
 /** Loads the key named by the environment; throws a SigningKeyError saying what to set when none is. */
 export function loadFactoryKey(env: SigningKeySource): FactoryKey {
   if (env.FACTORY_SIGNING_KEY) return factoryKeyFromPem(env.FACTORY_SIGNING_KEY, 'FACTORY_SIGNING_KEY');
-  const file = env.FACTORY_SIGNING_KEY_FILE;
-  if (!file) {
-    throw new SigningKeyError(
-      'no signing key: set FACTORY_SIGNING_KEY_FILE to an Ed25519 PEM key file (or FACTORY_SIGNING_KEY to its contents); `factory dev up` makes one for the local stack',
+  const file = signingKeyFile(env);
+  const missing = () =>
+    new SigningKeyError(
+      'no signing key: set FACTORY_SIGNING_KEY_FILE to an Ed25519 PEM key file (or FACTORY_SIGNING_KEY to its contents); ' +
+        `\`factory keys generate <file>\` makes one, and \`factory dev up\` makes ${file ?? '$FACTORY_HOME/keys/factory-signing.pem'} for the local stack`,
     );
-  }
+  if (!file) throw missing();
   let stat: fs.Stats;
   try {
     stat = fs.statSync(file);
   } catch {
+    if (!env.FACTORY_SIGNING_KEY_FILE) throw missing();
     throw new SigningKeyError(`FACTORY_SIGNING_KEY_FILE=${file}: no such file`);
   }
   if (!stat.isFile() || stat.size > MAX_KEY_BYTES) throw new SigningKeyError(`FACTORY_SIGNING_KEY_FILE=${file} is not a key file`);
@@ -102,6 +117,18 @@ export function writeNewFactoryKey(file: string): FactoryKey {
   const pem = generateFactoryKeyPem();
   fs.writeFileSync(file, pem, { mode: 0o600, flag: 'wx' });
   return factoryKeyFromPem(pem, file);
+}
+
+/** The key file, made (0600, in a 0700 directory) when there is none yet; an existing one is kept. */
+export function ensureFactoryKeyFile(file: string): { created: boolean } {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  try {
+    writeNewFactoryKey(file);
+    return { created: true };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return { created: false };
+    throw err;
+  }
 }
 
 export function signBytes(key: Pick<FactoryKey, 'privateKey'>, data: Uint8Array): Buffer {

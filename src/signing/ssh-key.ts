@@ -27,3 +27,15 @@ export function ed25519PublicKeyLine(raw: Uint8Array, comment?: string): string 
 export function sshFingerprint(wireBlob: Uint8Array): string {
   return `SHA256:${createHash('sha256').update(wireBlob).digest('base64').replace(/=+$/, '')}`;
 }
+
+/** The 32 raw bytes of an `ssh-ed25519 AAAA… [comment]` line; undefined when the line is not one. */
+export function parseEd25519PublicKeyLine(line: string): Buffer | undefined {
+  const m = /^ssh-ed25519\s+([A-Za-z0-9+/]+={0,2})(?:\s.*)?$/.exec(line.trim());
+  if (!m) return undefined;
+  const blob = Buffer.from(m[1]!, 'base64');
+  const type = Buffer.from('ssh-ed25519');
+  // string "ssh-ed25519" then string <32 bytes>: exactly 4+11+4+32 bytes.
+  if (blob.length !== 4 + type.length + 4 + 32 || blob.readUInt32BE(0) !== type.length || !blob.subarray(4, 4 + type.length).equals(type)) return undefined;
+  if (blob.readUInt32BE(4 + type.length) !== 32) return undefined;
+  return blob.subarray(4 + type.length + 4);
+}

@@ -13,6 +13,7 @@ import { projectRoot } from '../../src/config/env.ts';
 import type { ApprovalStatus } from '../../src/domain/approval.ts';
 import type { LifecycleInput } from '../../src/domain/lifecycle.ts';
 import type { TaskQueue } from '../../src/domain/task-queues.ts';
+import { devSigningKeyEnv } from '../../src/dev/components/workers.ts';
 import { venvPaths } from '../../src/dev/venv.ts';
 import { approvalStatus, startLifecycle } from '../../src/lifecycle/client.ts';
 import { env } from '../helpers.ts';
@@ -45,7 +46,15 @@ export class IsolatedWorkers {
     const fd = fs.openSync(log, 'a');
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'workers', 'run.ts'), queue], {
       stdio: ['ignore', fd, fd],
-      env: { ...process.env, FACTORY_DATA_ROOTS: TEST_DATA_ROOTS, ...this.extraEnv, FACTORY_TASK_QUEUE_PREFIX: this.prefix, LOG_LEVEL: 'info' },
+      env: {
+        ...process.env,
+        FACTORY_DATA_ROOTS: TEST_DATA_ROOTS,
+        // The stack's signing key (global setup's `dev up` made it): checkpoints and provenance are signed.
+        ...devSigningKeyEnv(env),
+        ...this.extraEnv,
+        FACTORY_TASK_QUEUE_PREFIX: this.prefix,
+        LOG_LEVEL: 'info',
+      },
     });
     fs.closeSync(fd);
     this.procs.set(queue, child);

@@ -8,12 +8,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/config/env.ts';
 import { createEnvDb } from '../../src/db/connect.ts';
 import { tritonPaths, tritonUrl } from '../../src/dev/components/triton.ts';
+import { ownedPid, processFiles } from '../../src/dev/process.ts';
 import { stackStatus, stackUp } from '../../src/dev/stack.ts';
+import { loadFactoryKey, signingKeyFile } from '../../src/signing/factory-key.ts';
 import { TASK_QUEUES } from '../../src/domain/task-queues.ts';
 import { createLogger } from '../../src/log.ts';
 import { TritonClient, writeRepositoryEntry } from '../../src/serving/triton.ts';
 import { bucket, createS3 } from '../../src/storage/s3.ts';
 import { env, tinyOnnx } from '../helpers.ts';
+import { factoryCli } from './harness.ts';
 
 const ctx = { env, log: createLogger('test', 'warn') };
 
@@ -30,6 +33,17 @@ describe('the local stack (real components)', () => {
     expect(again.found).toEqual(['temporal', 'postgres', 's3', 'triton', 'workers']);
     const status = await stackStatus(ctx);
     for (const name of ['temporal', 'postgres', 's3', 'triton', 'workers']) expect(status[name]).toMatchObject({ healthy: true });
+  });
+
+  it('made the signing key (0600) and handed it to the workers; `keys show` prints its fingerprint', async () => {
+    const file = signingKeyFile(env)!;
+    if (!env.FACTORY_SIGNING_KEY_FILE) expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    const pid = ownedPid(processFiles(env.FACTORY_HOME, 'workers'))!;
+    const workerEnv = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    expect(workerEnv).toContain(`FACTORY_SIGNING_KEY_FILE=${file}`);
+    const shown = await factoryCli(['keys', 'show', '--json']);
+    expect(shown.code).toBe(0);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ keyId: loadFactoryKey(env).keyId, source: `file ${file}` });
   });
 
   it('restarts the workers, and only them, after a code change (they would run the old code)', async () => {

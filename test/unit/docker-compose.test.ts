@@ -48,4 +48,14 @@ describe('docker-compose.yml (shape; no Docker engine here)', () => {
     expect(text).toMatch(/POSTGRES_PASSWORD: \$\{POSTGRES_PASSWORD:\?/);
     expect(text).toMatch(/MINIO_ROOT_PASSWORD: \$\{AWS_SECRET_ACCESS_KEY:\?/);
   });
+
+  it('hands the workers the signing key as a secret file, named by the environment', () => {
+    const doc = parse(fs.readFileSync(`${projectRoot}/docker-compose.yml`, 'utf8')) as {
+      services: Record<string, Service & { secrets?: string[] }>;
+      secrets: Record<string, { file: string }>;
+    };
+    expect(doc.services.workers?.secrets).toEqual(['factory_signing_key']);
+    expect(doc.services.workers?.environment?.FACTORY_SIGNING_KEY_FILE).toBe('/run/secrets/factory_signing_key');
+    expect(doc.secrets.factory_signing_key?.file).toMatch(/^\$\{FACTORY_SIGNING_KEY_PATH:\?/);
+  });
 });

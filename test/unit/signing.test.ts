@@ -4,7 +4,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { pae, signEnvelope, verifyEnvelope } from '../../src/signing/dsse.ts';
-import { SigningKeyError, factoryKeyFromPem, generateFactoryKeyPem, loadFactoryKey, writeNewFactoryKey } from '../../src/signing/factory-key.ts';
+import { devSigningKeyEnv } from '../../src/dev/components/workers.ts';
+import {
+  SigningKeyError,
+  devSigningKeyFile,
+  ensureFactoryKeyFile,
+  factoryKeyFromPem,
+  generateFactoryKeyPem,
+  loadFactoryKey,
+  writeNewFactoryKey,
+} from '../../src/signing/factory-key.ts';
+import { loadTrustedKeys, parseTrustedKeys } from '../../src/signing/trusted-keys.ts';
 
 describe('the factory signing key', () => {
   it('prints the fingerprint ssh-keygen prints for the same public key', () => {
@@ -27,6 +37,45 @@ describe('the factory signing key', () => {
     const secret = 'top-secret-material';
     expect(() => factoryKeyFromPem(secret, 'FACTORY_SIGNING_KEY')).toThrow(/not a PEM private key/);
     expect(() => factoryKeyFromPem(secret, 'FACTORY_SIGNING_KEY')).not.toThrow(new RegExp(secret));
+  });
+});
+
+describe('the local stack key and the trusted keys', () => {
+  it('dev up makes $FACTORY_HOME/keys/factory-signing.pem 0600 once, hands it to the workers, and the CLI finds it', () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'factory-home-'));
+    expect(() => loadFactoryKey({ FACTORY_HOME: home })).toThrow(/factory dev up/);
+    const env = devSigningKeyEnv({ FACTORY_HOME: home });
+    const file = devSigningKeyFile(home);
+    expect(env).toEqual({ FACTORY_SIGNING_KEY_FILE: file });
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    const first = loadFactoryKey({ FACTORY_HOME: home }).keyId;
+    devSigningKeyEnv({ FACTORY_HOME: home });
+    expect(ensureFactoryKeyFile(file)).toEqual({ created: false });
+    expect(loadFactoryKey({ FACTORY_HOME: home }).keyId).toBe(first);
+    // A key the environment names is used as it is, never made.
+    expect(devSigningKeyEnv({ FACTORY_HOME: home, FACTORY_SIGNING_KEY: generateFactoryKeyPem() })).toEqual({});
+    expect(devSigningKeyEnv({ FACTORY_HOME: home, FACTORY_SIGNING_KEY_FILE: '/nonexistent/k.pem' })).toEqual({
+      FACTORY_SIGNING_KEY_FILE: '/nonexistent/k.pem',
+    });
+    expect(fs.existsSync('/nonexistent/k.pem')).toBe(false);
+  });
+
+  it('trusts the current key and rotated-out keys listed as PEM or ssh-ed25519 lines (as `factory keys show` prints them)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'factory-trust-'));
+    const current = writeNewFactoryKey(path.join(dir, 'current.pem'));
+    const old1 = writeNewFactoryKey(path.join(dir, 'old1.pem'));
+    const sshLine = old1.sshPublicKey.replace(/ factory$/, '');
+    const old2 = factoryKeyFromPem(generateFactoryKeyPem(), 'old2');
+    const list = path.join(dir, 'trusted');
+    fs.writeFileSync(list, `# rotated out 2026-01\n${sshLine} old-one\n\n${old2.publicKeyPem}`);
+    const keys = loadTrustedKeys({ FACTORY_SIGNING_KEY_FILE: path.join(dir, 'current.pem'), FACTORY_TRUSTED_KEYS_FILE: list });
+    expect(keys.map((k) => k.keyId)).toEqual([current.keyId, old1.keyId, old2.keyId]);
+    // An examiner without the private key: the list alone.
+    expect(loadTrustedKeys({ FACTORY_TRUSTED_KEYS_FILE: list }).map((k) => k.keyId)).toEqual([old1.keyId, old2.keyId]);
+    expect(() => loadTrustedKeys({})).toThrow(/no trusted factory key/);
+    expect(() => parseTrustedKeys('ssh-rsa AAAAB3NzaC1yc2E secret-stuff', 'f')).toThrow(/f line 1: neither/);
+    expect(() => parseTrustedKeys('ssh-rsa AAAAB3NzaC1yc2E secret-stuff', 'f')).not.toThrow(/secret-stuff/);
+    expect(() => parseTrustedKeys('-----BEGIN PUBLIC KEY-----\nAAAA\n', 'f')).toThrow(/without its END/);
   });
 });
 

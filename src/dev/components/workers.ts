@@ -1,7 +1,8 @@
 import { Connection } from '@temporalio/client';
 import fs from 'node:fs';
 import path from 'node:path';
-import { projectRoot } from '../../config/env.ts';
+import { type Env, projectRoot } from '../../config/env.ts';
+import { ensureFactoryKeyFile, signingKeyFile } from '../../signing/factory-key.ts';
 import { ALL_TASK_QUEUES } from '../../domain/task-queues.ts';
 import { newestSourceMtime } from '../newest-source.mjs';
 import { StackRefusal, type Component, type StackContext } from '../component.ts';
@@ -78,6 +79,17 @@ async function serving(ctx: StackContext): Promise<boolean> {
   }
 }
 
+/**
+ * The local stack's signing key: FACTORY_SIGNING_KEY(_FILE) when set, else $FACTORY_HOME/keys/factory-signing.pem,
+ * made (0600) when missing. Returns what to add to the workers' environment.
+ */
+export function devSigningKeyEnv(env: Pick<Env, 'FACTORY_HOME' | 'FACTORY_SIGNING_KEY' | 'FACTORY_SIGNING_KEY_FILE'>): NodeJS.ProcessEnv {
+  if (env.FACTORY_SIGNING_KEY) return {};
+  const file = signingKeyFile(env)!;
+  if (!env.FACTORY_SIGNING_KEY_FILE) ensureFactoryKeyFile(file);
+  return { FACTORY_SIGNING_KEY_FILE: file };
+}
+
 /** The dev worker process: one worker per task queue (control, gpu-onprem, serving). */
 export const workers: Component = {
   name: 'workers',
@@ -88,6 +100,10 @@ export const workers: Component = {
     return (await serving(ctx)) && staleness(ctx).length === 0;
   },
   ready: serving,
+  async prepare(ctx) {
+    // Running workers found healthy were started with it; a first `up` after an upgrade makes it too.
+    devSigningKeyEnv(ctx.env);
+  },
   async validate() {
     // Workers on a broken pack would fail every lifecycle at its first step: refuse before any
     // running worker is replaced.
@@ -102,6 +118,7 @@ export const workers: Component = {
   async start(ctx) {
     const { command, args } = nodeEntrypoint('workers/run.ts');
     fs.rmSync(readyFile(ctx), { force: true });
+    const key = devSigningKeyEnv(ctx.env);
     startDetached(processFiles(ctx.env.FACTORY_HOME, 'workers'), command, args, {
       // The pack `up` validated, by absolute path: the workers load exactly that file.
       // Home and queue prefix from the stack's own environment (an isolated stack may differ from ours).
@@ -111,6 +128,7 @@ export const workers: Component = {
         FACTORY_TASK_QUEUE_PREFIX: ctx.env.FACTORY_TASK_QUEUE_PREFIX,
         FACTORY_POLICY_PACK: packInUse().path,
         FACTORY_WORKER_READY_FILE: readyFile(ctx),
+        ...key,
       },
     });
   },
