@@ -23,7 +23,7 @@ export async function withTemporal<T>(fn: (client: Client, env: Env) => Promise<
 
 export async function withDb<T>(fn: (db: Kysely<Database>, env: Env) => Promise<T>): Promise<T> {
   const env = loadEnv();
-  const db = createEnvDb(env, 2);
+  const db = createEnvDb(env, 2, 'reader');
   try {
     return await fn(db, env);
   } catch (err) {

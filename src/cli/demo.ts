@@ -44,7 +44,7 @@ export function registerDemo(program: Command): void {
       say(`   ready in ${(up.millis / 1000).toFixed(1)}s`);
 
       const client = await connectClient(ctx.env);
-      const db = createEnvDb(ctx.env, 2);
+      const db = createEnvDb(ctx.env, 2, 'reader');
       try {
         const pack = loadPolicyPack(policyPackPath());
         const names = new Map(pack.pack.principals.map((p) => [p.id, p.name]));

@@ -42,6 +42,10 @@ export const envSchema = z.object({
   /** When unset, `factory dev up` serves an embedded PGlite on FACTORY_PGLITE_PORT. */
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   FACTORY_PGLITE_PORT: port.default(5433),
+  /** The workers' connection (role factory_worker); unset: DATABASE_URL's server as factory_worker, no password. */
+  FACTORY_APP_DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  /** The CLI's read-only connection (role factory_reader); unset: DATABASE_URL's server as factory_reader. */
+  FACTORY_READER_DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
 
   S3_ENDPOINT: z.url().default('http://127.0.0.1:9000'),
   S3_REGION: z.string().default('us-east-1'),

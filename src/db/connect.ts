@@ -2,10 +2,32 @@ import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Env } from '../config/env.ts';
 import { migrationProvider } from './migrations/index.ts';
+import { DB_ROLES } from './roles.ts';
 import type { Database } from './schema.ts';
 
+/** The owner's connection (migrations, the stack's preparation): DATABASE_URL, else the embedded PGlite. */
 export function databaseUrl(env: Env): string {
   return env.DATABASE_URL ?? `postgres://postgres@127.0.0.1:${env.FACTORY_PGLITE_PORT}/postgres`;
+}
+
+/** Who connects: the owner (migrations), the workers, or the CLI (reads only). */
+export type DbRole = 'owner' | 'worker' | 'reader';
+
+/**
+ * The connection for a role. The workers use FACTORY_APP_DATABASE_URL, the CLI
+ * FACTORY_READER_DATABASE_URL; unset, DATABASE_URL with its user replaced by factory_worker or
+ * factory_reader and no password (trust or certificate authentication; production sets the
+ * variables with passwords). The embedded PGlite is single-user: every role gets its one superuser
+ * connection there (README, "Database roles": nothing is enforced there).
+ */
+export function databaseUrlFor(env: Env, role: DbRole): string {
+  if (role === 'owner' || !env.DATABASE_URL) return databaseUrl(env);
+  const explicit = role === 'worker' ? env.FACTORY_APP_DATABASE_URL : env.FACTORY_READER_DATABASE_URL;
+  if (explicit) return explicit;
+  const url = new URL(env.DATABASE_URL);
+  url.username = role === 'worker' ? DB_ROLES.worker : DB_ROLES.reader;
+  url.password = '';
+  return url.toString();
 }
 
 /** A kysely instance over a `pg` pool. */
@@ -21,8 +43,9 @@ export function createDb(url: string, { poolSize = 4 }: { poolSize?: number } = 
   });
 }
 
-export function createEnvDb(env: Env, poolSize = 4): Kysely<Database> {
-  return createDb(databaseUrl(env), { poolSize });
+/** A pool for a role (default: the owner, as the stack's preparation and tests that tamper need). */
+export function createEnvDb(env: Env, poolSize = 4, role: DbRole = 'owner'): Kysely<Database> {
+  return createDb(databaseUrlFor(env, role), { poolSize });
 }
 
 /** Creates the database named in the URL when the server lacks it (a fresh CI machine). */

@@ -3,6 +3,7 @@ import * as m0001 from './0001_registry_and_audit.ts';
 import * as m0002 from './0002_audit_writer_role.ts';
 import * as m0003 from './0003_registry_facts_guarded.ts';
 import * as m0004 from './0004_lifecycle_runs_and_terminal_states.ts';
+import * as m0006 from './0006_least_privilege_roles.ts';
 
 /** Migrations are listed in code (not read from a folder) so they bundle and type-check with the rest. */
 export const migrations: Record<string, Migration> = {
@@ -10,6 +11,7 @@ export const migrations: Record<string, Migration> = {
   '0002_audit_writer_role': m0002,
   '0003_registry_facts_guarded': m0003,
   '0004_lifecycle_runs_and_terminal_states': m0004,
+  '0006_least_privilege_roles': m0006,
 };
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations };

@@ -106,7 +106,7 @@ export const triton: Component = {
       import('../../db/connect.ts'),
       import('../../storage/s3.ts'),
     ]);
-    const db = createEnvDb(ctx.env, 2);
+    const db = createEnvDb(ctx.env, 2, 'worker');
     const s3 = createS3(ctx.env);
     try {
       const report = await reconcileServing({ env: ctx.env, db, s3, log: ctx.log }, { budgetMs: 90_000, ignoreBackoff: true });
