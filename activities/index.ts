@@ -2,13 +2,22 @@ import type { TaskQueue } from '../src/domain/task-queues.ts';
 import * as audit from './audit.ts';
 import * as datasets from './datasets.ts';
 import * as policy from './policy.ts';
+import * as provenance from './provenance.ts';
 import * as registry from './registry.ts';
 import * as serving from './serving.ts';
 import * as smoke from './smoke.ts';
 import * as training from './training.ts';
 
 /** Activities of the control zone: policy, data, registry and audit. */
-export const controlActivities = { ...smoke, ...policy, ...datasets, ...registry, ...audit, smokeRows: serving.smokeRows };
+export const controlActivities = {
+  ...smoke,
+  ...policy,
+  ...datasets,
+  ...registry,
+  ...audit,
+  smokeRows: serving.smokeRows,
+  signProvenance: provenance.signProvenance,
+};
 /** Activities of the on-prem GPU zone: training jobs and their evaluation. */
 export const gpuActivities = { ...smoke, ...training };
 /** Activities of the serving zone: Triton model control. */

@@ -29,6 +29,8 @@ export interface RegisterInput {
   metrics: Record<string, number>;
   environment: Record<string, unknown>;
   policyDigest: string;
+  /** The version's signed provenance (activities/provenance.ts); absent from lifecycles older than it. */
+  provenance?: { uri: string; digest: string; keyId: string };
 }
 
 /** Registers the candidate as the model's next version. One row per lifecycle run: a retried activity returns it. */
@@ -39,10 +41,12 @@ export async function registerModel(input: RegisterInput): Promise<{ id: number;
   const conflict = runId === null ? sql`ON CONFLICT (workflow_id) WHERE run_id IS NULL DO NOTHING` : sql`ON CONFLICT (workflow_id, run_id) DO NOTHING`;
   await sql`
     INSERT INTO model_versions (model_name, version, state, risk_tier, artifact_digest, artifact_uri, dataset_manifest_digest,
-      commit_sha, image_digest, requester, developer, metrics, environment, policy_digest, workflow_id, run_id)
+      commit_sha, image_digest, requester, developer, metrics, environment, policy_digest, workflow_id, run_id,
+      provenance_uri, provenance_digest, provenance_key_id)
     SELECT ${input.modelName}, COALESCE(MAX(version), 0) + 1, 'registered', ${input.riskTier}, ${input.artifactDigest}, ${input.artifactUri},
       ${input.datasetManifestDigest}, ${input.commitSha}, ${input.imageDigest}, ${input.requester}, ${input.developer},
-      ${JSON.stringify(input.metrics)}::jsonb, ${JSON.stringify(input.environment)}::jsonb, ${input.policyDigest}, ${input.workflowId}, ${runId}
+      ${JSON.stringify(input.metrics)}::jsonb, ${JSON.stringify(input.environment)}::jsonb, ${input.policyDigest}, ${input.workflowId}, ${runId},
+      ${input.provenance?.uri ?? null}, ${input.provenance?.digest ?? null}, ${input.provenance?.keyId ?? null}
     FROM model_versions WHERE model_name = ${input.modelName}
     ${conflict}`.execute(db);
   const row = await db

@@ -7,6 +7,8 @@ import { tritonPaths, tritonUrl } from '../src/dev/components/triton.ts';
 import { EvidenceDiffers, EvidenceMissing, downloadVerified } from '../src/serving/artifact.ts';
 import { startReconcileLoop } from '../src/serving/reconcile.ts';
 import { TritonClient, modelConfig, repositoryScratchFile, writeRepositoryEntry } from '../src/serving/triton.ts';
+import { appendAuditEvent } from '../src/audit/append.ts';
+import { verifyStoredProvenance } from '../src/provenance/verify.ts';
 import { bucket } from '../src/storage/s3.ts';
 import { activityDeps } from './deps.ts';
 
@@ -14,6 +16,8 @@ export interface DeployInput {
   modelVersionId: number;
   artifactKey: string;
   smokeInput: number[][];
+  /** The provenance the lifecycle signed (URI, envelope sha256): verified before Triton loads. Absent from lifecycles older than signed provenance. */
+  provenance?: { uri: string; digest: string };
 }
 
 export interface DeployResult {
@@ -22,9 +26,11 @@ export interface DeployResult {
   endpoint: string;
   artifactDigest: string;
   smokeOutput: number[][];
+  /** The provenance verified before loading (absent when the version has none: registered before signed provenance). */
+  provenance?: { uri: string; digest: string; keyId: string };
 }
 
-type DeployPhase = 'check' | 'download' | 'load' | 'readiness' | 'smoke';
+type DeployPhase = 'check' | 'provenance' | 'download' | 'load' | 'readiness' | 'smoke';
 
 /**
  * Heartbeats `{phase, ...}` at most once a second, and every 2 s on its own while a long call (the
@@ -66,11 +72,32 @@ export async function deployToTriton(input: DeployInput): Promise<DeployResult> 
   hb.beat('check', {}, true);
   const mv = await db
     .selectFrom('model_versions')
-    .select(['model_name', 'version', 'state', 'artifact_digest'])
+    .select([
+      'model_name',
+      'version',
+      'state',
+      'artifact_digest',
+      'workflow_id',
+      'dataset_manifest_digest',
+      'commit_sha',
+      'policy_digest',
+      'image_digest',
+      'provenance_uri',
+      'provenance_digest',
+    ])
     .where('id', '=', input.modelVersionId)
     .executeTakeFirstOrThrow();
   if (mv.state !== 'approved' && mv.state !== 'deployed') {
     throw ApplicationFailure.nonRetryable(`model version ${mv.model_name}@${mv.version} is ${mv.state}, not approved`, 'NotApproved');
+  }
+  // Provenance first: nothing is downloaded into the repository, let alone loaded, for a version whose
+  // signed provenance does not verify or disagrees with the registry.
+  let provenance: DeployResult['provenance'];
+  if (input.provenance || mv.provenance_uri) {
+    hb.beat('provenance', {}, true);
+    const verdict = await verifyStoredProvenance({ env, s3 }, mv, input.provenance);
+    if (!verdict.ok) await refuseProvenance(mv, input, verdict.reason);
+    else provenance = { uri: verdict.uri, digest: verdict.digest, keyId: verdict.keyId };
   }
   const repository = tritonPaths(env).modelRepository;
   const scratch = repositoryScratchFile(repository, mv.model_name);
@@ -127,7 +154,40 @@ export async function deployToTriton(input: DeployInput): Promise<DeployResult> 
     endpoint: `${tritonUrl(env)}/v2/models/${mv.model_name}/versions/${mv.version}/infer`,
     artifactDigest: mv.artifact_digest,
     smokeOutput: outputs,
+    ...(provenance ? { provenance } : {}),
   };
+}
+
+/**
+ * Records a provenance refusal (audit event `provenance.refused`, once per run) and fails the
+ * deployment for good as `ProvenanceMismatch`: the lifecycle ends failed, its version `failed`.
+ */
+async function refuseProvenance(
+  mv: { model_name: string; version: number; workflow_id: string; provenance_uri: string | null; provenance_digest: string | null },
+  input: DeployInput,
+  reason: string,
+): Promise<never> {
+  const { db } = activityDeps();
+  const info = Context.current().info;
+  await appendAuditEvent(db, {
+    workflowId: info.workflowExecution?.workflowId ?? mv.workflow_id,
+    runId: info.workflowExecution?.runId ?? 'unknown',
+    step: 'provenance.refused',
+    kind: 'provenance.refused',
+    actor: 'factory-serving',
+    payload: {
+      at: 'deploy',
+      modelName: mv.model_name,
+      version: mv.version,
+      modelVersionId: input.modelVersionId,
+      provenanceUri: mv.provenance_uri,
+      provenanceDigest: mv.provenance_digest,
+      expected: input.provenance ?? null,
+      reason,
+    },
+    occurredAt: new Date().toISOString(),
+  });
+  throw ApplicationFailure.nonRetryable(`provenance of ${mv.model_name}@${mv.version} refused, nothing loaded: ${reason}`, 'ProvenanceMismatch');
 }
 
 /**

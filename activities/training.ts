@@ -8,7 +8,8 @@ import { venvPaths } from '../src/config/venv.ts';
 import { MAX_SCHEMA_BYTES, inputLanes, readInput } from '../src/datasets/open-input.ts';
 import { InputRefused } from '../src/datasets/lanes.ts';
 import { type LeaseOwner, abortAction, killGroup, renewLease, spawnJob, supersededBy } from '../src/jobs/job-process.ts';
-import { bucket } from '../src/storage/s3.ts';
+import { z } from 'zod';
+import { EVIDENCE_RETENTION_DAYS, bucket } from '../src/storage/s3.ts';
 import { getBytes, putOnce, sha256Digest } from '../src/storage/objects.ts';
 import { downloadToFile } from '../src/storage/stream.ts';
 import { activityDeps } from './deps.ts';
@@ -30,8 +31,64 @@ export interface TrainedModel {
   trainerMetrics: Record<string, number>;
   environment: Record<string, unknown>;
   jobDir: string;
+  /**
+   * What the trainer measured in its own interpreter (trainers/train.py): the training environment
+   * (interpreter and installed packages), kept in the evidence bucket, and its own source files. Absent
+   * when the job was started by a trainer older than the measurement.
+   */
+  measured?: TrainingMeasurements;
   /** How the job was found by this attempt: started, re-attached to a running one, or already finished. */
   attach: 'started' | 'reattached' | 'finished-earlier';
+}
+
+export interface TrainingMeasurements {
+  environment: { uri: string; digest: string; python: string; packages: number };
+  trainerCode: { digest: string; files: Array<{ path: string; sha256: string }> };
+}
+
+const measuredEnvironmentSchema = z.object({
+  python: z.object({ implementation: z.string().max(100), version: z.string().max(100) }),
+  packages: z.array(z.object({ name: z.string().max(300), version: z.string().max(300) })).max(100_000),
+});
+const trainerCodeSchema = z.object({
+  files: z
+    .array(z.object({ path: z.string().max(1_000), sha256: z.string().regex(/^[0-9a-f]{64}$/) }))
+    .min(1)
+    .max(1_000),
+  digest: z.string().regex(/^sha256:[0-9a-f]{64}$/),
+});
+/** The measured environment file is a list of packages: a few KiB; anything past this is not one. */
+const MAX_MEASURED_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The trainer's measurements, read from its job directory; the environment's exact bytes go to the
+ * evidence bucket (locked), so its digest can be recomputed by anyone from the object.
+ */
+async function keepMeasurements(jobDir: string, artifactKey: string): Promise<TrainingMeasurements | undefined> {
+  const envFile = path.join(jobDir, 'environment-measured.json');
+  const codeFile = path.join(jobDir, 'trainer-code.json');
+  if (!fs.existsSync(envFile) || !fs.existsSync(codeFile)) return undefined;
+  if (fs.statSync(envFile).size > MAX_MEASURED_BYTES || fs.statSync(codeFile).size > MAX_MEASURED_BYTES) {
+    throw ApplicationFailure.nonRetryable('the trainer wrote measurements larger than 4 MiB: refused', 'MeasurementRefused');
+  }
+  const bytes = fs.readFileSync(envFile);
+  const env = measuredEnvironmentSchema.safeParse(JSON.parse(bytes.toString('utf8')));
+  const code = trainerCodeSchema.safeParse(JSON.parse(fs.readFileSync(codeFile, 'utf8')));
+  if (!env.success || !code.success) throw ApplicationFailure.nonRetryable('the trainer wrote measurements of an unknown shape: refused', 'MeasurementRefused');
+  const { env: config, s3 } = activityDeps();
+  const put = await putOnce(s3, bucket(config, 'evidence'), `${artifactKey}.environment-measured.json`, bytes, {
+    contentType: 'application/json',
+    retainDays: EVIDENCE_RETENTION_DAYS,
+  });
+  return {
+    environment: {
+      uri: put.uri,
+      digest: put.digest,
+      python: `${env.data.python.implementation} ${env.data.python.version}`,
+      packages: env.data.packages.length,
+    },
+    trainerCode: code.data,
+  };
 }
 
 /** What the launcher heartbeats: enough for a retried attempt on another worker to find the job. */
@@ -323,7 +380,17 @@ export async function trainModel(input: TrainInput): Promise<TrainedModel> {
   ctx.heartbeat({ phase: 'upload' });
   const put = await putOnce(s3, bucket(env, 'artifacts'), artifactKey, onnx, { contentType: 'application/octet-stream' });
   await putOnce(s3, bucket(env, 'evidence'), `${artifactKey}.environment.json`, JSON.stringify(result.environment), { contentType: 'application/json' });
-  return { artifactDigest: digest, artifactKey, artifactUri: put.uri, trainerMetrics: result.metrics, environment: result.environment, jobDir, attach };
+  const measured = await keepMeasurements(jobDir, artifactKey);
+  return {
+    artifactDigest: digest,
+    artifactKey,
+    artifactUri: put.uri,
+    trainerMetrics: result.metrics,
+    environment: result.environment,
+    jobDir,
+    attach,
+    ...(measured ? { measured } : {}),
+  };
 }
 
 /**

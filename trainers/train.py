@@ -4,13 +4,19 @@ Run by the factory's training launcher as a job: CUDA when present, else CPU. Wr
   model.onnx        inputs "input" [n, features] float32 (raw features), output "output" [n, 1] = P(positive)
   metrics.json      held-out metrics as the trainer saw them (the evaluator recomputes them independently)
   environment.json  framework versions, device, image digest
+  environment-measured.json  the interpreter and every installed package (name, version) as this
+                    process sees them, canonical JSON: its sha256 is the training environment's digest
+  trainer-code.json the trainer's own source files as this process loaded them, each with its sha256
   result.json       written last: the job finished and its files are complete
   refused.json      instead, when the certified file breaks the numeric rule or the schema (exit 3)
 """
 import argparse
+import hashlib
+import importlib.metadata
 import json
 import os
 import platform
+import re
 import sys
 import time
 
@@ -19,6 +25,45 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import CertifiedDataRefused, binary_metrics, load_certified, refuse, split  # noqa: E402
+
+
+def canonical_name(name):
+    """PEP 503 normalised distribution name: what pip and PyPI compare."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def measured_environment():
+    """The interpreter and the installed distributions, read from this interpreter (importlib.metadata):
+    measured where the training ran, not asserted. Canonical JSON, so one environment has one digest."""
+    packages = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            packages[canonical_name(name)] = dist.version
+    doc = {
+        "python": {"implementation": platform.python_implementation(), "version": platform.python_version()},
+        "packages": [{"name": n, "version": v} for n, v in sorted(packages.items())],
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def trainer_code():
+    """The trainer's source files this process loaded (this script and every module imported from its
+    directory), each with its sha256. The digest is sha256 of `sha256sum` output over them, sorted by
+    path, with paths relative to the project root: `sha256sum trainers/a.py trainers/b.py | sha256sum`."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(here)
+    files = {os.path.abspath(__file__)}
+    for module in list(sys.modules.values()):
+        f = getattr(module, "__file__", None)
+        if f and os.path.isabs(f) and os.path.dirname(f) == here and f.endswith(".py") and os.path.isfile(f):
+            files.add(os.path.abspath(f))
+    listing = []
+    for f in sorted(files, key=lambda x: os.path.relpath(x, root)):
+        with open(f, "rb") as fh:
+            listing.append({"path": os.path.relpath(f, root), "sha256": hashlib.sha256(fh.read()).hexdigest()})
+    summary = "".join(f"{e['sha256']}  {e['path']}\n" for e in listing).encode()
+    return {"files": listing, "digest": "sha256:" + hashlib.sha256(summary).hexdigest()}
 
 
 def main():
@@ -96,6 +141,9 @@ def main():
         "held_out_rows": int(len(test_idx)),
         "seconds": round(time.time() - started, 3),
     }
+    with open(os.path.join(args.out, "environment-measured.json"), "wb") as fh:
+        fh.write(measured_environment())
+    json.dump(trainer_code(), open(os.path.join(args.out, "trainer-code.json"), "w"), indent=2)
     json.dump(metrics, open(os.path.join(args.out, "metrics.json"), "w"), indent=2)
     json.dump(environment, open(os.path.join(args.out, "environment.json"), "w"), indent=2)
     tmp = os.path.join(args.out, "result.json.tmp")

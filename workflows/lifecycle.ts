@@ -32,6 +32,11 @@ export const cancelRequestSignal = defineSignal<[unknown]>(CANCEL_REQUEST_SIGNAL
 
 /** Lifecycles that fail or are cancelled after this change leave a terminal record (registry state + audit event). */
 export const TERMINAL_RECORDS_PATCH = 'terminal-records';
+/**
+ * Lifecycles that pass this point after this change sign their version's provenance (in-toto / SLSA
+ * in a DSSE envelope) before registering it, and their deployment verifies it before Triton loads.
+ */
+export const SIGNED_PROVENANCE_PATCH = 'signed-provenance';
 
 /** What the lifecycle's end needs to know, filled in as the lifecycle goes. */
 interface LifecycleEnd {
@@ -211,6 +216,7 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
 
   // ---- train ----------------------------------------------------------------------------------
   enterStage('train', `Training on ${zones.gpuOnprem} (${input.training.epochs} epochs)`);
+  const trainingStartedOn = now();
   const trained = await gpu.trainModel({
     workflowId,
     modelName: input.modelName,
@@ -220,6 +226,7 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
     seed: input.training.seed,
     imageDigest: input.imageDigest,
   });
+  const trainingFinishedOn = now();
   await audit('training.completed', {
     artifactDigest: trained.artifactDigest,
     artifactUri: trained.artifactUri,
@@ -245,6 +252,37 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
   }
   await audit('evaluation.completed', { metrics, thresholds: tier.thresholds, failing, policyDigest: policy.digest });
 
+  // ---- provenance -----------------------------------------------------------------------------
+  let provenance: { uri: string; digest: string; keyId: string } | undefined;
+  if (patched(SIGNED_PROVENANCE_PATCH)) {
+    const signed = await control.signProvenance({
+      workflowId,
+      runId,
+      modelName: input.modelName,
+      riskTier: input.riskTier,
+      artifact: { key: trained.artifactKey, uri: trained.artifactUri, digest: trained.artifactDigest },
+      dataset: {
+        name: dataset.datasetName,
+        rawUri: quarantined.rawUri,
+        rawSha256: quarantined.rawSha256,
+        manifestUri: dataset.manifestUri,
+        manifestDigest: dataset.manifestDigest,
+        certifiedUri: dataset.certifiedUri,
+        certifiedSha256: dataset.certifiedSha256,
+      },
+      commitSha: input.commitSha,
+      imageDigest: input.imageDigest,
+      training: input.training,
+      measured: trained.measured,
+      policy: { digest: policy.digest, source: policy.source, version: policy.pack.version },
+      queues: { gpu: zones.gpuOnprem },
+      startedOn: trainingStartedOn,
+      finishedOn: trainingFinishedOn,
+    });
+    provenance = { uri: signed.uri, digest: signed.digest, keyId: signed.keyId };
+    await audit('provenance.signed', { ...signed });
+  }
+
   // ---- register -------------------------------------------------------------------------------
   enterStage('register', 'Registering the model version');
   const mv = await control.registerModel({
@@ -262,6 +300,7 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
     metrics,
     environment: trained.environment,
     policyDigest: policy.digest,
+    ...(provenance ? { provenance } : {}),
   });
   status.version = mv.version;
   status.modelDigest = trained.artifactDigest;
@@ -289,6 +328,7 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
       artifact: { key: trained.artifactKey, digest: trained.artifactDigest },
       certifiedKey: dataset.certifiedKey,
       deadlineMs: Date.now() + durationMs(tier.approvalTimeout),
+      ...(provenance ? { provenance: { uri: provenance.uri, digest: provenance.digest } } : {}),
     },
   });
 
@@ -332,7 +372,14 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
     const smokeInput = await control.smokeRows({ certifiedKey, rows: 2 });
     let deployed;
     try {
-      deployed = await serving.deployToTriton({ modelVersionId: mv.id, artifactKey: artifact.key, smokeInput });
+      // A candidate signed under SIGNED_PROVENANCE_PATCH carries its provenance: the deployment verifies
+      // it before Triton loads (same command as before; only its input grows).
+      deployed = await serving.deployToTriton({
+        modelVersionId: mv.id,
+        artifactKey: artifact.key,
+        smokeInput,
+        ...(from.candidate.provenance ? { provenance: from.candidate.provenance } : {}),
+      });
     } catch (err) {
       // An artifact that no longer matches the registry is never served: the version is rejected.
       if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'TamperedArtifact') {

@@ -48,6 +48,10 @@ export interface ModelVersionsTable {
   workflow_id: string;
   /** The Temporal run that registered the version; NULL for rows written before runs were told apart. */
   run_id: string | null;
+  /** The signed provenance (DSSE envelope in the evidence bucket), its sha256 and signing key id; NULL for rows before migration 0007. */
+  provenance_uri: ColumnType<string | null, string | null | undefined, never>;
+  provenance_digest: ColumnType<string | null, string | null | undefined, never>;
+  provenance_key_id: ColumnType<string | null, string | null | undefined, never>;
   created_at: CreatedAt;
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }

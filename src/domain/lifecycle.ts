@@ -51,6 +51,8 @@ export interface LifecycleCheckpoint {
     artifact: { key: string; digest: string };
     certifiedKey: string;
     deadlineMs: number;
+    /** The version's signed provenance (URI, envelope sha256), when the lifecycle signed one: the deployment verifies it. */
+    provenance?: { uri: string; digest: string };
   };
   gate?: GateState;
   continuedRuns?: number;

@@ -8,6 +8,7 @@ import type { Database } from '../db/schema.ts';
 import { tritonPaths, tritonUrl } from '../dev/components/triton.ts';
 import { processFiles, readPid, readStartRecord } from '../dev/process.ts';
 import type { Logger } from '../log.ts';
+import { type ProvenanceRow, type StoredProvenanceVerdict, verifyStoredProvenance } from '../provenance/verify.ts';
 import { EvidenceDiffers, EvidenceMissing, downloadVerified, parseS3Uri } from './artifact.ts';
 import { TritonClient, modelConfig, repositoryScratchFile, writeRepositoryEntry } from './triton.ts';
 
@@ -39,6 +40,8 @@ export interface DeployedVersion {
   deploymentId: string;
   inputWidth: number;
   outputWidth: number;
+  /** The registry's facts its signed provenance must agree with (src/provenance/verify.ts); provenance_uri NULL for versions registered before it. */
+  provenance: ProvenanceRow;
 }
 
 export interface VersionOutcome {
@@ -76,8 +79,15 @@ export async function deployedVersions(db: Kysely<Database>): Promise<DeployedVe
     artifact_digest: string;
     deployment_id: string;
     smoke: { input?: unknown; output?: unknown } | null;
+    dataset_manifest_digest: string;
+    commit_sha: string;
+    policy_digest: string;
+    image_digest: string;
+    provenance_uri: string | null;
+    provenance_digest: string | null;
   }>`
-    SELECT m.id, m.model_name, m.version, m.workflow_id, m.artifact_uri, m.artifact_digest, d.id AS deployment_id, d.smoke
+    SELECT m.id, m.model_name, m.version, m.workflow_id, m.artifact_uri, m.artifact_digest, d.id AS deployment_id, d.smoke,
+      m.dataset_manifest_digest, m.commit_sha, m.policy_digest, m.image_digest, m.provenance_uri, m.provenance_digest
     FROM model_versions m
     JOIN LATERAL (SELECT id, smoke FROM deployments WHERE model_version_id = m.id ORDER BY deployed_at DESC LIMIT 1) d ON true
     WHERE m.state = 'deployed'
@@ -92,6 +102,15 @@ export async function deployedVersions(db: Kysely<Database>): Promise<DeployedVe
     deploymentId: r.deployment_id,
     inputWidth: width(r.smoke?.input),
     outputWidth: width(r.smoke?.output),
+    provenance: {
+      artifact_digest: r.artifact_digest,
+      dataset_manifest_digest: r.dataset_manifest_digest,
+      commit_sha: r.commit_sha,
+      policy_digest: r.policy_digest,
+      image_digest: r.image_digest,
+      provenance_uri: r.provenance_uri,
+      provenance_digest: r.provenance_digest,
+    },
   }));
 }
 
@@ -206,6 +225,52 @@ async function reconcileModel(
         artifactUri: v.artifactUri,
       });
       continue;
+    }
+    // A version deployed with signed provenance is reloaded only while its provenance still verifies.
+    if (v.provenance.provenance_uri) {
+      let verdict: StoredProvenanceVerdict;
+      try {
+        verdict = await verifyStoredProvenance({ env, s3 }, v.provenance);
+      } catch (err) {
+        later(key);
+        out.push({ model, version: v.version, outcome: 'failed', reason: `provenance not fetched: ${(err as Error).message}`, artifactUri: v.artifactUri });
+        continue;
+      }
+      if (!verdict.ok) {
+        later(key);
+        const event = await appendAuditEvent(db, {
+          workflowId: v.workflowId,
+          runId: 'serving-reconcile',
+          step: `provenance.refused.${v.deploymentId.split('/').at(-2) ?? v.deploymentId}@${tritonStart}`,
+          kind: 'provenance.refused',
+          actor: 'factory-serving',
+          payload: {
+            at: 'reconcile',
+            modelName: model,
+            version: v.version,
+            modelVersionId: v.modelVersionId,
+            deploymentId: v.deploymentId,
+            provenanceUri: v.provenance.provenance_uri,
+            provenanceDigest: v.provenance.provenance_digest,
+            reason: verdict.reason,
+            tritonStart,
+          },
+          occurredAt: new Date().toISOString(),
+        });
+        log.warn(
+          { model, version: v.version, reason: verdict.reason, auditEventId: event.eventId },
+          'deployed version not reloaded: its provenance does not verify',
+        );
+        out.push({
+          model,
+          version: v.version,
+          outcome: 'refused',
+          reason: `provenance: ${verdict.reason}`,
+          artifactUri: v.artifactUri,
+          auditEventId: event.eventId,
+        });
+        continue;
+      }
     }
     const scratch = repositoryScratchFile(repository, model);
     try {

@@ -35,7 +35,7 @@ export function createS3(env: Env): S3Client {
 }
 
 /** Default retention for evidence: compliance mode, which nobody (root included) can shorten or lift. */
-const EVIDENCE_RETENTION_DAYS = 30;
+export const EVIDENCE_RETENTION_DAYS = 30;
 
 /** Creates the buckets with versioning and Object Lock; running it again changes nothing. */
 export async function ensureBuckets(s3: S3Client, env: Env): Promise<void> {

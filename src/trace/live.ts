@@ -1,9 +1,12 @@
+import { createHash } from 'node:crypto';
 import { type ObjectCheck, type ObjectRef, datasetObjects, modelObjects } from '../audit/objects.ts';
 import type { Env } from '../config/env.ts';
 import { parseS3Uri } from '../serving/s3-uri.ts';
 import { TritonClient } from '../serving/triton.ts';
-import { headObjectSigned } from './s3-head.ts';
-import type { ModelTrace, ServingState, TracedObject } from './trace.ts';
+import { MAX_ENVELOPE_BYTES, checkProvenance } from '../provenance/statement.ts';
+import { trustedFactoryKeys } from '../signing/factory-key.ts';
+import { getObjectSigned, headObjectSigned } from './s3-head.ts';
+import type { ModelTrace, ServingState, TracedObject, TracedProvenance } from './trace.ts';
 
 /**
  * What `trace` asks the world, not the registry: whether the deployment's Triton serves the version
@@ -22,12 +25,14 @@ export async function probeTrace(env: Env, t: ModelTrace, { timeoutMs = 1_000 }:
       manifest_uri: t.data.manifestUri,
     }),
   ];
-  const [serving, objects] = await Promise.all([
+  const [serving, objects, provenance] = await Promise.all([
     t.deployment ? servingState(t.deployment, timeoutMs) : Promise.resolve(undefined),
     Promise.all(refs.map((r) => headObject(env, r, timeoutMs))),
+    t.provenance ? verifyTracedProvenance(env, t, t.provenance, timeoutMs) : Promise.resolve(undefined),
   ]);
   return {
     ...t,
+    ...(provenance ? { provenance } : {}),
     ...(t.deployment && serving ? { deployment: { ...t.deployment, serving } } : {}),
     objects: objects.map((o): TracedObject => ({
       role: o.role,
@@ -61,6 +66,43 @@ export async function headObject(env: Env, ref: ObjectRef, timeoutMs: number): P
       state: 'unreadable',
       reason: e.name === 'TimeoutError' || e.name === 'AbortError' ? `no answer within ${timeoutMs} ms` : e.message.slice(0, 200),
     };
+  }
+}
+
+/**
+ * Fetches the provenance envelope and checks it as a deployment does (src/provenance/statement.ts):
+ * its bytes are the ones recorded, a trusted factory key signed it, and its digests are the registry's.
+ */
+export async function verifyTracedProvenance(env: Env, t: ModelTrace, p: TracedProvenance, timeoutMs: number): Promise<TracedProvenance> {
+  const no = (reason: string): TracedProvenance => ({ ...p, verified: false, reason });
+  const loc = parseS3Uri(p.uri);
+  if (!loc) return no('not an s3:// URI');
+  let trusted;
+  try {
+    trusted = trustedFactoryKeys(env);
+  } catch (err) {
+    return no(`not checked: ${(err as Error).message}`);
+  }
+  try {
+    const got = await getObjectSigned(env, loc, timeoutMs, MAX_ENVELOPE_BYTES);
+    if (got.status === 404) return no('the envelope is missing from object storage');
+    if (got.status !== 200 || !got.bytes) return no(`object storage answered ${got.status}`);
+    if (got.truncated) return no(`the envelope is larger than ${MAX_ENVELOPE_BYTES} bytes`);
+    const actual = `sha256:${createHash('sha256').update(got.bytes).digest('hex')}`;
+    if (actual !== p.digest) return no(`the envelope is ${actual}, the registry holds ${p.digest}`);
+    const verdict = checkProvenance(got.bytes, trusted, {
+      artifactDigest: t.model.artifactDigest,
+      datasetManifestDigest: t.data.manifestDigest,
+      commitSha: t.code.commitSha,
+      policyDigest: t.evaluation.policyDigest,
+      imageDigest: t.code.imageDigest,
+    });
+    return verdict.ok ? { ...p, verified: true, keyId: verdict.keyId } : no(verdict.reason);
+  } catch (err) {
+    const e = err as Error;
+    return no(
+      e.name === 'TimeoutError' || e.name === 'AbortError' ? `not checked: no answer within ${timeoutMs} ms` : `not checked: ${e.message.slice(0, 200)}`,
+    );
   }
 }
 

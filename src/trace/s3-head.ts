@@ -21,6 +21,16 @@ const sha256Hex = (data: string) => createHash('sha256').update(data, 'utf8').di
 
 /** The headers of a signed HEAD request for `url` (host taken from it), at `now`. */
 export function signHead(url: URL, creds: { accessKeyId: string; secretAccessKey: string; region: string }, now = new Date()): Record<string, string> {
+  return signBodiless('HEAD', url, creds, now);
+}
+
+/** The headers of a signed request without a body (HEAD, GET) for `url`, at `now`. */
+export function signBodiless(
+  method: 'HEAD' | 'GET',
+  url: URL,
+  creds: { accessKeyId: string; secretAccessKey: string; region: string },
+  now = new Date(),
+): Record<string, string> {
   const amzDate = now
     .toISOString()
     .replace(/[-:]/g, '')
@@ -28,7 +38,7 @@ export function signHead(url: URL, creds: { accessKeyId: string; secretAccessKey
   const day = amzDate.slice(0, 8);
   const signedHeaders = 'host;x-amz-content-sha256;x-amz-date';
   const canonical = [
-    'HEAD',
+    method,
     url.pathname,
     '',
     `host:${url.host}`,
@@ -62,4 +72,32 @@ export async function headObjectSigned(env: Env, loc: { bucket: string; key: str
   const headers = signHead(url, { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, region: env.S3_REGION });
   const res = await fetch(url, { method: 'HEAD', headers, signal: AbortSignal.timeout(timeoutMs) });
   return { status: res.status, sha256: res.headers.get('x-amz-meta-sha256') ?? undefined };
+}
+
+/**
+ * A small object's bytes (a provenance envelope), signed like the HEAD: 404 gives `status` 404 and no
+ * bytes; a body longer than `maxBytes` is cut off there and `truncated` set.
+ */
+export async function getObjectSigned(
+  env: Env,
+  loc: { bucket: string; key: string },
+  timeoutMs: number,
+  maxBytes: number,
+): Promise<{ status: number; bytes?: Buffer; truncated?: boolean }> {
+  const base = new URL(env.S3_ENDPOINT);
+  const url = new URL(`${base.origin}${base.pathname.replace(/\/$/, '')}${encodeS3Path(loc.bucket, loc.key)}`);
+  const headers = signBodiless('GET', url, { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, region: env.S3_REGION });
+  const res = await fetch(url, { method: 'GET', headers, signal: AbortSignal.timeout(timeoutMs) });
+  if (res.status !== 200 || !res.body) {
+    await res.body?.cancel();
+    return { status: res.status };
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    chunks.push(Buffer.from(chunk as Uint8Array));
+    size += (chunk as Uint8Array).length;
+    if (size > maxBytes) return { status: 200, bytes: Buffer.concat(chunks).subarray(0, maxBytes), truncated: true };
+  }
+  return { status: 200, bytes: Buffer.concat(chunks) };
 }

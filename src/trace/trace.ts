@@ -29,6 +29,8 @@ export interface ModelTrace {
     exclusions: Array<{ line: number; reason: string }>;
   };
   training: { environment: Record<string, unknown> };
+  /** The signed provenance the registry names (absent for versions registered before it was signed). */
+  provenance?: TracedProvenance;
   evaluation: { metrics: Record<string, number>; policyDigest: string };
   approvals: Array<{
     decision: string;
@@ -55,6 +57,18 @@ export interface ModelTrace {
 }
 
 export type ServingState = 'ready' | 'not loaded' | 'unreachable';
+
+export interface TracedProvenance {
+  uri: string;
+  /** sha256 of the DSSE envelope's bytes. */
+  digest: string;
+  /** The key id (`SHA256:…`) recorded as its signer. */
+  keyId: string | null;
+  /** Checked when the trace is made (src/trace/live.ts): the envelope's bytes, signature and digests; absent when not asked. */
+  verified?: boolean;
+  /** Why it did not verify, or could not be checked. */
+  reason?: string;
+}
 
 export interface TracedObject {
   role: 'raw' | 'certified' | 'manifest' | 'artifact';
@@ -134,6 +148,7 @@ export async function traceModel(db: Kysely<Database>, ref: string, principalNam
       exclusions: m.exclusions,
     },
     training: { environment: m.environment },
+    ...(m.provenance_uri && m.provenance_digest ? { provenance: { uri: m.provenance_uri, digest: m.provenance_digest, keyId: m.provenance_key_id } } : {}),
     evaluation: { metrics: m.metrics, policyDigest: m.policy_digest },
     approvals: accepted.map((a) => ({
       decision: a.decision,
@@ -194,6 +209,12 @@ export function renderTrace(t: ModelTrace): string {
       .filter(([k]) => k !== 'n')
       .map(([k, v]) => `${k}=${v.toFixed(4)}`)
       .join(' ')}  (policy ${t.evaluation.policyDigest.slice(0, 19)}…)`,
+    'provenance',
+    t.provenance
+      ? `  ${t.provenance.digest}  (${t.provenance.uri})  signed by ${t.provenance.keyId ?? 'an unrecorded key'}  verified: ${
+          t.provenance.verified === undefined ? 'not checked' : t.provenance.verified ? 'yes' : `NO (${t.provenance.reason ?? 'no reason given'})`
+        }`
+      : '  (none: registered before provenance was signed)',
     'approvals',
     ...(t.approvals.length
       ? t.approvals.map(
