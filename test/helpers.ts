@@ -1,7 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { loadEnv } from '../src/config/env.ts';
 import { venvPaths } from '../src/dev/venv.ts';
-import './signing-key.ts';
 
 export const env = loadEnv();
 

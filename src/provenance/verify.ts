@@ -1,7 +1,8 @@
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Env } from '../config/env.ts';
 import { parseS3Uri } from '../serving/s3-uri.ts';
-import { SigningKeyError, trustedFactoryKeys } from '../signing/factory-key.ts';
+import { SigningKeyError } from '../signing/factory-key.ts';
+import { loadTrustedKeys } from '../signing/trusted-keys.ts';
 import { sha256Digest } from '../storage/objects.ts';
 import { MAX_ENVELOPE_BYTES, checkProvenance } from './statement.ts';
 
@@ -59,7 +60,7 @@ export async function verifyStoredProvenance(
   }
   let trusted;
   try {
-    trusted = trustedFactoryKeys(deps.env);
+    trusted = loadTrustedKeys(deps.env).map((k) => k.publicKey);
   } catch (err) {
     if (err instanceof SigningKeyError) return { ok: false, reason: `cannot verify the provenance: ${err.message}` };
     throw err;

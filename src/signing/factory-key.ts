@@ -148,11 +148,3 @@ export function publicKeyFromPem(pem: string): PublicFactoryKey {
   const publicKey = createPublicKey({ key: pem, format: 'pem' });
   return { publicKey, keyId: keyIdOf(publicKey) };
 }
-
-/**
- * The public keys signatures are trusted from: the factory key's own (FACTORY_SIGNING_KEY or
- * FACTORY_SIGNING_KEY_FILE). Throws a SigningKeyError, saying what to set, when none is configured.
- */
-export function trustedFactoryKeys(env: SigningKeySource): KeyObject[] {
-  return [loadFactoryKey(env).publicKey];
-}

@@ -4,7 +4,7 @@ import type { Env } from '../config/env.ts';
 import { parseS3Uri } from '../serving/s3-uri.ts';
 import { TritonClient } from '../serving/triton.ts';
 import { MAX_ENVELOPE_BYTES, checkProvenance } from '../provenance/statement.ts';
-import { trustedFactoryKeys } from '../signing/factory-key.ts';
+import { loadTrustedKeys } from '../signing/trusted-keys.ts';
 import { getObjectSigned, headObjectSigned } from './s3-head.ts';
 import type { ModelTrace, ServingState, TracedObject, TracedProvenance } from './trace.ts';
 
@@ -79,7 +79,7 @@ export async function verifyTracedProvenance(env: Env, t: ModelTrace, p: TracedP
   if (!loc) return no('not an s3:// URI');
   let trusted;
   try {
-    trusted = trustedFactoryKeys(env);
+    trusted = loadTrustedKeys(env).map((k) => k.publicKey);
   } catch (err) {
     return no(`not checked: ${(err as Error).message}`);
   }

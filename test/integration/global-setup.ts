@@ -3,7 +3,6 @@ import { loadEnv } from '../../src/config/env.ts';
 import { components } from '../../src/dev/components/index.ts';
 import { stackDown, stackUp } from '../../src/dev/stack.ts';
 import { createLogger } from '../../src/log.ts';
-import '../signing-key.ts';
 
 /** Brings the real stack up once for the run; afterwards stops only what this run started. */
 export default async function setup(_project: TestProject) {

@@ -202,28 +202,40 @@ describe('signed provenance for every model version (real Temporal, PostgreSQL, 
     const mv2 = await db.selectFrom('model_versions').selectAll().where('workflow_id', '=', swapped.workflowId).executeTakeFirstOrThrow();
     const other2 = tinyOnnx();
     const loc2 = parseS3Uri(mv2.artifact_uri)!;
+    const trained = await getObject(mv2.artifact_uri);
     await s3.send(new PutObjectCommand({ Bucket: loc2.bucket, Key: loc2.key, Body: other2, Metadata: { sha256: sha256Digest(other2) } }));
     await aroundTriggers(mv2.id, { artifact_digest: sha256Digest(other2) });
     await suite.client.workflow.getHandle(swapped.workflowId).signal('approve', approve(s2.modelDigest!));
 
-    for (const [run, mv, why] of [
-      [replaced, mv1, /replaced since it was signed/],
-      [swapped, mv2, /subject digest is sha256:[0-9a-f]{64}, the registry holds sha256:/],
-    ] as const) {
-      const handle = suite.client.workflow.getHandle(run.workflowId);
-      await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
-      console.log(`[provenance] refused lifecycle ${run.workflowId}`);
-      // Refused once, for good (no retries), before anything was downloaded or loaded.
-      const history = (await handle.fetchHistory()).events ?? [];
-      expect(history.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'deployToTriton')).toHaveLength(1);
-      const row = await db.selectFrom('model_versions').select('state').where('id', '=', mv.id).executeTakeFirstOrThrow();
-      expect(row.state).toBe('failed');
-      const events = await db.selectFrom('audit_events').select(['kind', 'payload']).where('workflow_id', '=', run.workflowId).execute();
-      expect(events.find((e) => e.kind === 'provenance.refused')?.payload).toMatchObject({ at: 'deploy', reason: expect.stringMatching(why) });
-      expect(String((events.find((e) => e.kind === 'lifecycle.failed')?.payload as { cause?: string }).cause)).toMatch(/^ProvenanceMismatch: /);
-      expect(events.some((e) => e.kind === 'model.deployed')).toBe(false);
-      expect(await tritonHas(run.input.modelName)).toBe(false);
-      expect(fs.existsSync(path.join(tritonPaths(env).modelRepository, run.input.modelName, String(mv.version)))).toBe(false);
+    try {
+      await checkRefusals();
+    } finally {
+      // What the attacker changed is put back (the suite's later `audit verify` runs see an intact registry).
+      await aroundTriggers(mv2.id, { artifact_digest: mv2.artifact_digest });
+      await s3.send(new PutObjectCommand({ Bucket: loc2.bucket, Key: loc2.key, Body: trained, Metadata: { sha256: mv2.artifact_digest } }));
+      await s3.send(new PutObjectCommand({ Bucket: loc1.bucket, Key: loc1.key, Body: original, Metadata: { sha256: mv1.provenance_digest! } }));
+    }
+
+    async function checkRefusals() {
+      for (const [run, mv, why] of [
+        [replaced, mv1, /replaced since it was signed/],
+        [swapped, mv2, /subject digest is sha256:[0-9a-f]{64}, the registry holds sha256:/],
+      ] as const) {
+        const handle = suite.client.workflow.getHandle(run.workflowId);
+        await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
+        console.log(`[provenance] refused lifecycle ${run.workflowId}`);
+        // Refused once, for good (no retries), before anything was downloaded or loaded.
+        const history = (await handle.fetchHistory()).events ?? [];
+        expect(history.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'deployToTriton')).toHaveLength(1);
+        const row = await db.selectFrom('model_versions').select('state').where('id', '=', mv.id).executeTakeFirstOrThrow();
+        expect(row.state).toBe('failed');
+        const events = await db.selectFrom('audit_events').select(['kind', 'payload']).where('workflow_id', '=', run.workflowId).execute();
+        expect(events.find((e) => e.kind === 'provenance.refused')?.payload).toMatchObject({ at: 'deploy', reason: expect.stringMatching(why) });
+        expect(String((events.find((e) => e.kind === 'lifecycle.failed')?.payload as { cause?: string }).cause)).toMatch(/^ProvenanceMismatch: /);
+        expect(events.some((e) => e.kind === 'model.deployed')).toBe(false);
+        expect(await tritonHas(run.input.modelName)).toBe(false);
+        expect(fs.existsSync(path.join(tritonPaths(env).modelRepository, run.input.modelName, String(mv.version)))).toBe(false);
+      }
     }
   });
 });

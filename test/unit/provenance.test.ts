@@ -1,4 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   type ProvenanceFacts,
@@ -94,9 +97,11 @@ describe('a worker without a signing key', () => {
   it('fails signProvenance for good (SigningKeyMissing) saying what to set, before touching any store', async () => {
     const { MockActivityEnvironment } = await import('@temporalio/testing');
     const { ApplicationFailure } = await import('@temporalio/activity');
-    const saved = { a: process.env.FACTORY_SIGNING_KEY, b: process.env.FACTORY_SIGNING_KEY_FILE };
+    const saved = { a: process.env.FACTORY_SIGNING_KEY, b: process.env.FACTORY_SIGNING_KEY_FILE, home: process.env.FACTORY_HOME };
     delete process.env.FACTORY_SIGNING_KEY;
     delete process.env.FACTORY_SIGNING_KEY_FILE;
+    // No local stack's key either (loadFactoryKey falls back to $FACTORY_HOME/keys/factory-signing.pem).
+    process.env.FACTORY_HOME = fs.mkdtempSync(path.join(os.tmpdir(), 'no-key-'));
     try {
       const { signProvenance } = await import('../../activities/provenance.ts');
       const { closeActivityDeps } = await import('../../activities/deps.ts');
@@ -110,6 +115,8 @@ describe('a worker without a signing key', () => {
     } finally {
       if (saved.a !== undefined) process.env.FACTORY_SIGNING_KEY = saved.a;
       if (saved.b !== undefined) process.env.FACTORY_SIGNING_KEY_FILE = saved.b;
+      if (saved.home !== undefined) process.env.FACTORY_HOME = saved.home;
+      else delete process.env.FACTORY_HOME;
     }
   });
 });
