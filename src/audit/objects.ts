@@ -12,7 +12,7 @@ export interface ObjectRef {
   table: 'dataset_versions' | 'model_versions';
   /** The row: a dataset version's manifest digest, a model version's name@version. */
   id: string;
-  role: 'raw' | 'certified' | 'manifest' | 'artifact';
+  role: 'raw' | 'certified' | 'manifest' | 'artifact' | 'provenance';
   uri: string;
   expected: string;
 }
@@ -41,15 +41,33 @@ export function datasetObjects(d: { manifest_digest: string; raw_uri: string; ra
   ];
 }
 
-export function modelObjects(m: { model_name: string; version: number; artifact_uri: string; artifact_digest: string }): ObjectRef[] {
-  return [{ table: 'model_versions', id: `${m.model_name}@${m.version}`, role: 'artifact', uri: m.artifact_uri, expected: m.artifact_digest }];
+export function modelObjects(m: {
+  model_name: string;
+  version: number;
+  artifact_uri: string;
+  artifact_digest: string;
+  provenance_uri?: string | null;
+  provenance_digest?: string | null;
+}): ObjectRef[] {
+  const id = `${m.model_name}@${m.version}`;
+  return [
+    { table: 'model_versions', id, role: 'artifact', uri: m.artifact_uri, expected: m.artifact_digest },
+    // The signed provenance envelope (migration 0007), when the version has one.
+    ...(m.provenance_uri && m.provenance_digest
+      ? [{ table: 'model_versions' as const, id, role: 'provenance' as const, uri: m.provenance_uri, expected: m.provenance_digest }]
+      : []),
+  ];
 }
 
 /** Every referenced object, each (uri, digest) once, in a stable order. */
 export async function referencedObjects(db: Kysely<Database>): Promise<ObjectRef[]> {
   const [datasets, models] = await Promise.all([
     db.selectFrom('dataset_versions').select(['manifest_digest', 'raw_uri', 'raw_sha256', 'certified_uri', 'manifest_uri']).orderBy('created_at').execute(),
-    db.selectFrom('model_versions').select(['model_name', 'version', 'artifact_uri', 'artifact_digest']).orderBy('id').execute(),
+    db
+      .selectFrom('model_versions')
+      .select(['model_name', 'version', 'artifact_uri', 'artifact_digest', 'provenance_uri', 'provenance_digest'])
+      .orderBy('id')
+      .execute(),
   ]);
   const seen = new Set<string>();
   return [...datasets.flatMap(datasetObjects), ...models.flatMap(modelObjects)].filter((r) => {

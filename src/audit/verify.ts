@@ -104,15 +104,37 @@ export async function verifyProjection(db: Kysely<Database>): Promise<Projection
   // A workflow id may hold several runs (a failed lifecycle retried), each registering its own version:
   // a version's event is its registering run's (run_id), or, for rows from before runs were told
   // apart, the event naming its id. A deployment's event has the deployment's own run in its id.
-  const versions = await sql<{ id: number; model_name: string; version: number; artifact_digest: string; payload: Payload | null }>`
-    SELECT m.id, m.model_name, m.version, m.artifact_digest, e.payload
+  // Its signed provenance (migration 0007) must be the one its run's `provenance.signed` event names;
+  // a version whose run signed none (older lifecycles) has none.
+  const versions = await sql<{
+    id: number;
+    model_name: string;
+    version: number;
+    artifact_digest: string;
+    provenance_uri: string | null;
+    provenance_digest: string | null;
+    provenance_key_id: string | null;
+    payload: Payload | null;
+    signed: Payload | null;
+  }>`
+    SELECT m.id, m.model_name, m.version, m.artifact_digest, m.provenance_uri, m.provenance_digest, m.provenance_key_id, e.payload, p.payload AS signed
     FROM model_versions m LEFT JOIN audit_events e ON e.workflow_id = m.workflow_id AND e.step = 'model.registered'
-      AND CASE WHEN m.run_id IS NULL THEN e.payload->>'modelVersionId' = m.id::text ELSE e.run_id = m.run_id END`.execute(db);
+      AND CASE WHEN m.run_id IS NULL THEN e.payload->>'modelVersionId' = m.id::text ELSE e.run_id = m.run_id END
+    LEFT JOIN audit_events p ON p.workflow_id = m.workflow_id AND p.run_id = m.run_id AND p.step = 'provenance.signed'`.execute(db);
   for (const r of versions.rows) {
     const problems = differences(r, r.payload, [
       ['version', 'version'],
       ['artifact_digest', 'artifactDigest'],
     ]);
+    if (r.signed || r.provenance_uri !== null || r.provenance_digest !== null || r.provenance_key_id !== null) {
+      problems.push(
+        ...differences(r, r.signed ?? { uri: null, digest: null, keyId: null }, [
+          ['provenance_uri', 'uri'],
+          ['provenance_digest', 'digest'],
+          ['provenance_key_id', 'keyId'],
+        ]),
+      );
+    }
     if (problems.length) mismatches.push({ table: 'model_versions', id: `${r.model_name}@${r.version}`, reason: problems.join('; ') });
   }
   const deployments = await sql<{ id: string; triton_model: string; triton_version: number; artifact_digest: string; payload: Payload | null }>`

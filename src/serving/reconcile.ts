@@ -42,6 +42,8 @@ export interface DeployedVersion {
   outputWidth: number;
   /** The registry's facts its signed provenance must agree with (src/provenance/verify.ts); provenance_uri NULL for versions registered before it. */
   provenance: ProvenanceRow;
+  /** Its run recorded `provenance.signed` in the audit trail: it must have verifying provenance, whatever the row says now. */
+  provenanceSigned: boolean;
 }
 
 export interface VersionOutcome {
@@ -85,9 +87,11 @@ export async function deployedVersions(db: Kysely<Database>): Promise<DeployedVe
     image_digest: string;
     provenance_uri: string | null;
     provenance_digest: string | null;
+    provenance_signed: boolean;
   }>`
     SELECT m.id, m.model_name, m.version, m.workflow_id, m.artifact_uri, m.artifact_digest, d.id AS deployment_id, d.smoke,
-      m.dataset_manifest_digest, m.commit_sha, m.policy_digest, m.image_digest, m.provenance_uri, m.provenance_digest
+      m.dataset_manifest_digest, m.commit_sha, m.policy_digest, m.image_digest, m.provenance_uri, m.provenance_digest,
+      EXISTS (SELECT 1 FROM audit_events e WHERE e.workflow_id = m.workflow_id AND e.run_id = m.run_id AND e.step = 'provenance.signed') AS provenance_signed
     FROM model_versions m
     JOIN LATERAL (SELECT id, smoke FROM deployments WHERE model_version_id = m.id ORDER BY deployed_at DESC LIMIT 1) d ON true
     WHERE m.state = 'deployed'
@@ -111,6 +115,7 @@ export async function deployedVersions(db: Kysely<Database>): Promise<DeployedVe
       provenance_uri: r.provenance_uri,
       provenance_digest: r.provenance_digest,
     },
+    provenanceSigned: r.provenance_signed,
   }));
 }
 
@@ -226,8 +231,9 @@ async function reconcileModel(
       });
       continue;
     }
-    // A version deployed with signed provenance is reloaded only while its provenance still verifies.
-    if (v.provenance.provenance_uri) {
+    // A version deployed with signed provenance is reloaded only while its provenance still verifies;
+    // one whose run signed provenance (the audit trail says so) and whose row names none now is refused.
+    if (v.provenance.provenance_uri || v.provenanceSigned) {
       let verdict: StoredProvenanceVerdict;
       try {
         verdict = await verifyStoredProvenance({ env, s3 }, v.provenance);

@@ -71,7 +71,7 @@ export interface TracedProvenance {
 }
 
 export interface TracedObject {
-  role: 'raw' | 'certified' | 'manifest' | 'artifact';
+  role: 'raw' | 'certified' | 'manifest' | 'artifact' | 'provenance';
   uri: string;
   expected: string;
   /** ok: present with the recorded sha256 (per its metadata); unreadable: the store did not answer in time. */

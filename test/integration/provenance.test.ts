@@ -51,12 +51,29 @@ async function verifyOutside(envelope: Buffer, publicHex: string): Promise<{ cod
 }
 
 /** A superuser changing registry facts around the triggers, as an attacker with the database's keys would. */
-async function aroundTriggers(id: number, set: { artifact_digest?: string; provenance_digest?: string }) {
+async function aroundTriggers(
+  id: number,
+  set: { artifact_digest?: string; provenance_digest?: string; provenance?: { uri: string; digest: string; keyId: string } | null },
+) {
   await db.transaction().execute(async (tx) => {
     await sql`SET LOCAL session_replication_role = replica`.execute(tx);
     if (set.artifact_digest) await sql`UPDATE model_versions SET artifact_digest = ${set.artifact_digest} WHERE id = ${id}`.execute(tx);
     if (set.provenance_digest) await sql`UPDATE model_versions SET provenance_digest = ${set.provenance_digest} WHERE id = ${id}`.execute(tx);
+    if (set.provenance !== undefined) {
+      const p = set.provenance;
+      await sql`UPDATE model_versions SET provenance_uri = ${p?.uri ?? null}, provenance_digest = ${p?.digest ?? null}, provenance_key_id = ${p?.keyId ?? null}
+        WHERE id = ${id}`.execute(tx);
+    }
   });
+}
+
+/** `audit verify --json`: its exit code and the registry rows it names. */
+async function auditVerify(): Promise<{ code: number; mismatches: Array<{ table: string; id: string; reason: string }> }> {
+  const r = await factoryCli(['audit', 'verify', '--json']);
+  return {
+    code: r.code,
+    mismatches: (JSON.parse(r.stdout) as { projection: { mismatches: Array<{ table: string; id: string; reason: string }> } }).projection.mismatches,
+  };
 }
 
 async function tritonHas(model: string): Promise<boolean> {
@@ -171,13 +188,35 @@ describe('signed provenance for every model version (real Temporal, PostgreSQL, 
         .execute();
       expect(refused).toHaveLength(1);
       expect(refused[0]!.payload).toMatchObject({ at: 'reconcile', version: outcome.version });
+      // audit verify names the row: its provenance is not the one the trail recorded as signed.
+      const forgedVerify = await auditVerify();
+      expect(forgedVerify.code).toBe(7);
+      expect(forgedVerify.mismatches).toContainEqual({ table: 'model_versions', id: ref, reason: expect.stringMatching(/^provenance_digest is "sha256:/) });
+
+      // Erasing the provenance from the row does not turn it into a version from before provenance:
+      // the trail says its run signed one, so reconcile refuses it and audit verify names it.
+      await aroundTriggers(mv.id, { provenance: null });
+      const erased = await reconcileServing(deps, { ignoreBackoff: true });
+      expect(erased.versions.find((v) => v.model === input.modelName)).toMatchObject({
+        outcome: 'refused',
+        reason: 'provenance: the registry names no provenance for this version',
+      });
+      expect(await triton.versionReady(input.modelName, outcome.version)).toBe(false);
+      const erasedVerify = await auditVerify();
+      expect(erasedVerify.code).toBe(7);
+      expect(erasedVerify.mismatches).toContainEqual({
+        table: 'model_versions',
+        id: ref,
+        reason: expect.stringMatching(/^provenance_uri is null, the audit trail says "s3:/),
+      });
     } finally {
-      await aroundTriggers(mv.id, { provenance_digest: mv.provenance_digest! });
+      await aroundTriggers(mv.id, { provenance: { uri: mv.provenance_uri!, digest: mv.provenance_digest!, keyId: mv.provenance_key_id! } });
       // The forged version is locked too (the bucket's default retention): the original goes back on top.
       await s3.send(new PutObjectCommand({ Bucket: loc.bucket, Key: loc.key, Body: envelope, Metadata: { sha256: mv.provenance_digest! } }));
     }
     const restored = await reconcileServing({ env, db, s3, log: createLogger('test-reconcile', 'silent') }, { ignoreBackoff: true });
     expect(restored.versions.find((v) => v.model === input.modelName)?.outcome ?? 'already ready').toMatch(/reloaded|already ready/);
+    expect((await auditVerify()).code).toBe(0);
   });
 
   it('tampering refused at deploy: an envelope replaced by another key, an artifact swapped with its registry digest: lifecycle failed, reason recorded, nothing loaded', async () => {
@@ -209,6 +248,12 @@ describe('signed provenance for every model version (real Temporal, PostgreSQL, 
 
     try {
       await checkRefusals();
+      // audit verify --objects hashes each envelope too: the replaced one is named.
+      const objects = await factoryCli(['audit', 'verify', '--objects', '--json']);
+      expect(objects.code).toBe(7);
+      expect((JSON.parse(objects.stdout) as { objects: { problems: unknown[] } }).objects.problems).toContainEqual(
+        expect.objectContaining({ table: 'model_versions', id: `${replaced.input.modelName}@${mv1.version}`, role: 'provenance', state: 'different' }),
+      );
     } finally {
       // What the attacker changed is put back (the suite's later `audit verify` runs see an intact registry).
       await aroundTriggers(mv2.id, { artifact_digest: mv2.artifact_digest });
