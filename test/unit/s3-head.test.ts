@@ -1,7 +1,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { describe, expect, it } from 'vitest';
-import { encodeS3Path, signHead } from '../../src/trace/s3-head.ts';
+import { encodeS3Path, signBodiless, signHead } from '../../src/trace/s3-head.ts';
 
 function bytes(d: string | ArrayBuffer | ArrayBufferView): string | Uint8Array {
   if (typeof d === 'string') return d;
@@ -39,4 +39,14 @@ describe("trace's hand-signed HEAD (SigV4)", () => {
       expect(mine['x-amz-date']).toBe(signed.headers['x-amz-date']);
     });
   }
+
+  it('signs a GET (the provenance envelope trace verifies) like the S3 SDK', async () => {
+    const url = new URL(`http://127.0.0.1:29000${encodeS3Path('factory-evidence', 'provenance/lifecycle-bc-1/run/model.onnx.intoto.json')}`);
+    const mine = signBodiless('GET', url, creds, now);
+    const signed = await sdk.sign(
+      { method: 'GET', protocol: 'http:', hostname: '127.0.0.1', port: 29000, path: url.pathname, query: {}, headers: { host: url.host } },
+      { signingDate: now },
+    );
+    expect(mine.authorization).toBe(signed.headers.authorization);
+  });
 });
