@@ -89,7 +89,7 @@ export function registerAudit(program: Command): void {
             : `AUDIT CHAIN BROKEN at seq ${chain.firstBad!.seq} (${chain.firstBad!.eventId}): ${chain.firstBad!.reason}\n${chain.rows} events verified before it`,
           projection.ok
             ? `registry matches the audit trail: ${projection.checked} rows checked`
-            : `REGISTRY DIFFERS FROM THE AUDIT TRAIL in ${projection.mismatches.length} row(s):\n${projection.mismatches.map((m) => `  ${m.table} ${m.id}: ${m.reason}`).join('\n')}`,
+            : `REGISTRY DIFFERS FROM THE AUDIT TRAIL in ${projection.mismatchCount} row(s)${projection.mismatchCount > projection.mismatches.length ? ` (the first ${projection.mismatches.length} listed)` : ''}:\n${projection.mismatches.map((m) => `  ${m.table} ${m.id}: ${m.reason}`).join('\n')}`,
           ...(objects ? [renderObjects(objects)] : []),
         ].join('\n'),
       );

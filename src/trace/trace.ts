@@ -94,7 +94,7 @@ export function parseModelRef(ref: string): { name: string; version?: number } {
 
 /**
  * From a served model back to its raw data, exclusions, certified manifest, code commit, container
- * image, training environment, metrics, every approval, and its deployment. Three indexed queries.
+ * image, training environment, metrics, every approval, and its deployment. Four indexed queries.
  */
 export async function traceModel(db: Kysely<Database>, ref: string, principalNames: Map<string, string> = new Map()): Promise<ModelTrace> {
   const { name, version } = parseModelRef(ref);
@@ -117,11 +117,17 @@ export async function traceModel(db: Kysely<Database>, ref: string, principalNam
   q = version === undefined ? q.orderBy('m.version', 'desc').limit(1) : q.where('m.version', '=', version);
   const m = await q.executeTakeFirst();
   if (!m) throw new TraceNotFound(`no registered model ${ref}`);
-  const [approvals, deployment] = await Promise.all([
-    db.selectFrom('approvals').selectAll().where('model_version_id', '=', m.id).orderBy('decided_at').execute(),
+  // The accepted decisions in order, and only a count of the refused ones (a storm can leave thousands): index approvals_model_version.
+  const [accepted, refused, deployment] = await Promise.all([
+    db.selectFrom('approvals').selectAll().where('model_version_id', '=', m.id).where('accepted', '=', true).orderBy('decided_at').execute(),
+    db
+      .selectFrom('approvals')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('model_version_id', '=', m.id)
+      .where('accepted', '=', false)
+      .executeTakeFirstOrThrow(),
     db.selectFrom('deployments').selectAll().where('model_version_id', '=', m.id).orderBy('deployed_at', 'desc').limit(1).executeTakeFirst(),
   ]);
-  const accepted = approvals.filter((a) => a.accepted);
   return {
     model: {
       name: m.model_name,
@@ -160,7 +166,7 @@ export async function traceModel(db: Kysely<Database>, ref: string, principalNam
       modelDigest: a.model_digest,
       comment: a.comment,
     })),
-    refusedDecisions: approvals.length - accepted.length,
+    refusedDecisions: Number(refused.n),
     ...(deployment
       ? {
           deployment: {

@@ -137,4 +137,35 @@ describe('bench fill: the bulk path writes the rows and hashes the activities wr
     });
     expect((await verifyAuditChain(real)).ok).toBe(true);
   });
+
+  it('the registry check pages through thousands of rows in small batches and finds every row changed around the triggers', async () => {
+    const all = await verifyProjection(real);
+    expect(all).toMatchObject({ ok: true, mismatchCount: 0 });
+    // Page sizes that split refusal storms and every table mid-way give the same count.
+    expect(await verifyProjection(real, { batch: 7 })).toEqual(all);
+    const ids = (await sql<{ id: string; accepted: boolean }>`SELECT id, accepted FROM approvals ORDER BY md5(id) LIMIT 40`.execute(real)).rows;
+    const refused = ids.find((r) => !r.accepted)!;
+    const accepted = ids.find((r) => r.accepted)!;
+    const deployment = (await sql<{ id: string }>`SELECT id FROM deployments ORDER BY id DESC LIMIT 1`.execute(real)).rows[0]!;
+    await sql`SET session_replication_role = replica`.execute(real);
+    try {
+      await sql`UPDATE approvals SET refusal_reason = NULL WHERE id = ${refused.id}`.execute(real);
+      await sql`UPDATE approvals SET accepted = false WHERE id = ${accepted.id}`.execute(real);
+      await sql`UPDATE deployments SET triton_version = triton_version + 1 WHERE id = ${deployment.id}`.execute(real);
+      const bad = await verifyProjection(real, { batch: 5 });
+      expect(bad.ok).toBe(false);
+      expect(bad.mismatchCount).toBe(3);
+      expect(bad.mismatches.map((m) => [m.table, m.id])).toEqual(
+        expect.arrayContaining([
+          ['approvals', refused.id],
+          ['approvals', accepted.id],
+          ['deployments', deployment.id],
+        ]),
+      );
+      expect(bad.mismatches.find((m) => m.id === refused.id)!.reason).toMatch(/^refusal_reason is null, the audit trail says "/);
+      expect(bad.mismatches.find((m) => m.id === accepted.id)!.reason).toMatch(/accepted is false, the audit trail says approval.approved/);
+    } finally {
+      await sql`RESET session_replication_role`.execute(real);
+    }
+  });
 });

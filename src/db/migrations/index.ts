@@ -5,6 +5,7 @@ import * as m0003 from './0003_registry_facts_guarded.ts';
 import * as m0004 from './0004_lifecycle_runs_and_terminal_states.ts';
 import * as m0006 from './0006_least_privilege_roles.ts';
 import * as m0007 from './0007_model_provenance.ts';
+import * as m0009 from './0009_registry_lookup_indexes.ts';
 
 /** Migrations are listed in code (not read from a folder) so they bundle and type-check with the rest. */
 export const migrations: Record<string, Migration> = {
@@ -14,6 +15,7 @@ export const migrations: Record<string, Migration> = {
   '0004_lifecycle_runs_and_terminal_states': m0004,
   '0006_least_privilege_roles': m0006,
   '0007_model_provenance': m0007,
+  '0009_registry_lookup_indexes': m0009,
 };
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations };
