@@ -8,6 +8,7 @@ const lifecycle: Registrar = async () => (await import('./lifecycle.ts')).regist
 const audit: Registrar = async () => (await import('./audit.ts')).registerAudit;
 const demo: Registrar = async () => (await import('./demo.ts')).registerDemo;
 const keys: Registrar = async () => (await import('./keys.ts')).registerKeys;
+const capacity: Registrar = async () => (await import('./capacity.ts')).registerCapacity;
 /**
  * Each top-level command's module, loaded only when that command runs: `factory trace` must not
  * pay for loading the Temporal client, the S3 SDK and the stack (it answers in well under a second).
@@ -23,6 +24,7 @@ const byCommand: Record<string, Registrar> = {
   audit,
   demo,
   keys,
+  capacity,
 };
 
 const program = new Command('factory')
@@ -89,7 +91,7 @@ async function report(err: unknown): Promise<number> {
 
 const wanted = byCommand[process.argv[2] ?? ''];
 try {
-  for (const registrar of wanted ? [wanted] : [dev, lifecycle, audit, demo, keys]) (await registrar())(program);
+  for (const registrar of wanted ? [wanted] : [dev, lifecycle, audit, demo, keys, capacity]) (await registrar())(program);
   await program.parseAsync(process.argv);
 } catch (err) {
   process.exitCode = await report(err);

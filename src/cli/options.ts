@@ -14,3 +14,13 @@ export function strictInt(min: number, max: number = Number.MAX_SAFE_INTEGER): (
     return n;
   };
 }
+
+/** Like strictInt for decimal numbers: digits with at most one decimal point (no sign, exponent or blanks) within [min, max]. */
+export function strictDecimal(min: number, max: number): (value: string) => number {
+  return (value: string) => {
+    if (!/^[0-9]+(\.[0-9]+)?$/.test(value)) throw new InvalidArgumentError(`expected a number from ${min} to ${max}, got ${JSON.stringify(value)}.`);
+    const n = Number(value);
+    if (n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}, got ${value}.`);
+    return n;
+  };
+}
