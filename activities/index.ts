@@ -1,5 +1,6 @@
 import type { TaskQueue } from '../src/domain/task-queues.ts';
 import * as audit from './audit.ts';
+import * as checkpoint from './checkpoint.ts';
 import * as datasets from './datasets.ts';
 import * as policy from './policy.ts';
 import * as provenance from './provenance.ts';
@@ -15,6 +16,7 @@ export const controlActivities = {
   ...datasets,
   ...registry,
   ...audit,
+  ...checkpoint,
   smokeRows: serving.smokeRows,
   signProvenance: provenance.signProvenance,
 };

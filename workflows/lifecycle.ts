@@ -38,6 +38,28 @@ export const TERMINAL_RECORDS_PATCH = 'terminal-records';
  */
 export const SIGNED_PROVENANCE_PATCH = 'signed-provenance';
 
+/** Lifecycles that end after this change anchor the audit chain: a signed checkpoint of its head, outside the database. */
+export const AUDIT_CHECKPOINT_PATCH = 'audit-checkpoint';
+
+/**
+ * The end of every lifecycle (deployed, rejected, failed, cancelled) writes a signed checkpoint of
+ * the audit chain. A checkpoint that cannot be written does not change the lifecycle's outcome: the
+ * schedule writes the next one within minutes, and `audit verify` reports what is anchored.
+ */
+async function checkpointAtEnd(reason: string): Promise<void> {
+  if (!patched(AUDIT_CHECKPOINT_PATCH)) return;
+  const control = proxyActivities<typeof controlActivities>({
+    taskQueue: queuesFor(workflowInfo().taskQueue).control,
+    startToCloseTimeout: '2 minutes',
+    retry: { initialInterval: '1 second', maximumInterval: '15 seconds', maximumAttempts: 10 },
+  });
+  try {
+    await CancellationScope.nonCancellable(() => control.writeAuditCheckpoint({ reason }));
+  } catch (err) {
+    if (!(err instanceof ActivityFailure)) throw err;
+  }
+}
+
 /** What the lifecycle's end needs to know, filled in as the lifecycle goes. */
 interface LifecycleEnd {
   modelVersionId?: number;
@@ -60,7 +82,9 @@ export async function modelLifecycle(rawInput: LifecycleInput, checkpoint?: Life
       : { by: 'unknown', reason: `unreadable cancel request: ${escapeUnsafe(JSON.stringify(raw) ?? '').slice(0, 200)}` };
   });
   try {
-    return await governedLifecycle(rawInput, checkpoint, end);
+    const outcome = await governedLifecycle(rawInput, checkpoint, end);
+    await checkpointAtEnd(`lifecycle ${outcome.outcome}: ${workflowInfo().workflowId}`);
+    return outcome;
   } catch (err) {
     if (err instanceof ContinueAsNew || !patched(TERMINAL_RECORDS_PATCH)) throw err;
     const outcome = isCancellation(err) ? 'cancelled' : 'failed';
@@ -91,6 +115,7 @@ export async function modelLifecycle(rawInput: LifecycleInput, checkpoint?: Life
         at: new Date().toISOString(),
       }),
     );
+    await checkpointAtEnd(`lifecycle ${outcome}: ${workflowId}`);
     throw err;
   }
 }

@@ -22,17 +22,39 @@ export function auditEventId(e: Pick<AuditEventInput, 'workflowId' | 'runId' | '
 
 /** The fields a row's hash covers: everything but the sequence number, chained to the previous hash. */
 export function hashOf(row: Omit<Selectable<AuditEventsTable>, 'seq' | 'hash'>): string {
-  return sha256Hex(
-    canonicalJson({
-      eventId: row.event_id,
-      workflowId: row.workflow_id,
-      runId: row.run_id,
-      step: row.step,
-      kind: row.kind,
-      actor: row.actor,
+  return sha256Hex(canonicalEvent(row));
+}
+
+/**
+ * The canonical bytes a row's hash covers. The outer object's keys are fixed and already in
+ * canonical order, so it is written directly (the payload goes through canonicalJson): the same
+ * string canonicalJson gives for the whole object, at a fraction of the cost.
+ */
+export function canonicalEvent(row: Omit<Selectable<AuditEventsTable>, 'seq' | 'hash'>): string {
+  const { event_id, workflow_id, run_id, step, kind, actor, occurred_at, prev_hash } = row;
+  if (
+    typeof actor !== 'string' ||
+    typeof event_id !== 'string' ||
+    typeof kind !== 'string' ||
+    typeof occurred_at !== 'string' ||
+    typeof prev_hash !== 'string' ||
+    typeof run_id !== 'string' ||
+    typeof step !== 'string' ||
+    typeof workflow_id !== 'string' ||
+    row.payload === undefined
+  ) {
+    return canonicalJson({
+      eventId: event_id,
+      workflowId: workflow_id,
+      runId: run_id,
+      step,
+      kind,
+      actor,
       payload: row.payload,
-      occurredAt: row.occurred_at,
-      prevHash: row.prev_hash,
-    }),
-  );
+      occurredAt: occurred_at,
+      prevHash: prev_hash,
+    });
+  }
+  const q = JSON.stringify;
+  return `{"actor":${q(actor)},"eventId":${q(event_id)},"kind":${q(kind)},"occurredAt":${q(occurred_at)},"payload":${canonicalJson(row.payload)},"prevHash":${q(prev_hash)},"runId":${q(run_id)},"step":${q(step)},"workflowId":${q(workflow_id)}}`;
 }

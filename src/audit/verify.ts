@@ -1,6 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { Kysely } from 'kysely';
-import type { Database } from '../db/schema.ts';
+import { type Kysely, type Selectable, sql } from 'kysely';
+import type { AuditEventsTable, Database } from '../db/schema.ts';
 import { GENESIS_HASH, hashOf } from './chain.ts';
 import { type ObjectCheck, mapLimit, referencedObjects } from './objects.ts';
 
@@ -11,41 +11,106 @@ export interface VerifyResult {
   headHash?: string;
   /** The first row that does not verify, and why. */
   firstBad?: { seq: string; eventId: string; reason: string };
+  /** Signed checkpoints the chain was held against (when given): each checkpointed seq's hash and count. */
+  anchored?: { checked: number; matched: number; rewritten: CheckpointMismatch[]; unreached: AnchorPoint[] };
 }
+
+/** What a signed checkpoint says the chain was at one seq. */
+export interface AnchorPoint {
+  seq: string;
+  headHash: string;
+  eventCount: number;
+}
+
+export interface CheckpointMismatch extends AnchorPoint {
+  /** What the database holds there now. */
+  found: { hash?: string; count: number };
+  reason: string;
+}
+
+type ChainRow = Omit<Selectable<AuditEventsTable>, 'seq'> & { seq: string };
 
 /**
  * Recomputes the chain from the first row: each row's hash over its canonical content, and its link
  * to the row before. An edited row fails its own hash; a deleted row breaks the next row's link.
  * (Gaps in seq alone prove nothing: a rolled-back insert leaves one. The hash link does.)
+ *
+ * Streams in keyset pages (bounded memory), fetching the next page while this one is hashed. With
+ * `anchors` (signed checkpoints, verified by the caller), each checkpointed seq's hash and event count
+ * must be what was signed: a chain recomputed from genesis is internally consistent, but not that.
+ * Checkpoints past the last row are returned as `unreached` (the tail was cut off).
  */
-export async function verifyAuditChain(db: Kysely<Database>, batch = 5_000): Promise<VerifyResult> {
+export async function verifyAuditChain(
+  db: Kysely<Database>,
+  { batch = 10_000, anchors = [] }: { batch?: number; anchors?: readonly AnchorPoint[] } = {},
+): Promise<VerifyResult> {
+  const points = [...anchors].sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
+  const rewritten: CheckpointMismatch[] = [];
+  let matched = 0;
+  let next = 0;
+  let nextSeq = points.length ? BigInt(points[0]!.seq) : -1n;
+  const anchored = () =>
+    anchors.length
+      ? {
+          anchored: {
+            checked: next,
+            matched,
+            rewritten,
+            unreached: points.slice(next).map(({ seq, headHash, eventCount }) => ({ seq, headHash, eventCount })),
+          },
+        }
+      : {};
+
   let prevHash = GENESIS_HASH;
   let prevSeq = 0n;
   let rows = 0;
   let lastSeq: string | undefined;
-  for (;;) {
-    const page = await db.selectFrom('audit_events').selectAll().where('seq', '>', String(prevSeq)).orderBy('seq').limit(batch).execute();
+  const fetch = (after: bigint) =>
+    db
+      .selectFrom('audit_events')
+      .select([sql<string>`seq::text`.as('seq'), 'event_id', 'workflow_id', 'run_id', 'step', 'kind', 'actor', 'payload', 'occurred_at', 'prev_hash', 'hash'])
+      .where('audit_events.seq', '>', String(after))
+      // The table's bigint, not the text alias of the same name (which would sort '10' before '9').
+      .orderBy('audit_events.seq')
+      .limit(batch)
+      .execute() as Promise<ChainRow[]>;
+  let pending: Promise<ChainRow[]> | undefined = fetch(0n);
+  while (pending) {
+    const page: ChainRow[] = await pending;
+    // Pipelined: the server reads the next page while this one is hashed.
+    pending = page.length === batch ? fetch(BigInt(page[page.length - 1]!.seq)) : undefined;
     for (const r of page) {
       const seq = BigInt(r.seq);
-      const bad = (reason: string): VerifyResult => ({
-        ok: false,
-        rows,
-        lastSeq,
-        headHash: prevHash,
-        firstBad: { seq: String(r.seq), eventId: r.event_id, reason },
-      });
+      const bad = (reason: string): VerifyResult => {
+        pending?.catch(() => undefined);
+        return { ok: false, rows, lastSeq, headHash: prevHash, firstBad: { seq: r.seq, eventId: r.event_id, reason }, ...anchored() };
+      };
       if (r.prev_hash !== prevHash) {
         return bad(`its prev_hash does not match the hash of the row before it (seq ${prevSeq}): a row before it was deleted, inserted or changed`);
       }
       if (hashOf(r) !== r.hash) return bad('its content does not match its hash: the row was edited');
       prevHash = r.hash;
       prevSeq = seq;
-      lastSeq = String(r.seq);
+      lastSeq = r.seq;
       rows += 1;
+      // A checkpointed seq passed without its row: gone from a chain that still links, so recomputed.
+      while (nextSeq >= 0n && nextSeq <= seq) {
+        const p = points[next]!;
+        if (nextSeq < seq) {
+          rewritten.push({ ...p, found: { count: rows - 1 }, reason: `the row at checkpointed seq ${p.seq} is gone, yet the chain links: it was recomputed` });
+        } else if (r.hash !== p.headHash || rows !== p.eventCount) {
+          rewritten.push({
+            ...p,
+            found: { hash: r.hash, count: rows },
+            reason: `signed head ${p.headHash.slice(0, 16)}… over ${p.eventCount} events; the database has ${r.hash.slice(0, 16)}… over ${rows}: the chain was recomputed`,
+          });
+        } else matched += 1;
+        next += 1;
+        nextSeq = next < points.length ? BigInt(points[next]!.seq) : -1n;
+      }
     }
-    if (page.length < batch) break;
   }
-  return { ok: true, rows, lastSeq, headHash: prevHash };
+  return { ok: true, rows, lastSeq, headHash: prevHash, ...anchored() };
 }
 
 // The registry check streams in its own module; re-exported here for the callers that import it from verify.ts.

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import type { Kysely } from 'kysely';
 import type { ObjectCheck } from '../audit/objects.ts';
-import { type ObjectsResult, verifyAuditChain, verifyObjects, verifyProjection } from '../audit/verify.ts';
+import type { AnchoredVerify } from '../audit/anchor.ts';
+import { type Finding, TAMPER_NAME, tamperExit } from '../audit/findings.ts';
+import { type ObjectsResult, type VerifyResult, verifyAuditChain, verifyObjects, verifyProjection } from '../audit/verify.ts';
 import type { Env } from '../config/env.ts';
 import type { Database } from '../db/schema.ts';
 import { loadPolicyPack, policyPackPath } from '../policy/pack.ts';
@@ -71,30 +73,98 @@ export function registerAudit(program: Command): void {
   const audit = program.command('audit').description('the audit trail');
   audit
     .command('verify')
-    .description('recompute the hash chain of audit_events, then check the registry against it; exit 7 naming what does not verify')
+    .description(
+      'recompute the hash chain of audit_events and hold it against the signed checkpoints in the evidence bucket, then check the registry; ' +
+        'exit 7 chain broken (row edited or deleted) or registry/objects differ, 8 tail truncated, 9 chain rewritten, 10 checkpoint invalid',
+    )
     .option('--json', 'print JSON')
     .option('--objects', 'also check that every object the registry references exists in object storage with its recorded sha256 (hashes each)')
-    .action(async (opts) => {
+    .option('--no-checkpoints', 'do not read the signed checkpoints (the chain alone: blind to tail truncation and recomputation)')
+    .action(async (opts: { json?: boolean; objects?: boolean; checkpoints: boolean }) => {
       const out = createOutput(!!opts.json);
-      const { chain, projection, objects } = await withDb(async (db, env) => ({
-        chain: await verifyAuditChain(db),
-        projection: await verifyProjection(db),
-        objects: opts.objects ? await checkObjects(db, env) : undefined,
-      }));
-      const ok = chain.ok && projection.ok && (objects?.ok ?? true);
-      out.result({ ok, chain, projection, ...(objects ? { objects } : {}) }, ({ chain, projection, objects }) =>
+      const { chain, checkpoints, findings, anchorError, projection, objects } = await withDb(async (db, env) => {
+        const anchored = opts.checkpoints ? await anchoredChain(db, env) : undefined;
+        const chain = anchored && 'chain' in anchored ? anchored.chain : await verifyAuditChain(db);
+        return {
+          chain,
+          checkpoints: anchored && 'checkpoints' in anchored ? anchored.checkpoints : undefined,
+          findings:
+            anchored && 'findings' in anchored
+              ? anchored.findings
+              : chain.ok
+                ? []
+                : [{ kind: 'chain-broken' as const, seq: chain.firstBad!.seq, message: chain.firstBad!.reason }],
+          anchorError: anchored && 'error' in anchored ? anchored.error : undefined,
+          projection: await verifyProjection(db),
+          objects: opts.objects ? await checkObjects(db, env) : undefined,
+        };
+      });
+      const ok = findings.length === 0 && projection.ok && (objects?.ok ?? true);
+      const result = {
+        ok,
+        findings,
+        chain,
+        ...(checkpoints ? { checkpoints } : {}),
+        ...(anchorError ? { checkpointsUnreadable: anchorError } : {}),
+        projection,
+        ...(objects ? { objects } : {}),
+      };
+      out.result(result, (r) =>
         [
-          chain.ok
-            ? `audit chain intact: ${chain.rows} events, head ${chain.headHash}`
-            : `AUDIT CHAIN BROKEN at seq ${chain.firstBad!.seq} (${chain.firstBad!.eventId}): ${chain.firstBad!.reason}\n${chain.rows} events verified before it`,
-          projection.ok
-            ? `registry matches the audit trail: ${projection.checked} rows checked`
-            : `REGISTRY DIFFERS FROM THE AUDIT TRAIL in ${projection.mismatchCount} row(s)${projection.mismatchCount > projection.mismatches.length ? ` (the first ${projection.mismatches.length} listed)` : ''}:\n${projection.mismatches.map((m) => `  ${m.table} ${m.id}: ${m.reason}`).join('\n')}`,
-          ...(objects ? [renderObjects(objects)] : []),
+          r.chain.ok
+            ? `audit chain intact: ${r.chain.rows} events, head ${r.chain.headHash}`
+            : `AUDIT CHAIN BROKEN at seq ${r.chain.firstBad!.seq} (${r.chain.firstBad!.eventId}): ${r.chain.firstBad!.reason}\n${r.chain.rows} events verified before it`,
+          ...r.findings.filter((f) => f.kind !== 'chain-broken').map(renderFinding),
+          ...(r.checkpoints ? [renderCheckpoints(r.checkpoints, r.chain)] : []),
+          ...(r.checkpointsUnreadable ? [`checkpoints NOT CHECKED: ${r.checkpointsUnreadable}`] : []),
+          r.projection.ok
+            ? `registry matches the audit trail: ${r.projection.checked} rows checked`
+            : `REGISTRY DIFFERS FROM THE AUDIT TRAIL in ${r.projection.mismatchCount} row(s)${r.projection.mismatchCount > r.projection.mismatches.length ? ` (the first ${r.projection.mismatches.length} listed)` : ''}:\n${r.projection.mismatches.map((m) => `  ${m.table} ${m.id}: ${m.reason}`).join('\n')}`,
+          ...(r.objects ? [renderObjects(r.objects)] : []),
         ].join('\n'),
       );
-      if (!ok) process.exitCode = EXIT.tampered;
+      const tamper = tamperExit(findings);
+      if (tamper) process.exitCode = tamper;
+      else if (!ok) process.exitCode = EXIT.tampered;
       // Nothing found wrong, but the store did not answer for some: not a verified trail either.
-      else if (objects?.unreadable) process.exitCode = EXIT.unhealthy;
+      else if (objects?.unreadable || anchorError) process.exitCode = EXIT.unhealthy;
     });
+}
+
+function renderFinding(f: Finding): string {
+  return `${TAMPER_NAME[f.kind]}${f.seq ? ` at seq ${f.seq}` : ''}${f.key ? ` (${f.key})` : ''}: ${f.message}`;
+}
+
+function renderCheckpoints(c: AnchoredVerify['checkpoints'], chain: VerifyResult): string {
+  if (!c.count) return `NOT ANCHORED: no signed checkpoint in ${c.location} yet (tail truncation and recomputation cannot be detected until one is written)`;
+  const n = c.newest!;
+  const held = chain.anchored ? `${chain.anchored.matched} of ${c.count} match the chain` : '';
+  return `anchored: ${c.count} signed checkpoint(s) in ${c.location}, ${held}; newest seq ${n.seq} over ${n.eventCount} events at ${n.createdAt}, key ${n.keyId}`;
+}
+
+/** The chain held against the checkpoints; S3 and the keys loaded only here. An unreachable store or no key is reported, not thrown. */
+async function anchoredChain(db: Kysely<Database>, env: Env): Promise<AnchoredVerify | { error: string }> {
+  const [{ createS3, bucket }, { verifyAnchoredChain }, { loadTrustedKeys }, { auditChainName }] = await Promise.all([
+    import('../storage/s3.ts'),
+    import('../audit/anchor.ts'),
+    import('../signing/trusted-keys.ts'),
+    import('../db/connect.ts'),
+  ]);
+  let trusted;
+  try {
+    trusted = loadTrustedKeys(env);
+  } catch (err) {
+    return { error: `${(err as Error).message}` };
+  }
+  const s3 = createS3(env);
+  try {
+    return await verifyAnchoredChain(db, s3, bucket(env, 'evidence'), auditChainName(env), trusted);
+  } catch (err) {
+    if ((err as { $metadata?: unknown }).$metadata !== undefined || (err as NodeJS.ErrnoException).code === 'ECONNREFUSED') {
+      return { error: `the evidence bucket did not answer: ${(err as Error).message.slice(0, 300)}` };
+    }
+    throw err;
+  } finally {
+    s3.destroy();
+  }
 }

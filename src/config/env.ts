@@ -83,6 +83,8 @@ export const envSchema = z.object({
   FACTORY_SIGNING_KEY: z.string().optional(),
   /** Else a PEM key file readable only by its owner; `factory dev up` makes $FACTORY_HOME/keys/factory-signing.pem. */
   FACTORY_SIGNING_KEY_FILE: z.string().optional(),
+  /** Minutes between the schedule's signed checkpoints of the audit chain (none written while the head stands still). */
+  FACTORY_AUDIT_CHECKPOINT_MINUTES: z.coerce.number().int().min(1).max(1440).default(5),
   /** Public keys verification also trusts (keys rotated out, or the one an examiner was handed): PEM blocks and/or ssh-ed25519 lines. */
   FACTORY_TRUSTED_KEYS_FILE: z.string().optional(),
 });

@@ -10,6 +10,15 @@ export function databaseUrl(env: Env): string {
   return env.DATABASE_URL ?? `postgres://postgres@127.0.0.1:${env.FACTORY_PGLITE_PORT}/postgres`;
 }
 
+/**
+ * The name the audit chain's signed checkpoints are kept under (audit-checkpoints/<name>/): the
+ * database's name, so two databases sharing an evidence bucket never read each other's anchors.
+ */
+export function auditChainName(env: Env): string {
+  const name = decodeURIComponent(new URL(databaseUrl(env)).pathname.slice(1)) || 'postgres';
+  return name.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100);
+}
+
 /** Who connects: the owner (migrations), the workers, or the CLI (reads only). */
 export type DbRole = 'owner' | 'worker' | 'reader';
 

@@ -1,4 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import { afterAll, describe, expect, it } from 'vitest';
+import { listCheckpoints } from '../../src/audit/checkpoint.ts';
+import { auditChainName } from '../../src/db/connect.ts';
+import { loadTrustedKeys } from '../../src/signing/trusted-keys.ts';
+import { bucket, createS3 } from '../../src/storage/s3.ts';
 import { tritonUrl } from '../../src/dev/components/triton.ts';
 import type { LifecycleOutcome } from '../../src/domain/lifecycle.ts';
 import { decide, startLifecycle } from '../../src/lifecycle/client.ts';
@@ -9,6 +14,8 @@ import { factoryCli, lifecycleSuite, startTestLifecycle, temporalCli, waitForSta
 
 const suite = lifecycleSuite();
 const { db, workers } = suite;
+const s3 = createS3(env);
+afterAll(() => s3.destroy());
 
 describe('the governed lifecycle, end to end (real Temporal, Postgres, S3, trainer, Triton)', () => {
   it('a high-risk model: refusals are recorded while it waits; three valid approvals deploy it; trace shows the chain', async () => {
@@ -196,5 +203,23 @@ describe('the governed lifecycle, end to end (real Temporal, Postgres, S3, train
     expect(kinds).not.toContain('approval.requested');
     const cli = await factoryCli(['trace', input.modelName, '--json']);
     expect(JSON.parse(cli.stdout).model.state).toBe('rejected');
+    // Its end anchored the chain: a signed checkpoint at or past its last event, written before it closed.
+    const last = await db
+      .selectFrom('audit_events')
+      .select(sql<string>`max(seq)::text`.as('seq'))
+      .where('workflow_id', '=', workflowId)
+      .executeTakeFirstOrThrow();
+    const history = await client.workflow.getHandle(workflowId).fetchHistory();
+    const activities = history.events!.flatMap((e) =>
+      e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name] : [],
+    );
+    expect(activities.at(-1)).toBe('writeAuditCheckpoint');
+    const listed = await listCheckpoints(
+      s3,
+      bucket(env, 'evidence'),
+      auditChainName(env),
+      loadTrustedKeys(env).map((k) => k.publicKey),
+    );
+    expect(BigInt(listed.valid.at(-1)!.seq)).toBeGreaterThanOrEqual(BigInt(last.seq));
   });
 });

@@ -103,6 +103,14 @@ export const workers: Component = {
   async prepare(ctx) {
     // Running workers found healthy were started with it; a first `up` after an upgrade makes it too.
     devSigningKeyEnv(ctx.env);
+    // The audit chain is anchored every N minutes while events flow (and at every lifecycle's end).
+    const [{ connectClient }, { ensureCheckpointSchedule }] = await Promise.all([import('../../temporal.ts'), import('../../lifecycle/checkpoints.ts')]);
+    const client = await connectClient(ctx.env);
+    try {
+      await ensureCheckpointSchedule(client, { everyMinutes: ctx.env.FACTORY_AUDIT_CHECKPOINT_MINUTES, taskQueuePrefix: ctx.env.FACTORY_TASK_QUEUE_PREFIX });
+    } finally {
+      await client.connection.close();
+    }
   },
   async validate() {
     // Workers on a broken pack would fail every lifecycle at its first step: refuse before any
