@@ -179,6 +179,16 @@ async function insertDecision(tx: Transaction<Database>, r: DecisionRecord): Pro
       refusal_reason: r.refusalReason === undefined ? null : storable(r.refusalReason),
       policy_digest: r.policyDigest,
       decided_at: new Date(r.decidedAt),
+      ...(r.signature
+        ? {
+            key_fingerprint: r.signature.keyFingerprint,
+            public_key: r.signature.publicKey,
+            signed_statement: r.signature.statement,
+            signature: r.signature.signature,
+            signed_at: new Date(r.signature.signedAt),
+            signature_verified: r.signature.verified,
+          }
+        : {}),
     })
     .onConflict((oc) => oc.column('id').doNothing())
     .execute();

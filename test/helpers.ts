@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import { loadEnv } from '../src/config/env.ts';
+import { policyPackPath } from '../src/policy/pack.ts';
 import { venvPaths } from '../src/dev/venv.ts';
 
 export const env = loadEnv();
@@ -15,4 +17,12 @@ export function tinyOnnx(): Buffer {
     'sys.stdout.buffer.write(b.getvalue())',
   ].join('\n');
   return execFileSync(venvPaths(env).python, ['-W', 'ignore', '-c', script], { maxBuffer: 10_000_000 });
+}
+
+/**
+ * The text of the pack the test stack runs with: policies/default.yaml with the dev principals' public
+ * keys (`factory dev up` writes it under FACTORY_HOME). Tests that need a pack of their own edit this.
+ */
+export function stackPolicyText(): string {
+  return fs.readFileSync(policyPackPath(), 'utf8');
 }

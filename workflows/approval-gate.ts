@@ -27,13 +27,14 @@ import {
   type DecisionWithEvent,
   type GateState,
   type RefusedDecision,
+  type SignedPayload,
   decideUpdateSchema,
   escapeUnsafe,
   readPayload,
   readableField,
   summariseReceived,
 } from '../src/domain/approval.ts';
-import { type Candidate, type JudgeRules, judgeDecision } from '../src/policy/approval.ts';
+import { type Candidate, type JudgeRules, type SignatureContext, judgeDecision } from '../src/policy/approval.ts';
 import type { PolicyPack, TierPolicy } from '../src/policy/schema.ts';
 
 /** Signals: one JSON object each, typed or pasted into the Temporal Web UI. Stable API. */
@@ -54,6 +55,14 @@ export type DecisionVerdict = { accepted: true; pendingRoles: string[] } | { acc
 export const BOUNDED_GATE_PATCH = 'bounded-gate';
 
 /**
+ * Lifecycles whose gate opens after this change judge decisions by the signed-approvals rules: a
+ * decision may carry an OpenSSH signature over its statement, and must where its tier requires one
+ * (src/policy/approval.ts judgeSignature). A lifecycle keeps the rules its gate opened with, across
+ * continue-as-new (GateState.signed); older histories replay without it.
+ */
+export const SIGNED_APPROVALS_PATCH = 'signed-approvals';
+
+/**
  * Continue as new before Temporal's own limits come near (warnings at 10 240 events / 10 MB), and
  * after DECISIONS_PER_RUN decisions, below the server's per-run signal cap (temporal/dynamic-config.yaml:
  * history.maximumSignalsPerExecution = 400), so a flood of signals never blocks a run for long.
@@ -69,6 +78,12 @@ const RECORD_BATCH = 40;
  */
 const JUDGE_PER_TASK = 100;
 const REASON_MAX = 500;
+/**
+ * A decision that carries a signature may cost a signature verification (milliseconds in pure code on
+ * a loaded machine): it counts as this many of the task's JUDGE_PER_TASK, so a flood of well-formed
+ * but false signatures still leaves each workflow task far inside the deadlock detector's 2 s.
+ */
+const SIGNED_JUDGE_COST = 10;
 
 interface Inbound {
   seq: number;
@@ -118,6 +133,9 @@ export class ApprovalGate {
   private onRejection: TierPolicy['onRejection'] = 'end-gate';
   private rejectedBy?: AcceptedDecision;
   private bounded?: boolean;
+  /** Set when the gate runs by the signed-approvals rules. */
+  private signed?: { openedAt: string; usedSignatures: string[] };
+  private signedDecided = false;
   // The recorder: judged decisions wait here, in order, for their batch to be written.
   private readonly toRecord: Array<{ seq: number; verdict: DecisionVerdict; entry: DecisionWithEvent }> = [];
   private recording = false;
@@ -190,6 +208,16 @@ export class ApprovalGate {
     status.withdrawals = [...state.withdrawals];
     status.counts = { ...state.counts };
     status.deadline = state.deadline;
+    // The rules the gate opened with go on in the continued run (no new patch decision).
+    this.signed = state.signed ? { openedAt: state.signed.openedAt, usedSignatures: [...state.signed.usedSignatures] } : undefined;
+    this.signedDecided = true;
+  }
+
+  /** Decided once, when the gate opens in a fresh lifecycle; a continued run keeps what its first run decided. */
+  private decideSigned(): void {
+    if (this.signedDecided) return;
+    this.signedDecided = true;
+    if (patched(SIGNED_APPROVALS_PATCH)) this.signed = { openedAt: this.ctx.now(), usedSignatures: [] };
   }
 
   /** Judges decisions until every required role has signed, a required role rejects, or the deadline passes. */
@@ -204,6 +232,7 @@ export class ApprovalGate {
     this.modelVersionId = modelVersionId;
     this.policy = policy;
     if (!this.isBounded()) return this.awaitLegacy(candidate, deadlineMs);
+    this.decideSigned();
     const { status } = this.ctx;
     this.onRejection = opts.onRejection ?? 'end-gate';
     if (!opts.resumed) {
@@ -268,7 +297,7 @@ export class ApprovalGate {
   /** Judges what waits in the inbox, a slice per workflow task, until it is empty or `stop` says so. */
   private async judgeInbox(closedReason?: string, stop: () => boolean = () => false): Promise<void> {
     for (;;) {
-      for (let n = 0; n < JUDGE_PER_TASK && this.inbox.length > 0 && !stop(); n++) this.judge(this.inbox.shift()!, closedReason);
+      for (let budget = JUDGE_PER_TASK; budget > 0 && this.inbox.length > 0 && !stop();) budget -= this.judge(this.inbox.shift()!, closedReason);
       if (this.inbox.length === 0 || stop()) return;
       await sleep(1);
     }
@@ -295,6 +324,7 @@ export class ApprovalGate {
       withdrawals: status.withdrawals ?? [],
       counts: status.counts ?? { received: 0, accepted: 0, refused: 0, withdrawn: 0 },
       deadline: status.deadline ?? '',
+      ...(this.signed ? { signed: { openedAt: this.signed.openedAt, usedSignatures: [...this.signed.usedSignatures] } } : {}),
     };
   }
 
@@ -306,6 +336,30 @@ export class ApprovalGate {
     const pending = status.pendingRoles.join(',');
     if (this.bounded === false || pending !== this.shownPending) upsertSearchAttributes([{ key: PendingRolesKey, value: status.pendingRoles }]);
     this.shownPending = pending;
+    if (this.signed) {
+      setCurrentDetails(
+        [
+          `**Waiting for approval** of ${status.modelName} v${status.version} (${status.riskTier} risk) until ${status.deadline}.`,
+          `Pending roles: ${status.pendingRoles.join(', ') || 'none'}.`,
+          status.counts ? `Decisions so far: ${status.counts.accepted} accepted, ${status.counts.refused} refused, ${status.counts.withdrawn} withdrawn.` : '',
+          this.candidate?.requireSignature ? 'This risk tier requires a signed decision.' : '',
+          `Run \`factory approval-payload ${this.ctx.workflowId} --role <role> --as <you>\`: it prints the statement to sign (\`ssh-keygen -Y sign -n factory-approval\`) and, with \`--signature\`, the JSON to send as the signal \`approve\` (or \`reject\`):`,
+          '```json',
+          JSON.stringify({
+            approver: 'you@example.org',
+            role: status.pendingRoles[0] ?? 'role',
+            meaning: 'approval',
+            modelDigest: status.modelDigest,
+            statement: '<the statement, as printed>',
+            signature: '-----BEGIN SSH SIGNATURE-----\n…',
+          }),
+          '```',
+        ]
+          .filter(Boolean)
+          .join('\n'),
+      );
+      return;
+    }
     setCurrentDetails(
       [
         `**Waiting for approval** of ${status.modelName} v${status.version} (${status.riskTier} risk) until ${status.deadline}.`,
@@ -336,8 +390,37 @@ export class ApprovalGate {
     if (closedReason || !this.candidate) return { verdict: { accepted: false, reason: closedReason ?? 'no candidate awaits approval' } };
     if (!read.ok) return { verdict: { accepted: false, reason: read.reason } };
     if (item.decision === 'unknown') return { verdict: { accepted: false, reason: 'unknown decision' } };
-    const v = judgeDecision(read.value, item.decision, this.candidate, this.ctx.status.approvals, this.policy.pack, rules);
+    const sig: SignatureContext | undefined =
+      rules === 'signed-approvals' && this.signed
+        ? {
+            workflowId: this.ctx.workflowId,
+            modelName: this.ctx.status.modelName,
+            version: this.ctx.status.version ?? 0,
+            requireSignature: this.candidate.requireSignature ?? false,
+            now: this.ctx.now(),
+            openedAt: this.signed.openedAt,
+            usedSignatures: this.signed.usedSignatures,
+          }
+        : undefined;
+    const v = judgeDecision(read.value, item.decision, this.candidate, this.ctx.status.approvals, this.policy.pack, rules, sig);
     if (!v.accepted) return { verdict: rules === 'legacy' ? v : { accepted: false, reason: escapeUnsafe(v.reason).slice(0, REASON_MAX) } };
+    if (rules === 'signed-approvals') {
+      // The statement and signature travel as the evidence of a verified signature, not as payload fields.
+      const { statement: _st, signature: _sig, ...payload } = v.payload as SignedPayload;
+      if (v.signatureDigest) this.signed!.usedSignatures.push(v.signatureDigest);
+      const accepted: AcceptedDecision = {
+        ...payload,
+        decision: item.decision,
+        principalName: v.principalName,
+        at: this.ctx.now(),
+        via: item.via,
+        ...(v.signature ? { signature: v.signature } : {}),
+      };
+      return {
+        verdict: { accepted: true, pendingRoles: this.ctx.status.pendingRoles.filter((r) => item.decision !== 'approve' || r !== accepted.role) },
+        accepted,
+      };
+    }
     const accepted: AcceptedDecision = { ...v.payload, decision: item.decision, principalName: v.principalName, at: this.ctx.now(), via: item.via };
     return {
       verdict: { accepted: true, pendingRoles: this.ctx.status.pendingRoles.filter((r) => item.decision !== 'approve' || r !== accepted.role) },
@@ -345,13 +428,17 @@ export class ApprovalGate {
     };
   }
 
-  /** Judges one decision now (pure) and queues its record; state changes at once, the record follows in order. */
-  private judge(item: Inbound, closedReason?: string): void {
+  /**
+   * Judges one decision now (pure) and queues its record; state changes at once, the record follows in
+   * order. Returns its cost against the task's budget (SIGNED_JUDGE_COST for a signed decision under
+   * the signed-approvals rules, else 1).
+   */
+  private judge(item: Inbound, closedReason?: string): number {
     const { status, workflowId, runId } = this.ctx;
     const counts: DecisionCounts = (status.counts ??= { received: 0, accepted: 0, refused: 0, withdrawn: 0 });
     const at = this.ctx.now();
     const read = readPayload(item.raw);
-    const judged = this.verdictFor(item, read, 'bounded-gate', closedReason);
+    const judged = this.verdictFor(item, read, this.signed ? 'signed-approvals' : 'bounded-gate', closedReason);
     const { accepted } = judged;
     let { verdict } = judged;
     counts.received += 1;
@@ -397,6 +484,7 @@ export class ApprovalGate {
       refusalReason: refusal?.reason,
       policyDigest: this.policy.digest,
       decidedAt: accepted?.at ?? at,
+      ...(accepted?.signature ? { signature: accepted.signature } : {}),
     };
     const event = {
       workflowId,
@@ -413,6 +501,7 @@ export class ApprovalGate {
     };
     this.toRecord.push({ seq: item.seq, verdict, entry: { record, event } });
     this.startRecorder();
+    return this.signed && typeof fields.signature === 'string' ? SIGNED_JUDGE_COST : 1;
   }
 
   private startRecorder(): void {

@@ -369,7 +369,13 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
 
     enterStage('approval', 'Waiting for approval');
     const gateResult = await gate.await(
-      { modelDigest: artifact.digest, requester: input.requester, developer: input.developer, requiredRoles: tier.approverRoles },
+      {
+        modelDigest: artifact.digest,
+        requester: input.requester,
+        developer: input.developer,
+        requiredRoles: tier.approverRoles,
+        requireSignature: tier.requireSignature ?? false,
+      },
       mv.id,
       policy,
       deadlineMs,

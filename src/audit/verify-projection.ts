@@ -79,13 +79,17 @@ export async function verifyProjection(db: Kysely<Database>, { batch = 2_000 }: 
       model_digest: string;
       accepted: boolean;
       refusal_reason: string | null;
+      key_fingerprint: string | null;
+      signed_statement: string | null;
+      signature: string | null;
       kind: string | null;
       payload: Payload | null;
       n: string;
       is_last: boolean;
     }>`
       WITH page AS (
-        SELECT id, approver, role, meaning, model_digest, accepted, refusal_reason FROM approvals WHERE id > ${after} ORDER BY id LIMIT ${batch}
+        SELECT id, approver, role, meaning, model_digest, accepted, refusal_reason, key_fingerprint, signed_statement, signature
+        FROM approvals WHERE id > ${after} ORDER BY id LIMIT ${batch}
       ), last AS (SELECT max(id) AS id, count(*) AS n FROM page)
       SELECT p.*, e.kind, e.payload, last.n::text AS n, p.id = last.id AS is_last
       FROM page p CROSS JOIN last LEFT JOIN audit_events e ON e.event_id = regexp_replace(p.id, '/decision-([0-9]+)$', '/decision.\\1')
@@ -93,6 +97,9 @@ export async function verifyProjection(db: Kysely<Database>, { batch = 2_000 }: 
         OR (p.accepted AND (e.payload->'approver' IS DISTINCT FROM to_jsonb(p.approver) OR e.payload->'role' IS DISTINCT FROM to_jsonb(p.role)
           OR e.payload->'meaning' IS DISTINCT FROM to_jsonb(p.meaning) OR e.payload->'modelDigest' IS DISTINCT FROM to_jsonb(p.model_digest)))
         OR (NOT p.accepted AND e.payload->'reason' IS DISTINCT FROM COALESCE(to_jsonb(p.refusal_reason), 'null'::jsonb))
+        OR (p.accepted AND (e.payload->'signature'->'keyFingerprint' IS DISTINCT FROM to_jsonb(p.key_fingerprint)
+          OR e.payload->'signature'->'statement' IS DISTINCT FROM to_jsonb(p.signed_statement)
+          OR e.payload->'signature'->'signature' IS DISTINCT FROM to_jsonb(p.signature)))
       ORDER BY p.id`.execute(db);
     for (const r of page.rows) {
       const problems = r.accepted
@@ -104,6 +111,19 @@ export async function verifyProjection(db: Kysely<Database>, { batch = 2_000 }: 
           ])
         : differences(r, r.payload, [['refusal_reason', 'reason']]);
       if (r.payload && (r.kind === 'approval.refused') === r.accepted) problems.push(`accepted is ${r.accepted}, the audit trail says ${r.kind}`);
+      // A signed decision's evidence is in its event too (migration 0005): the row must carry the same.
+      if (r.payload && r.accepted) {
+        const sig = (r.payload.signature ?? null) as { keyFingerprint?: string; statement?: string; signature?: string } | null;
+        for (const [col, key] of [
+          ['key_fingerprint', 'keyFingerprint'],
+          ['signed_statement', 'statement'],
+          ['signature', 'signature'],
+        ] as const) {
+          const trail = sig?.[key] ?? null;
+          if (r[col] !== trail)
+            problems.push(`${col} ${r[col] === null ? 'is empty' : 'differs'}, the audit trail ${trail === null ? 'has none' : 'has another'}`);
+        }
+      }
       if (problems.length) mismatch({ table: 'approvals', id: r.id, reason: problems.join('; ') });
     }
     const n = Number(page.rows[0]?.n ?? 0);

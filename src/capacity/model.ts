@@ -60,7 +60,8 @@ export const UNIT_COSTS = {
     value: 21,
     unit: 'appends/s',
     basis: 'measured',
-    source: 'appendAuditEvent one at a time at 1 M events (bench:scale: p50 39 ms on the shared 2-core machine at load 15); one chain, one writer at a time by design',
+    source:
+      'appendAuditEvent one at a time at 1 M events (bench:scale: p50 39 ms on the shared 2-core machine at load 15); one chain, one writer at a time by design',
   },
   objectPricePerGiBMonth: { value: 0.023, unit: 'USD/GiB-month', basis: 'assumed', source: 'object storage list price (WORM/Object Lock)' },
   databasePricePerGiBMonth: { value: 0.115, unit: 'USD/GiB-month', basis: 'assumed', source: 'provisioned SSD block storage for PostgreSQL' },

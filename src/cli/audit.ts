@@ -4,9 +4,11 @@ import type { ObjectCheck } from '../audit/objects.ts';
 import type { AnchoredVerify } from '../audit/anchor.ts';
 import { type Finding, TAMPER_NAME, tamperExit } from '../audit/findings.ts';
 import { type ObjectsResult, type VerifyResult, verifyAuditChain, verifyObjects, verifyProjection } from '../audit/verify.ts';
+import { type SignaturesResult, verifyApprovalSignatures } from '../audit/signatures.ts';
 import type { Env } from '../config/env.ts';
 import type { Database } from '../db/schema.ts';
 import { loadPolicyPack, policyPackPath } from '../policy/pack.ts';
+import type { PolicyPack } from '../policy/schema.ts';
 import { TraceNotFound, renderTrace, traceModel } from '../trace/trace.ts';
 import { withDb } from './context.ts';
 import { CliError, EXIT, createOutput } from './output.ts';
@@ -20,6 +22,22 @@ function principalNames(): Array<[string, string]> {
     process.stderr.write(`warning: policy pack ${policyPackPath()} unreadable (${why}); approvers are shown by id only\n`);
     return [];
   }
+}
+
+/** The packs at hand to check signers against, by digest: the pack in force (when it loads). */
+function packsAtHand(): Map<string, PolicyPack> {
+  try {
+    const loaded = loadPolicyPack(policyPackPath());
+    return new Map([[loaded.digest, loaded.pack]]);
+  } catch {
+    return new Map();
+  }
+}
+
+function renderSignatures(s: SignaturesResult): string {
+  return s.ok
+    ? `approval signatures verified: ${s.checked} (${s.againstPack} also against the policy pack their decision recorded; the rest were recorded under a pack not at hand)`
+    : `APPROVAL SIGNATURES THAT DO NOT VERIFY: ${s.problems.length}\n${s.problems.map((p) => `  approvals ${p.id} (${p.approver}): ${p.reason}`).join('\n')}`;
 }
 
 async function checkObjects(db: Kysely<Database>, env: Env): Promise<ObjectsResult> {
@@ -74,15 +92,15 @@ export function registerAudit(program: Command): void {
   audit
     .command('verify')
     .description(
-      'recompute the hash chain of audit_events and hold it against the signed checkpoints in the evidence bucket, then check the registry; ' +
-        'exit 7 chain broken (row edited or deleted) or registry/objects differ, 8 tail truncated, 9 chain rewritten, 10 checkpoint invalid',
+      'recompute the hash chain of audit_events and hold it against the signed checkpoints in the evidence bucket, then check the registry and re-verify every stored approval signature; ' +
+        'exit 7 chain broken (row edited or deleted) or registry/objects differ or a signature does not verify, 8 tail truncated, 9 chain rewritten, 10 checkpoint invalid',
     )
     .option('--json', 'print JSON')
     .option('--objects', 'also check that every object the registry references exists in object storage with its recorded sha256 (hashes each)')
     .option('--no-checkpoints', 'do not read the signed checkpoints (the chain alone: blind to tail truncation and recomputation)')
     .action(async (opts: { json?: boolean; objects?: boolean; checkpoints: boolean }) => {
       const out = createOutput(!!opts.json);
-      const { chain, checkpoints, findings, anchorError, projection, objects } = await withDb(async (db, env) => {
+      const { chain, checkpoints, findings, anchorError, projection, signatures, objects } = await withDb(async (db, env) => {
         const anchored = opts.checkpoints ? await anchoredChain(db, env) : undefined;
         const chain = anchored && 'chain' in anchored ? anchored.chain : await verifyAuditChain(db);
         return {
@@ -96,10 +114,11 @@ export function registerAudit(program: Command): void {
                 : [{ kind: 'chain-broken' as const, seq: chain.firstBad!.seq, message: chain.firstBad!.reason }],
           anchorError: anchored && 'error' in anchored ? anchored.error : undefined,
           projection: await verifyProjection(db),
+          signatures: await verifyApprovalSignatures(db, packsAtHand()),
           objects: opts.objects ? await checkObjects(db, env) : undefined,
         };
       });
-      const ok = findings.length === 0 && projection.ok && (objects?.ok ?? true);
+      const ok = findings.length === 0 && projection.ok && signatures.ok && (objects?.ok ?? true);
       const result = {
         ok,
         findings,
@@ -107,6 +126,7 @@ export function registerAudit(program: Command): void {
         ...(checkpoints ? { checkpoints } : {}),
         ...(anchorError ? { checkpointsUnreadable: anchorError } : {}),
         projection,
+        signatures,
         ...(objects ? { objects } : {}),
       };
       out.result(result, (r) =>
@@ -120,6 +140,7 @@ export function registerAudit(program: Command): void {
           r.projection.ok
             ? `registry matches the audit trail: ${r.projection.checked} rows checked`
             : `REGISTRY DIFFERS FROM THE AUDIT TRAIL in ${r.projection.mismatchCount} row(s)${r.projection.mismatchCount > r.projection.mismatches.length ? ` (the first ${r.projection.mismatches.length} listed)` : ''}:\n${r.projection.mismatches.map((m) => `  ${m.table} ${m.id}: ${m.reason}`).join('\n')}`,
+          renderSignatures(r.signatures),
           ...(r.objects ? [renderObjects(r.objects)] : []),
         ].join('\n'),
       );

@@ -17,6 +17,7 @@ import { renderTrace, traceModel } from '../trace/trace.ts';
 import { stackContext } from './dev.ts';
 import { renderOutcome } from './lifecycle.ts';
 import { CliError, EXIT, escapeForTerminal } from './output.ts';
+import { signFor, signingKeyFor, statementSubject } from './sign.ts';
 
 // What the demo prints includes text others sent (comments, reasons): escaped like every human rendering.
 const say = (line = '') => process.stdout.write(`${escapeForTerminal(line, { keepNewlines: true })}\n`);
@@ -97,7 +98,12 @@ export function registerDemo(program: Command): void {
             say('   → "Send a Signal", name: approve, one payload per role, e.g.:');
             for (const role of status.pendingRoles) {
               const who = pack.pack.principals.find((p) => p.roles.includes(role) && p.id !== input.developer && p.id !== input.requester);
-              say(`     {"approver":"${who?.id}","role":"${role}","meaning":"approval","modelDigest":"${status.modelDigest}"}`);
+              // The high tier requires signatures: each approver prints the statement, signs it, and gets the JSON.
+              say(`     npx factory approval-payload ${started.workflowId} --role ${role} --as ${who?.id} > statement.txt`);
+              say(`     ssh-keygen -Y sign -n factory-approval -f ${signingKeyFor(ctx.env, who?.id ?? '') ?? '<key>'} statement.txt`);
+              say(
+                `     npx factory approval-payload ${started.workflowId} --role ${role} --as ${who?.id} --statement statement.txt --signature statement.txt.sig`,
+              );
             }
             say('   waiting for your approvals…');
           } else {
@@ -120,16 +126,22 @@ export function registerDemo(program: Command): void {
               ['dana@hospital.example', 'compliance', 'update'],
             ];
             for (const [approver, role, via] of plan.filter(([, r]) => status!.pendingRoles.includes(r))) {
-              const payload = { approver, role, meaning: 'approval' as const, modelDigest: status.modelDigest!, comment: 'demo sign-off' };
+              // Signed with the approver's dev key (`factory dev up` made it): the high tier requires it.
+              const keyFile = signingKeyFor(ctx.env, approver);
+              const comment = 'demo sign-off';
+              const signed = keyFile
+                ? await signFor(keyFile, { ...statementSubject(started.workflowId, status), role, meaning: 'approval', decision: 'approve', approver, comment })
+                : {};
+              const payload = { approver, role, meaning: 'approval' as const, modelDigest: status.modelDigest!, comment, ...signed };
               if (via === 'update') {
                 const v = await decide(client, started.workflowId, { decision: 'approve', ...payload });
                 say(
-                  `   [${names.get(approver)} runs \`factory approve --as ${approver} --role ${role}\` (update "decide")] → ${v.accepted ? `accepted; pending: ${v.pendingRoles.join(', ') || 'none'}` : `refused: ${v.reason}`}`,
+                  `   [${names.get(approver)} runs \`factory approve --as ${approver} --role ${role}\` (signed with ${keyFile ?? 'no key'}; update "decide")] → ${v.accepted ? `accepted; pending: ${v.pendingRoles.join(', ') || 'none'}` : `refused: ${v.reason}`}`,
                 );
               } else {
                 await client.workflow.getHandle(started.workflowId).signal('approve', payload);
                 say(
-                  `   [${names.get(approver)} sends the signal "approve" with ${JSON.stringify({ approver, role, meaning: 'approval' })}… as the Web UI does]`,
+                  `   [${names.get(approver)} sends the signal "approve" with ${JSON.stringify({ approver, role, meaning: 'approval' })}… and a signed statement, as the Web UI does]`,
                 );
               }
             }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ZodError } from 'zod';
-import { type AcceptedDecision, type ApprovalStatus, DECISIONS, MEANINGS, type Decision } from '../domain/approval.ts';
+import { type AcceptedDecision, type ApprovalStatus, DECISIONS, MEANINGS, type Decision, signatureLine } from '../domain/approval.ts';
 import { type LifecycleOutcome, lifecycleInputSchema } from '../domain/lifecycle.ts';
 import {
   type FailureCause,
@@ -32,6 +32,7 @@ import {
 } from '../lifecycle/client.ts';
 import { type Agreement, type RegistryView, endEventOf, projectionAgreement, registryView } from '../lifecycle/projection.ts';
 import { withDb, withTemporal } from './context.ts';
+import { signFor, signingKeyFor, statementSubject } from './sign.ts';
 import { strictInt } from './options.ts';
 import { CliError, EXIT, type Output, createOutput, escapeDeep } from './output.ts';
 
@@ -56,7 +57,8 @@ function receivedSummary(received: unknown): string {
 }
 
 function renderDecision(mark: string, a: AcceptedDecision): string {
-  return `  ${mark} ${a.at} ${a.principalName} <${a.approver}> ${a.decision} ${a.role} (${a.meaning}) via ${a.via}${a.comment ? `  "${a.comment}"` : ''}`;
+  const sig = a.signature ? `  ${signatureLine({ keyFingerprint: a.signature.keyFingerprint, signatureVerified: a.signature.verified })}` : '';
+  return `  ${mark} ${a.at} ${a.principalName} <${a.approver}> ${a.decision} ${a.role} (${a.meaning}) via ${a.via}${sig}${a.comment ? `  "${a.comment}"` : ''}`;
 }
 
 export function renderStatus(s: ApprovalStatus): string {
@@ -416,10 +418,16 @@ export function registerLifecycle(program: Command): void {
       .option('--meaning <meaning>', `signature meaning: ${MEANINGS.join(' | ')}`, decision === 'reject' ? 'review' : 'approval')
       .option('--digest <sha256>', "the candidate's model digest (default: read from the lifecycle)");
     if (decision === 'withdraw') cmd.requiredOption('--comment <text>', 'why the approval is withdrawn (recorded)');
-    else cmd.option('--comment <text>', 'comment recorded with the decision');
+    else {
+      cmd.option('--comment <text>', 'comment recorded with the decision');
+      cmd.option(
+        '--key <file>',
+        'sign with this SSH key (`ssh-keygen -Y sign -n factory-approval`): a private key file, or a public key file whose private half is in ssh-agent (default: the dev key `factory dev up` made for --as, if any)',
+      );
+    }
     cmd.option('--json', 'print JSON').action(async (workflowId: string, opts) => {
       const out = createOutput(!!opts.json);
-      const verdict = await withTemporal(async (client) => {
+      const verdict = await withTemporal(async (client, env) => {
         // Temporal first: a closed lifecycle is answered by the server, with no worker needed.
         const state = await lifecycleState(client, workflowId);
         if (state.temporalStatus !== 'RUNNING') {
@@ -437,8 +445,28 @@ export function registerLifecycle(program: Command): void {
             EXIT.refused,
             `wait for it to reach the approval stage: npx factory status ${workflowId}`,
           );
+        // approve and reject are signatures: signed with --key, else the principal's dev key when there is one.
+        const keyFile = decision === 'withdraw' ? undefined : signingKeyFor(env, opts.as, opts.key);
+        const signed = keyFile
+          ? await signFor(keyFile, {
+              ...statementSubject(workflowId, state.status, modelDigest),
+              role: opts.role,
+              meaning: opts.meaning,
+              decision,
+              approver: opts.as,
+              comment: opts.comment,
+            })
+          : {};
         try {
-          return await decide(client, workflowId, { decision, approver: opts.as, role: opts.role, meaning: opts.meaning, modelDigest, comment: opts.comment });
+          return await decide(client, workflowId, {
+            decision,
+            approver: opts.as,
+            role: opts.role,
+            meaning: opts.meaning,
+            modelDigest,
+            comment: opts.comment,
+            ...signed,
+          });
         } catch (err) {
           if (err instanceof ZodError) throw new CliError(`invalid decision: ${zodMessage(err)}`, EXIT.usage);
           if (err instanceof DecisionRefused) return { accepted: false as const, reason: err.message };

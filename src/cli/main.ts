@@ -9,6 +9,7 @@ const audit: Registrar = async () => (await import('./audit.ts')).registerAudit;
 const demo: Registrar = async () => (await import('./demo.ts')).registerDemo;
 const keys: Registrar = async () => (await import('./keys.ts')).registerKeys;
 const capacity: Registrar = async () => (await import('./capacity.ts')).registerCapacity;
+const sign: Registrar = async () => (await import('./sign.ts')).registerSign;
 /**
  * Each top-level command's module, loaded only when that command runs: `factory trace` must not
  * pay for loading the Temporal client, the S3 SDK and the stack (it answers in well under a second).
@@ -25,6 +26,8 @@ const byCommand: Record<string, Registrar> = {
   demo,
   keys,
   capacity,
+  'approval-payload': sign,
+  policy: sign,
 };
 
 const program = new Command('factory')

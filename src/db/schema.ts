@@ -70,6 +70,13 @@ export interface ApprovalsTable {
   refusal_reason: string | null;
   policy_digest: string;
   decided_at: Date;
+  /** Migration 0005: an accepted signed decision's evidence (null when unsigned). */
+  key_fingerprint: string | null;
+  public_key: string | null;
+  signed_statement: string | null;
+  signature: string | null;
+  signed_at: Date | null;
+  signature_verified: boolean | null;
 }
 
 export interface DeploymentsTable {

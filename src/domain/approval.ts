@@ -19,6 +19,10 @@ export const DECISION_LIMITS = {
   excerpt: 200,
   /** Refusals kept in the approvalStatus query (all of them are in the audit trail). */
   recentRefusals: 20,
+  /** The signed statement (src/domain/approval-statement.ts: STATEMENT_MAX). */
+  statement: 1_024,
+  /** An armored SSH signature (src/signing/sshsig.ts: SSHSIG_LIMITS.armored). */
+  signature: 2_048,
 } as const;
 
 // C0 controls other than TAB and LF, DEL and C1 controls: never part of a name, role or comment.
@@ -52,14 +56,48 @@ export const approvalPayloadSchema = z
   .strict();
 export type ApprovalPayload = z.output<typeof approvalPayloadSchema>;
 
+/**
+ * The payload under the `signed-approvals` rules: the same fields, and for a signed decision the exact
+ * statement signed (src/domain/approval-statement.ts) and the armored OpenSSH signature over it
+ * (`ssh-keygen -Y sign -n factory-approval`). Both are taken verbatim: the signature covers their bytes.
+ */
+export const signedPayloadSchema = approvalPayloadSchema
+  .extend({
+    statement: z
+      .string()
+      .max(DECISION_LIMITS.statement, `at most ${DECISION_LIMITS.statement} characters`)
+      .refine((s) => !CONTROL.test(s), 'contains NUL or control characters')
+      .optional(),
+    signature: z
+      .string()
+      .max(DECISION_LIMITS.signature, `at most ${DECISION_LIMITS.signature} characters`)
+      .refine((s) => /^[\x20-\x7e\r\n]*$/.test(s), 'an armored SSH signature is printable ASCII')
+      .optional(),
+  })
+  .strict()
+  .refine((p) => (p.statement === undefined) === (p.signature === undefined), { message: 'statement and signature come together', path: ['signature'] });
+export type SignedPayload = z.output<typeof signedPayloadSchema>;
+
+/** What an accepted signed decision keeps: enough for anyone to verify it again with ssh-keygen. */
+export interface SignatureEvidence {
+  /** `SHA256:…`, as `ssh-keygen -l` prints it. */
+  keyFingerprint: string;
+  /** `<type> <base64>` of the key that signed, one of the approver's keys in the policy pack. */
+  publicKey: string;
+  statement: string;
+  signature: string;
+  signedAt: string;
+  /** The gate verified the signature over the statement with the key (always true when present). */
+  verified: true;
+}
 /** approve and reject are signatures; withdraw takes back the sender's own approval while the gate is open. */
 export const DECISIONS = ['approve', 'reject', 'withdraw'] as const;
 export const decisionSchema = z.enum(DECISIONS);
 export type Decision = z.infer<typeof decisionSchema>;
 
 /** The whole `decide` update, judged in its validator: what fails here never reaches the history. */
-export const decideUpdateSchema = approvalPayloadSchema
-  .extend({ decision: decisionSchema })
+export const decideUpdateSchema = signedPayloadSchema
+  .safeExtend({ decision: decisionSchema })
   .strict()
   .refine((u) => u.decision !== 'withdraw' || (u.comment ?? '').trim().length > 0, { message: 'a withdrawal states its reason in comment', path: ['comment'] });
 export type DecideUpdate = z.input<typeof decideUpdateSchema>;
@@ -74,6 +112,8 @@ export interface AcceptedDecision extends ApprovalPayload {
   at: string;
   /** Where it came from: "signal" (UI, temporal CLI) or "update" (factory CLI). */
   via: 'signal' | 'update';
+  /** Under the signed-approvals rules, a signed decision's verified signature. */
+  signature?: SignatureEvidence;
 }
 
 /** What arrived, bounded: a digest of the whole and a short, escaped excerpt. Never the payload itself. */
@@ -190,6 +230,8 @@ export interface DecisionRecord {
   refusalReason?: string;
   policyDigest: string;
   decidedAt: string;
+  /** An accepted signed decision's verified signature (migration 0005). */
+  signature?: SignatureEvidence;
 }
 
 /** A judged decision and the audit event that records it: written together. */
@@ -208,4 +250,12 @@ export interface GateState {
   withdrawals: AcceptedDecision[];
   counts: DecisionCounts;
   deadline: string;
+  /** Under the signed-approvals rules: set when the gate opened under them (absent: the older rules). */
+  signed?: { openedAt: string; usedSignatures: string[] };
+}
+
+/** Per approval, for people: the key that signed it and that the signature verified, or that it is unsigned. */
+export function signatureLine(a: { keyFingerprint?: string | null; signatureVerified?: boolean | null }): string {
+  if (!a.keyFingerprint) return 'unsigned';
+  return `key ${a.keyFingerprint} ${a.signatureVerified ? 'signature verified' : 'SIGNATURE NOT VERIFIED'}`;
 }

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../config/env.ts';
-import { parse } from 'yaml';
+import { parse, parseDocument } from 'yaml';
+import { APPROVAL_NAMESPACE, parsePublicKeyLine } from '../signing/sshsig.ts';
 
 import { RISK_TIERS, policyPackSchema, type PolicyPack } from './schema.ts';
 
@@ -34,6 +35,11 @@ export function parsePolicyPack(text: string, source = '<inline>'): LoadedPolicy
       if (!parsed.data.principals.some((p) => p.roles.includes(role))) {
         throw new PolicyPackError(`${source}: invalid policy pack\n  riskTiers.${tier}.approverRoles: no principal holds the role "${role}"`);
       }
+      if (parsed.data.riskTiers[tier].requireSignature && !parsed.data.principals.some((p) => p.roles.includes(role) && p.keys.length > 0)) {
+        throw new PolicyPackError(
+          `${source}: invalid policy pack\n  riskTiers.${tier}.requireSignature: no principal holding the role "${role}" has a public key (add keys: ["ssh-ed25519 AAAA…"] to one)`,
+        );
+      }
     }
   }
   return { pack: parsed.data, digest: `sha256:${createHash('sha256').update(text).digest('hex')}`, source };
@@ -45,7 +51,48 @@ export function loadPolicyPack(file: string): LoadedPolicyPack {
 
 export const DEFAULT_POLICY_PACK = path.join(projectRoot, 'policies', 'default.yaml');
 
-/** The pack in force: FACTORY_POLICY_PACK, else policies/default.yaml. */
+/**
+ * The pack in force: FACTORY_POLICY_PACK, else the effective pack `factory dev up` wrote under
+ * $FACTORY_HOME/policy/ (policies/default.yaml with the dev principals' public keys), else
+ * policies/default.yaml. A deployment lists its principals' real public keys in its own pack.
+ */
 export function policyPackPath(): string {
-  return process.env.FACTORY_POLICY_PACK ?? DEFAULT_POLICY_PACK;
+  if (process.env.FACTORY_POLICY_PACK) return process.env.FACTORY_POLICY_PACK;
+  const effective = effectivePackPath(process.env.FACTORY_HOME ?? path.join(projectRoot, '.factory'));
+  return fs.existsSync(effective) ? effective : DEFAULT_POLICY_PACK;
+}
+
+/** Where `factory dev up` writes the pack it runs with (src/dev/dev-keys.ts). */
+export function effectivePackPath(home: string): string {
+  return path.join(home, 'policy', 'effective.yaml');
+}
+
+/**
+ * A pack's text with public keys added to principals (comments and layout kept): how the dev stack
+ * gives its principals keys, and how tests make packs of their own.
+ */
+export function withPrincipalKeys(text: string, keys: Record<string, string[]>): string {
+  const doc = parseDocument(text);
+  const principals = doc.get('principals') as { items: Array<{ get(k: string): unknown; set(k: string, v: unknown): void }> } | undefined;
+  for (const p of principals?.items ?? []) {
+    const id = String(p.get('id')).toLowerCase();
+    const lines = keys[id];
+    if (lines?.length) p.set('keys', doc.createNode(lines, { flow: true }));
+  }
+  return doc.toString({ lineWidth: 0, flowCollectionPadding: false });
+}
+
+/**
+ * The allowed_signers view of a pack (ssh-keygen(1) ALLOWED SIGNERS), one line per key:
+ * `<principal-id> namespaces="factory-approval" <type> <base64>`: what `ssh-keygen -Y verify -f` reads.
+ */
+export function allowedSigners(pack: PolicyPack): string {
+  const lines: string[] = [];
+  for (const p of pack.principals) {
+    for (const k of p.keys) {
+      const key = parsePublicKeyLine(k);
+      if (key.ok) lines.push(`${p.id} namespaces="${APPROVAL_NAMESPACE}" ${key.value.line}`);
+    }
+  }
+  return lines.length ? `${lines.join('\n')}\n` : '';
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SSHSIG_LIMITS, parsePublicKeyLine } from '../signing/sshsig.ts';
 
 /** Policy pack schema: pure (no Node built-ins) so workflow code can use the types and durations. */
 export const RISK_TIERS = ['low', 'medium', 'high'] as const;
@@ -19,12 +20,33 @@ export const tierPolicySchema = z.object({
    * that role's approval (if any) and keeps the gate open for another holder of the role.
    */
   onRejection: z.enum(['end-gate', 'reopen-role']).default('end-gate'),
+  /**
+   * Whether an approval or rejection in this tier must carry an OpenSSH signature (namespace
+   * factory-approval) by one of the approver's keys over the decision's statement (21 CFR 11.50, 11.70).
+   */
+  requireSignature: z.boolean().default(false),
 });
 
 export const principalSchema = z.object({
   id: z.string().email(),
   name: z.string().min(1),
   roles: z.array(z.string().min(1)).min(1),
+  /**
+   * The principal's public keys, as in authorized_keys: `ssh-ed25519 AAAA… comment` or
+   * `ecdsa-sha2-nistp256 AAAA… comment`. A signed decision verifies with one of them.
+   */
+  keys: z
+    .array(
+      z
+        .string()
+        .max(SSHSIG_LIMITS.publicKeyLine)
+        .superRefine((line, ctx) => {
+          const key = parsePublicKeyLine(line);
+          if (!key.ok) ctx.addIssue({ code: 'custom', message: key.reason });
+        }),
+    )
+    .max(16)
+    .default([]),
 });
 
 export const policyPackSchema = z.object({

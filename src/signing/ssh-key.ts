@@ -1,4 +1,5 @@
-import { createHash } from 'node:crypto';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { base64Encode } from './base64.ts';
 
 /**
  * OpenSSH public-key wire form (RFC 4253 §6.6, RFC 8709 for Ed25519): what `ssh-ed25519 AAAA…` lines
@@ -23,9 +24,12 @@ export function ed25519PublicKeyLine(raw: Uint8Array, comment?: string): string 
   return `ssh-ed25519 ${ed25519WireBlob(raw).toString('base64')}${comment ? ` ${comment}` : ''}`;
 }
 
-/** `SHA256:<base64 without padding>` of a wire blob: what `ssh-keygen -l -f key.pub` prints. */
+/**
+ * `SHA256:<base64 without padding>` of a wire blob: what `ssh-keygen -l -f key.pub` prints. Pure (no
+ * node:crypto): the approval gate takes fingerprints inside the workflow sandbox.
+ */
 export function sshFingerprint(wireBlob: Uint8Array): string {
-  return `SHA256:${createHash('sha256').update(wireBlob).digest('base64').replace(/=+$/, '')}`;
+  return `SHA256:${base64Encode(sha256(wireBlob), { pad: false })}`;
 }
 
 /** The 32 raw bytes of an `ssh-ed25519 AAAA… [comment]` line; undefined when the line is not one. */

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
-import { DECISION_DONE, type Decision } from '../domain/approval.ts';
+import { DECISION_DONE, type Decision, signatureLine } from '../domain/approval.ts';
 
 export interface ModelTrace {
   model: {
@@ -41,6 +41,11 @@ export interface ModelTrace {
     at: string;
     modelDigest: string;
     comment: string | null;
+    /** A signed decision's key (`SHA256:…`, as ssh-keygen -l prints it); null when unsigned. */
+    keyFingerprint: string | null;
+    /** true: the gate verified the signature over the statement with that key; null when unsigned. */
+    signatureVerified: boolean | null;
+    signedAt: string | null;
   }>;
   refusedDecisions: number;
   deployment?: {
@@ -165,6 +170,9 @@ export async function traceModel(db: Kysely<Database>, ref: string, principalNam
       at: new Date(a.decided_at).toISOString(),
       modelDigest: a.model_digest,
       comment: a.comment,
+      keyFingerprint: a.key_fingerprint ?? null,
+      signatureVerified: a.signature_verified ?? null,
+      signedAt: a.signed_at ? new Date(a.signed_at).toISOString() : null,
     })),
     refusedDecisions: Number(refused.n),
     ...(deployment
@@ -225,7 +233,7 @@ export function renderTrace(t: ModelTrace): string {
     ...(t.approvals.length
       ? t.approvals.map(
           (a) =>
-            `  ${a.at}  ${a.name} <${a.approver}>  role=${a.role}  meaning=${a.meaning}  ${DECISION_DONE[a.decision as Decision] ?? a.decision} ${a.modelDigest.slice(0, 19)}…${a.comment ? `  "${a.comment}"` : ''}`,
+            `  ${a.at}  ${a.name} <${a.approver}>  role=${a.role}  meaning=${a.meaning}  ${DECISION_DONE[a.decision as Decision] ?? a.decision} ${a.modelDigest.slice(0, 19)}…  ${signatureLine(a)}${a.comment ? `  "${a.comment}"` : ''}`,
         )
       : ['  (none)']),
     ...(t.refusedDecisions ? [`  ${t.refusedDecisions} refused decision(s) recorded in the audit trail`] : []),

@@ -3,7 +3,18 @@ import { describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/config/env.ts';
 import type { ApprovalStatus } from '../../src/domain/approval.ts';
 import type { LifecycleOutcome } from '../../src/domain/lifecycle.ts';
-import { DATASET, IMAGE, IsolatedWorkers, factoryCli, lifecycleSuite, randomCommit, startTestLifecycle, temporalCli, waitForStatus } from './harness.ts';
+import {
+  DATASET,
+  IMAGE,
+  IsolatedWorkers,
+  factoryCli,
+  lifecycleSuite,
+  randomCommit,
+  signedDecision,
+  startTestLifecycle,
+  temporalCli,
+  waitForStatus,
+} from './harness.ts';
 
 const suite = lifecycleSuite();
 const { workers } = suite;
@@ -97,13 +108,15 @@ describe('CLI inputs, output and failures (real stack)', () => {
     const forgedBidi = 'see invoice\u202egnp.exe \u2066admin\u2069 ok';
     const escapedBidi = 'see invoice\\u202egnp.exe \\u2066admin\\u2069 ok';
     const { workflowId, input } = await startTestLifecycle(suite.client, workers, { riskTier: 'medium' });
-    const s = await waitForStatus(suite.client, workflowId, (st) => st.stage === 'approval');
+    await waitForStatus(suite.client, workflowId, (st) => st.stage === 'approval');
     const signal = (payload: object) =>
       temporalCli(['workflow', 'signal', '--workflow-id', workflowId, '--name', 'approve', '--input', JSON.stringify(payload)]);
 
-    await signal({ approver: 'omar@hospital.example', role: 'model-owner', meaning: 'approval', modelDigest: s.modelDigest, comment: forgedEsc });
+    // The medium tier requires signatures: each decision is signed with the approver's dev key.
+    const signed = (approver: string, role: string, comment?: string) => signedDecision(suite.client, workflowId, { approver, role, comment });
+    await signal(await signed('omar@hospital.example', 'model-owner', forgedEsc));
     await waitForStatus(suite.client, workflowId, (st) => st.refusals.length + st.approvals.length === 1);
-    await signal({ approver: 'omar@hospital.example', role: 'model-owner', meaning: 'approval', modelDigest: s.modelDigest, comment: forgedBidi });
+    await signal(await signed('omar@hospital.example', 'model-owner', forgedBidi));
     await waitForStatus(suite.client, workflowId, (st) => st.approvals.some((a) => a.comment === forgedBidi));
 
     const human = await factoryCli(['status', workflowId]);
@@ -115,7 +128,7 @@ describe('CLI inputs, output and failures (real stack)', () => {
     expect(json.approvals.map((a) => a.comment)).toContain(forgedBidi);
 
     // The second role signs: the lifecycle deploys; the trace shows the comment escaped, its JSON exact.
-    await signal({ approver: 'vera@hospital.example', role: 'validator', meaning: 'approval', modelDigest: s.modelDigest });
+    await signal(await signed('vera@hospital.example', 'validator'));
     const outcome = (await suite.client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
     expect(outcome.outcome).toBe('deployed');
     const trace = await factoryCli(['trace', input.modelName]);

@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive, processFiles, readPid } from '../../src/dev/process.ts';
-import { DEFAULT_POLICY_PACK, parsePolicyPack } from '../../src/policy/pack.ts';
+import { parsePolicyPack } from '../../src/policy/pack.ts';
+import { stackPolicyText } from '../helpers.ts';
 import { factoryCli } from './harness.ts';
 
 // The real CLI against the real stack, with dev workers of its own: a scratch FACTORY_HOME and a
@@ -30,7 +31,8 @@ async function status(extra: NodeJS.ProcessEnv = {}): Promise<StatusJson> {
 }
 
 describe('one policy pack for all: dev up validates it, workers follow it, the CLI says when it differs', () => {
-  const text = fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8');
+  // The stack's pack: policies/default.yaml with the dev principals' keys (its signing tiers need them).
+  const text = stackPolicyText();
   beforeAll(async () => {
     parsePolicyPack(text); // the starting point is a valid pack
     fs.writeFileSync(pack, text);

@@ -4,14 +4,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { databaseUrl } from '../../src/db/connect.ts';
 import type { LifecycleOutcome } from '../../src/domain/lifecycle.ts';
-import { DEFAULT_POLICY_PACK } from '../../src/policy/pack.ts';
-import { env } from '../helpers.ts';
+import { env, stackPolicyText } from '../helpers.ts';
 import { CuttableProxy, IsolatedWorkers, lifecycleSuite, startTestLifecycle, waitForStatus } from './harness.ts';
 
 // The low tier's approval window is 20 s here, for these workers only.
 const policyFile = path.join(env.FACTORY_HOME, 'test-policy-20s-window.yaml');
 fs.mkdirSync(env.FACTORY_HOME, { recursive: true });
-fs.writeFileSync(policyFile, fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8').replace('approvalTimeout: 7d', 'approvalTimeout: 20s'));
+fs.writeFileSync(policyFile, stackPolicyText().replace('approvalTimeout: 7d', 'approvalTimeout: 20s'));
 
 const suite = lifecycleSuite({ startWorkers: false });
 const { db } = suite;

@@ -6,18 +6,14 @@ import type { WorkflowExecutionInfo } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import type { ApprovalStatus, ReceivedSummary } from '../../src/domain/approval.ts';
 import type { LifecycleOutcome } from '../../src/domain/lifecycle.ts';
-import { DEFAULT_POLICY_PACK } from '../../src/policy/pack.ts';
 import type { ModelTrace } from '../../src/trace/trace.ts';
-import { env } from '../helpers.ts';
-import { factoryCli, lifecycleSuite, startTestLifecycle, temporalCli, waitForStatus } from './harness.ts';
+import { env, stackPolicyText } from '../helpers.ts';
+import { factoryCli, lifecycleSuite, signedDecision, startTestLifecycle, temporalCli, waitForStatus } from './harness.ts';
 
-// The default pack, except that a medium-risk rejection reopens its role instead of ending the gate.
+// The stack's pack (the default with the dev keys), except that a medium-risk rejection reopens its role instead of ending the gate.
 const policyFile = path.join(env.FACTORY_HOME, 'test-policy-reopen-role.yaml');
 fs.mkdirSync(env.FACTORY_HOME, { recursive: true });
-fs.writeFileSync(
-  policyFile,
-  fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8').replace('approvalTimeout: 10d', 'approvalTimeout: 10d\n    onRejection: reopen-role'),
-);
+fs.writeFileSync(policyFile, stackPolicyText().replace('approvalTimeout: 10d', 'approvalTimeout: 10d\n    onRejection: reopen-role'));
 
 const suite = lifecycleSuite({ workerEnv: { FACTORY_POLICY_PACK: policyFile } });
 const { db, workers } = suite;
@@ -223,16 +219,20 @@ describe('the approval gate under hostile input (real Temporal, temporal CLI, Po
 
   it('ends the gate when a holder of an already filled role rejects (high risk: end-gate)', async () => {
     const { workflowId } = await startTestLifecycle(suite.client, workers, { riskTier: 'high', developer: 'alice@hospital.example' });
-    const s = await waitForStatus(suite.client, workflowId, (st) => st.stage === 'approval');
-    await signalCli(workflowId, 'approve', { approver: 'omar@hospital.example', role: 'business', meaning: 'approval', modelDigest: s.modelDigest });
+    await waitForStatus(suite.client, workflowId, (st) => st.stage === 'approval');
+    await signalCli(workflowId, 'approve', await signedDecision(suite.client, workflowId, { approver: 'omar@hospital.example', role: 'business' }));
     await waitForStatus(suite.client, workflowId, (st) => st.approvals.length === 1);
-    await signalCli(workflowId, 'reject', {
-      approver: 'lena@hospital.example',
-      role: 'business',
-      meaning: 'review',
-      modelDigest: s.modelDigest,
-      comment: 'no fairness analysis',
-    });
+    await signalCli(
+      workflowId,
+      'reject',
+      await signedDecision(suite.client, workflowId, {
+        approver: 'lena@hospital.example',
+        role: 'business',
+        meaning: 'review',
+        decision: 'reject',
+        comment: 'no fairness analysis',
+      }),
+    );
     const outcome = (await suite.client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
     expect(outcome).toMatchObject({ outcome: 'rejected', reason: 'rejected by Lena Vogel <lena@hospital.example> as business: no fairness analysis' });
   });

@@ -7,16 +7,15 @@ import { describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/dev/process.ts';
 import type { LifecycleOutcome } from '../../src/domain/lifecycle.ts';
 import { decide } from '../../src/lifecycle/client.ts';
-import { DEFAULT_POLICY_PACK } from '../../src/policy/pack.ts';
 import { bucket, createS3 } from '../../src/storage/s3.ts';
 import type { ModelTrace } from '../../src/trace/trace.ts';
-import { env } from '../helpers.ts';
+import { env, stackPolicyText } from '../helpers.ts';
 import { DATASET, factoryCli, lifecycleSuite, startTestLifecycle, waitForStatus } from './harness.ts';
 
 // A policy pack whose low tier times out after a few seconds, for these workers only.
 const policyFile = path.join(env.FACTORY_HOME, 'test-policy-short-timeout.yaml');
 fs.mkdirSync(env.FACTORY_HOME, { recursive: true });
-fs.writeFileSync(policyFile, fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8').replace('approvalTimeout: 7d', 'approvalTimeout: 8s'));
+fs.writeFileSync(policyFile, stackPolicyText().replace('approvalTimeout: 7d', 'approvalTimeout: 8s'));
 
 // The real dataset with three bad rows appended, as a hospital export might have them.
 const dirtyDir = path.join(env.FACTORY_HOME, 'test-data', 'wdbc-dirty');

@@ -16,7 +16,9 @@ import type { TaskQueue } from '../../src/domain/task-queues.ts';
 import { devSigningKeyEnv } from '../../src/dev/components/workers.ts';
 import { venvPaths } from '../../src/dev/venv.ts';
 import { approvalStatus, startLifecycle } from '../../src/lifecycle/client.ts';
+import { principalKeyFile } from '../../src/signing/ssh-keygen.ts';
 import { env } from '../helpers.ts';
+import { type DecisionToSign, signedPayload } from '../signing.ts';
 
 export const exec = promisify(execFile);
 export const DATASET = path.join(projectRoot, 'datasets', 'breast-cancer-wisconsin', 'wdbc.csv');
@@ -114,6 +116,28 @@ export async function waitForStatus(client: Client, workflowId: string, ok: (s: 
     await sleep(250);
   }
   throw new Error(`timed out waiting on ${workflowId}; last status: ${JSON.stringify(last)}`);
+}
+
+/**
+ * A decision on the lifecycle's candidate as it stands now, signed with the approver's dev key (made by
+ * `factory dev up` under FACTORY_HOME), or `keyFile`. `statement` signs other fields than the payload
+ * sends: a replayed or forged statement.
+ */
+export async function signedDecision(
+  client: Client,
+  workflowId: string,
+  d: Omit<DecisionToSign, 'workflowId' | 'model' | 'version' | 'modelDigest'> & Partial<Pick<DecisionToSign, 'modelDigest'>> & { keyFile?: string },
+) {
+  const s = await approvalStatus(client, workflowId);
+  if (s.version === undefined || !s.modelDigest) throw new Error(`${workflowId} has no candidate yet (stage ${s.stage})`);
+  const { keyFile, ...rest } = d;
+  return signedPayload(keyFile ?? principalKeyFile(env.FACTORY_HOME, d.approver), {
+    workflowId,
+    model: s.modelName,
+    version: s.version,
+    modelDigest: s.modelDigest,
+    ...rest,
+  });
 }
 
 /** Runs the real Temporal CLI, as a person at a terminal would. */

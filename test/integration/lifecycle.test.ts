@@ -10,7 +10,7 @@ import { decide, startLifecycle } from '../../src/lifecycle/client.ts';
 import { TritonClient } from '../../src/serving/triton.ts';
 import type { ModelTrace } from '../../src/trace/trace.ts';
 import { env } from '../helpers.ts';
-import { factoryCli, lifecycleSuite, startTestLifecycle, temporalCli, waitForStatus } from './harness.ts';
+import { factoryCli, lifecycleSuite, signedDecision, startTestLifecycle, temporalCli, waitForStatus } from './harness.ts';
 
 const suite = lifecycleSuite();
 const { db, workers } = suite;
@@ -103,7 +103,8 @@ describe('the governed lifecycle, end to end (real Temporal, Postgres, S3, train
         expect(verdict).toMatchObject({ accepted: false, reason: expect.stringMatching(reason) });
     }
 
-    // Valid approvals through each public interface: the real temporal CLI, the SDK update, an SDK signal.
+    // Valid signed approvals through each public interface: the real temporal CLI (what the Web UI's
+    // "Send a Signal" sends), the SDK update (what `factory approve` sends), an SDK signal.
     await temporalCli([
       'workflow',
       'signal',
@@ -112,14 +113,22 @@ describe('the governed lifecycle, end to end (real Temporal, Postgres, S3, train
       '--name',
       'approve',
       '--input',
-      JSON.stringify(ok('lena@hospital.example', 'business', { comment: 'fit for purpose' })),
+      JSON.stringify(await signedDecision(client, workflowId, { approver: 'lena@hospital.example', role: 'business', comment: 'fit for purpose' })),
     ]);
     await waitForStatus(client, workflowId, (s) => s.approvals.length === 1);
-    expect(await decide(client, workflowId, { decision: 'approve', ...ok('sam@hospital.example', 'security') } as never)).toEqual({
+    expect(
+      await decide(client, workflowId, {
+        decision: 'approve',
+        ...(await signedDecision(client, workflowId, { approver: 'sam@hospital.example', role: 'security' })),
+      }),
+    ).toEqual({
       accepted: true,
       pendingRoles: ['compliance'],
     });
-    await handle.signal('approve', ok('dana@hospital.example', 'compliance', { meaning: 'responsibility' }));
+    await handle.signal(
+      'approve',
+      await signedDecision(client, workflowId, { approver: 'dana@hospital.example', role: 'compliance', meaning: 'responsibility' }),
+    );
 
     const outcome = (await handle.result()) as LifecycleOutcome;
     expect(outcome).toMatchObject({ outcome: 'deployed', modelName: input.modelName, artifactDigest: digest });

@@ -2,10 +2,13 @@ import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { AcceptedDecision } from '../../src/domain/approval.ts';
 import { judgeDecision } from '../../src/policy/approval.ts';
-import { DEFAULT_POLICY_PACK, PolicyPackError, loadPolicyPack, parsePolicyPack } from '../../src/policy/pack.ts';
+import { DEFAULT_POLICY_PACK, PolicyPackError, allowedSigners, parsePolicyPack } from '../../src/policy/pack.ts';
 import { durationMs } from '../../src/policy/schema.ts';
+import { keyedTestPack, makeSshKey } from '../signing.ts';
 
-const { pack, digest } = loadPolicyPack(DEFAULT_POLICY_PACK);
+// policies/default.yaml lists no keys (`factory dev up` adds the dev principals'); its signing tiers need them.
+const keyed = keyedTestPack();
+const { pack, digest } = keyed.loaded;
 const digestOf = (c: string) => `sha256:${c.repeat(64)}`;
 const candidate = {
   modelDigest: digestOf('a'),
@@ -39,7 +42,7 @@ describe('policy pack', () => {
   });
 
   it('fails fast with the path of the bad field', () => {
-    const text = fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8');
+    const text = keyed.text;
     expect(() => parsePolicyPack(text.replace('accuracy: 0.93', 'accuracy: high'), 'bad.yaml')).toThrow(
       /bad.yaml: invalid policy pack\n {2}riskTiers\.high\.thresholds\.accuracy/,
     );
@@ -49,8 +52,32 @@ describe('policy pack', () => {
   });
 
   it('refuses a pack whose required role nobody holds', () => {
-    const text = fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8').replace('approverRoles: [business, security, compliance]', 'approverRoles: [business, auditor]');
+    const text = keyed.text.replace('approverRoles: [business, security, compliance]', 'approverRoles: [business, auditor]');
     expect(() => parsePolicyPack(text)).toThrow(/riskTiers\.high\.approverRoles: no principal holds the role "auditor"/);
+  });
+});
+
+describe('public keys in the pack', () => {
+  it('refuses a tier that requires signatures where a required role has no holder with a key', () => {
+    expect(() => parsePolicyPack(fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8'), 'default.yaml')).toThrow(
+      /riskTiers\.medium\.requireSignature: no principal holding the role "model-owner" has a public key/,
+    );
+  });
+
+  it('refuses key types other than ssh-ed25519 and ecdsa-sha2-nistp256, naming the principal', () => {
+    const rsa = makeSshKey('rsa');
+    const text = keyed.text.replace(/(id: sam@hospital\.example.*?keys: \[)/, `$1"${rsa.line}", `);
+    expect(() => parsePolicyPack(text, 'p.yaml')).toThrow(/principals\.5\.keys\.0: key type "ssh-rsa" is not accepted/);
+    const ec = makeSshKey('ecdsa');
+    expect(() => parsePolicyPack(keyed.text.replace(/(id: sam@hospital\.example.*?keys: \[)/, `$1"${ec.line}", `))).not.toThrow();
+  });
+
+  it('prints the allowed_signers view: one line per key, in the approval namespace', () => {
+    const lines = allowedSigners(pack).trimEnd().split('\n');
+    expect(lines).toHaveLength(pack.principals.length);
+    expect(lines[0]).toBe(
+      `alice@hospital.example namespaces="factory-approval" ${keyed.keys['alice@hospital.example']!.line.split(' ').slice(0, 2).join(' ')}`,
+    );
   });
 });
 

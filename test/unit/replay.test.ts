@@ -22,8 +22,12 @@ describe('replay of recorded lifecycle histories', () => {
   for (const file of files) {
     it(`replays ${file}`, async () => {
       // runReplayHistory accepts the Temporal CLI's JSON form as it is (it converts it itself).
-      const history: unknown = JSON.parse(fs.readFileSync(path.join(fixtures, file), 'utf8'));
-      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, file);
+      const history = JSON.parse(fs.readFileSync(path.join(fixtures, file), 'utf8')) as {
+        events: Array<{ workflowExecutionStartedEventAttributes?: { workflowId?: string } }>;
+      };
+      // Replayed under the workflow id it ran with: a signed statement binds it, so the gate reads it.
+      const workflowId = history.events[0]?.workflowExecutionStartedEventAttributes?.workflowId ?? file;
+      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, workflowId);
     }, 60_000);
   }
 });

@@ -3,6 +3,7 @@ import * as m0001 from './0001_registry_and_audit.ts';
 import * as m0002 from './0002_audit_writer_role.ts';
 import * as m0003 from './0003_registry_facts_guarded.ts';
 import * as m0004 from './0004_lifecycle_runs_and_terminal_states.ts';
+import * as m0005 from './0005_signed_approvals.ts';
 import * as m0006 from './0006_least_privilege_roles.ts';
 import * as m0007 from './0007_model_provenance.ts';
 import * as m0009 from './0009_registry_lookup_indexes.ts';
@@ -13,6 +14,7 @@ export const migrations: Record<string, Migration> = {
   '0002_audit_writer_role': m0002,
   '0003_registry_facts_guarded': m0003,
   '0004_lifecycle_runs_and_terminal_states': m0004,
+  '0005_signed_approvals': m0005,
   '0006_least_privilege_roles': m0006,
   '0007_model_provenance': m0007,
   '0009_registry_lookup_indexes': m0009,

@@ -6,6 +6,7 @@ import { ensureFactoryKeyFile, signingKeyFile } from '../../signing/factory-key.
 import { ALL_TASK_QUEUES } from '../../domain/task-queues.ts';
 import { newestSourceMtime } from '../newest-source.mjs';
 import { StackRefusal, type Component, type StackContext } from '../component.ts';
+import { ensureDevPolicyPack } from '../dev-keys.ts';
 import { nodeEntrypoint } from '../node.ts';
 import { ownedPid, processFiles, startDetached } from '../process.ts';
 import { packAgreement, packInUse, readWorkerReady, workerReadyFile } from '../worker-ready.ts';
@@ -112,7 +113,14 @@ export const workers: Component = {
       await client.connection.close();
     }
   },
-  async validate() {
+  async validate(ctx) {
+    // The dev principals' keys and the effective pack (policies/default.yaml + their public keys),
+    // made if missing: the pack checked below is then that one (unless FACTORY_POLICY_PACK names another).
+    try {
+      ensureDevPolicyPack(ctx.env);
+    } catch (err) {
+      throw new StackRefusal('workers', `the dev principals' keys or effective policy pack could not be made: ${(err as Error).message.split('\n')[0]}`);
+    }
     // Workers on a broken pack would fail every lifecycle at its first step: refuse before any
     // running worker is replaced.
     const pack = packInUse();

@@ -1,0 +1,121 @@
+import type { Kysely } from 'kysely';
+import { commentDigest, parseStatement } from '../domain/approval-statement.ts';
+import type { Database } from '../db/schema.ts';
+import type { PolicyPack } from '../policy/schema.ts';
+import { APPROVAL_NAMESPACE, parsePublicKeyLine, verifySshSig } from '../signing/sshsig.ts';
+
+export interface SignatureProblem {
+  id: string;
+  approver: string;
+  reason: string;
+}
+
+export interface SignaturesResult {
+  ok: boolean;
+  /** Signed decisions re-verified (statement, signature, key). */
+  checked: number;
+  /** Of those, how many were also checked against the pack their decision recorded (its digest at hand). */
+  againstPack: number;
+  problems: SignatureProblem[];
+}
+
+/**
+ * Re-verifies every stored signature, trusting nothing the row says about itself: the signature over
+ * the stored statement with the stored key; the key's fingerprint; the statement's fields against the
+ * row (approver, role, meaning, decision, digest, workflow, comment); and, where the pack whose digest
+ * the decision recorded is at hand, that the key is one of the approver's there, and that an accepted
+ * decision in a tier requiring signatures has one. Pages by id: bounded memory for any table size.
+ */
+export async function verifyApprovalSignatures(db: Kysely<Database>, packs: ReadonlyMap<string, PolicyPack>, batch = 1_000): Promise<SignaturesResult> {
+  const problems: SignatureProblem[] = [];
+  let checked = 0;
+  let againstPack = 0;
+  let after = '';
+  for (;;) {
+    const page = await db
+      .selectFrom('approvals as a')
+      .innerJoin('model_versions as m', 'm.id', 'a.model_version_id')
+      .select([
+        'a.id',
+        'a.workflow_id',
+        'a.decision',
+        'a.approver',
+        'a.role',
+        'a.meaning',
+        'a.model_digest',
+        'a.comment',
+        'a.accepted',
+        'a.policy_digest',
+        'a.key_fingerprint',
+        'a.public_key',
+        'a.signed_statement',
+        'a.signature',
+        'a.signature_verified',
+        'm.risk_tier',
+        'm.model_name',
+        'm.version',
+      ])
+      .where('a.id', '>', after)
+      .orderBy('a.id')
+      .limit(batch)
+      .execute();
+    for (const r of page) {
+      const bad = (reason: string) => problems.push({ id: r.id, approver: r.approver, reason });
+      const pack = packs.get(r.policy_digest);
+      const evidence = [r.key_fingerprint, r.public_key, r.signed_statement, r.signature];
+      if (evidence.every((e) => e === null) && r.signature_verified === null) {
+        const tier = pack?.riskTiers[r.risk_tier as keyof PolicyPack['riskTiers']];
+        if (r.accepted && r.decision !== 'withdraw' && tier?.requireSignature)
+          bad('accepted without a signature, where the policy pack it recorded requires one');
+        continue;
+      }
+      checked += 1;
+      if (evidence.some((e) => e === null) || r.signature_verified !== true) {
+        bad('incomplete signature evidence (fingerprint, public key, statement, signature and verified are stored together)');
+        continue;
+      }
+      const key = parsePublicKeyLine(r.public_key!);
+      if (!key.ok) {
+        bad(`stored public key unreadable: ${key.reason}`);
+        continue;
+      }
+      if (key.value.fingerprint !== r.key_fingerprint) bad(`stored fingerprint ${r.key_fingerprint} is not the stored key's (${key.value.fingerprint})`);
+      const v = verifySshSig(r.signature!, r.signed_statement!, APPROVAL_NAMESPACE);
+      if (!v.ok) {
+        bad(`signature does not verify over the stored statement: ${v.reason}`);
+        continue;
+      }
+      if (v.value.publicKey.fingerprint !== key.value.fingerprint)
+        bad(`signed by ${v.value.publicKey.fingerprint}, not by the stored key ${key.value.fingerprint}`);
+      const st = parseStatement(r.signed_statement!);
+      if (!st.ok) {
+        bad(`stored statement unreadable: ${st.reason}`);
+        continue;
+      }
+      const f = st.value;
+      const differs = (
+        [
+          ['workflow-id', f.workflowId, r.workflow_id],
+          ['model', f.model, r.model_name],
+          ['version', String(f.version), String(r.version)],
+          ['artifact-digest', f.artifactDigest, r.model_digest],
+          ['role', f.role, r.role],
+          ['meaning', f.meaning, r.meaning],
+          ['decision', f.decision, r.decision],
+          ['approver', f.approver.toLowerCase(), r.approver.toLowerCase()],
+          ['comment-sha256', f.commentSha256, commentDigest(r.comment ?? undefined)],
+        ] as const
+      ).filter(([, signed, row]) => signed !== row);
+      for (const [name, signed, row] of differs) bad(`the signed statement's ${name} is "${signed}", the row's is "${row}"`);
+      if (pack) {
+        againstPack += 1;
+        const principal = pack.principals.find((p) => p.id.toLowerCase() === r.approver.toLowerCase());
+        const own = (principal?.keys ?? []).map(parsePublicKeyLine).some((k) => k.ok && k.value.fingerprint === key.value.fingerprint);
+        if (!own) bad(`the key ${key.value.fingerprint} is not one of ${r.approver}'s keys in the policy pack ${r.policy_digest.slice(0, 19)}…`);
+      }
+    }
+    if (page.length < batch) break;
+    after = page.at(-1)!.id;
+  }
+  return { ok: problems.length === 0, checked, againstPack, problems };
+}
