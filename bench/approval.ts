@@ -210,11 +210,18 @@ try {
   process.stderr.write(`[bench] ${STORM} refusals on one lifecycle…\n`);
   const before = received(await status(stormed));
   const handle = client.workflow.getHandle(stormed);
-  for (let i = 0; i < STORM; i += 50) {
-    await Promise.all(
-      Array.from({ length: Math.min(50, STORM - i) }, () => handle.signal('approve', { ...self, meaning: 'approval', modelDigest: digests.get(stormed)! })),
-    );
-  }
+  // Ten at a time; a signal that meets the gate's continue-as-new (the server answers with an error) is sent again.
+  const refuse = async () => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await handle.signal('approve', { ...self, meaning: 'approval', modelDigest: digests.get(stormed)! });
+      } catch (err) {
+        if (attempt >= 20) throw err;
+        await sleep(200);
+      }
+    }
+  };
+  for (let i = 0; i < STORM; i += 10) await Promise.all(Array.from({ length: Math.min(10, STORM - i) }, refuse));
   while (received(await status(stormed)) < before + STORM) await sleep(100);
   const s = await status(stormed);
   const b = { update: [] as number[], signal: [] as number[] };
