@@ -189,7 +189,8 @@ await db.destroy();
 
 const now = phases.at(-1)!;
 const base = phases.length > 1 ? phases[0] : undefined;
-const ratio = (b: number | undefined, n: number, better: string) => (b === undefined ? '' : `  (baseline ${b.toFixed(b < 100 ? 2 : 0)}, ${(b / n).toFixed(1)}× ${better})`);
+const ratio = (b: number | undefined, n: number, better: string) =>
+  b === undefined ? '' : `  (baseline ${b.toFixed(b < 100 ? 2 : 0)}, ${(b / n).toFixed(1)}× ${better})`;
 const goals = [
   { what: 'traceModel p99 at 1 M events', value: now.traceLib.p99, unit: 'ms', goal: 10, ok: now.traceLib.p99 < 10, base: base?.traceLib.p99 },
   { what: 'factory trace as a process, p50', value: now.traceCli.p50, unit: 'ms', goal: 300, ok: now.traceCli.p50 < 300, base: base?.traceCli.p50 },
