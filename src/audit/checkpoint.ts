@@ -58,12 +58,18 @@ export interface ChainHead {
   count: number;
 }
 
-/** The newest row and the number of rows, in one statement (one snapshot). Ordered by the bigint, not the text alias. */
-export async function chainHead(db: Kysely<Database>): Promise<ChainHead | undefined> {
+/**
+ * The newest row and the number of rows, in one statement (one snapshot). Ordered by the bigint, not
+ * the text alias. Given the previous checkpoint, only the rows after it are counted (an index range,
+ * not a scan of the whole trail): the count is the previous one's plus those. Rows removed before it
+ * do not lower the count signed next; `audit verify` finds them (the chain breaks).
+ */
+export async function chainHead(db: Kysely<Database>, after?: { seq: string; eventCount: number }): Promise<ChainHead | undefined> {
+  const counted = after ? sql`(SELECT count(*) FROM audit_events WHERE seq > ${after.seq})` : sql`(SELECT count(*) FROM audit_events)`;
   const r = await sql<{ seq: string; hash: string; n: string }>`
-    SELECT seq::text AS seq, hash, (SELECT count(*) FROM audit_events)::text AS n FROM audit_events ORDER BY audit_events.seq DESC LIMIT 1`.execute(db);
+    SELECT seq::text AS seq, hash, ${counted}::text AS n FROM audit_events ORDER BY audit_events.seq DESC LIMIT 1`.execute(db);
   const row = r.rows[0];
-  return row ? { seq: row.seq, hash: row.hash, count: Number(row.n) } : undefined;
+  return row ? { seq: row.seq, hash: row.hash, count: Number(row.n) + (after?.eventCount ?? 0) } : undefined;
 }
 
 export type CheckpointWrite =
@@ -103,12 +109,12 @@ export async function writeAuditCheckpoint(
   const millis = () => Math.round((performance.now() - t0) * 10) / 10;
   return deps.db.transaction().execute(async (tx) => {
     await sql`SELECT pg_advisory_xact_lock(${CHECKPOINT_LOCK})`.execute(tx);
-    const head = await chainHead(tx);
-    if (!head) return { written: false, why: 'empty', millis: millis() };
     const listed = await deps.s3.send(new ListObjectsV2Command({ Bucket: deps.bucket, Prefix: checkpointPrefix(deps.chain), MaxKeys: 1 }));
     const newestKey = listed.Contents?.[0]?.Key;
     const prevStored = newestKey ? await readStored(deps.s3, deps.bucket, newestKey) : undefined;
     const prev = prevStored ? payloadOf(prevStored.bytes) : undefined;
+    const head = await chainHead(tx, prev);
+    if (!head) return { written: false, why: 'empty', millis: millis() };
     if (prev) {
       const prevSeq = BigInt(prev.seq);
       const headSeq = BigInt(head.seq);
