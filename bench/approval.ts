@@ -210,13 +210,14 @@ try {
   process.stderr.write(`[bench] ${STORM} refusals on one lifecycle…\n`);
   const before = received(await status(stormed));
   const handle = client.workflow.getHandle(stormed);
-  // Ten at a time; a signal that meets the gate's continue-as-new (the server answers with an error) is sent again.
+  // Ten at a time. Past the server's signals per run (temporal/dynamic-config.yaml) a signal is refused until the gate
+  // has continued as new; it is sent again then (for up to 30 s), as the dynamic config tells senders to.
   const refuse = async () => {
     for (let attempt = 0; ; attempt++) {
       try {
         return await handle.signal('approve', { ...self, meaning: 'approval', modelDigest: digests.get(stormed)! });
       } catch (err) {
-        if (attempt >= 20) throw err;
+        if (attempt >= 150) throw err;
         await sleep(200);
       }
     }
