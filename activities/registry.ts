@@ -248,18 +248,39 @@ export async function recordDeployment(r: {
   deployedAt: string;
 }): Promise<void> {
   const { db } = activityDeps();
-  await db
-    .insertInto('deployments')
-    .values({
-      id: r.id,
+  await db.transaction().execute(async (tx) => {
+    const inserted = await tx
+      .insertInto('deployments')
+      .values({
+        id: r.id,
+        model_version_id: r.modelVersionId,
+        triton_model: r.tritonModel,
+        triton_version: r.tritonVersion,
+        endpoint: r.endpoint,
+        artifact_digest: r.artifactDigest,
+        smoke: JSON.stringify(r.smoke),
+        deployed_at: new Date(r.deployedAt),
+      })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    if (!inserted) return; // a retry: the route was switched with the first insert
+    // The gateway serves the version just deployed: its model's route switches in the same commit.
+    const model = await tx.selectFrom('model_versions').select('model_name').where('id', '=', r.modelVersionId).executeTakeFirstOrThrow();
+    const route = {
       model_version_id: r.modelVersionId,
       triton_model: r.tritonModel,
       triton_version: r.tritonVersion,
-      endpoint: r.endpoint,
       artifact_digest: r.artifactDigest,
-      smoke: JSON.stringify(r.smoke),
-      deployed_at: new Date(r.deployedAt),
-    })
-    .onConflict((oc) => oc.column('id').doNothing())
-    .execute();
+      state: 'live' as const,
+      switched_at: new Date(r.deployedAt),
+      switched_by: `deployment ${r.id}`,
+      reason: 'deployed',
+    };
+    await tx
+      .insertInto('gateway_routes')
+      .values({ model_name: model.model_name, ...route })
+      .onConflict((oc) => oc.column('model_name').doUpdateSet(route))
+      .execute();
+  });
 }

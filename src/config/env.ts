@@ -79,6 +79,23 @@ export const envSchema = z.object({
   /** Training and evaluation jobs one gpu-onprem worker runs at once. */
   FACTORY_GPU_MAX_CONCURRENT_JOBS: z.coerce.number().int().min(1).max(64).default(2),
 
+  /** The inference gateway (src/gateway/): its port on loopback, or its URL when it runs elsewhere (docker-compose). */
+  FACTORY_GATEWAY_PORT: port.default(8010),
+  /** The address it listens on (0.0.0.0 in a container). */
+  FACTORY_GATEWAY_HOST: z.string().default('127.0.0.1'),
+  FACTORY_GATEWAY_URL: z.url().optional(),
+  /** API keys beside the pack's (hashes only, same format: `factory gateway key create`); `dev up` puts its dev key here. */
+  FACTORY_GATEWAY_KEYS_FILE: z.string().optional(),
+  /** Largest request body the gateway reads (bytes); a larger one is refused with 413 and logged. */
+  FACTORY_GATEWAY_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024),
+  /** Requests one caller (API key) may make per minute before 429. */
+  FACTORY_GATEWAY_RATE_LIMIT: z.coerce.number().int().min(1).default(6000),
+
   /** The factory's Ed25519 signing key as PEM text (injected by a secret manager); never in the repo or the database. */
   FACTORY_SIGNING_KEY: z.string().optional(),
   /** Else a PEM key file readable only by its owner; `factory dev up` makes $FACTORY_HOME/keys/factory-signing.pem. */

@@ -9,6 +9,55 @@ export interface Database {
   approvals: ApprovalsTable;
   deployments: DeploymentsTable;
   audit_events: AuditEventsTable;
+  gateway_routes: GatewayRoutesTable;
+  gateway_requests: GatewayRequestsTable;
+  payload_reads: PayloadReadsTable;
+}
+
+/** What the gateway serves per model (migration 0010): one row a rollback switches. */
+export interface GatewayRoutesTable {
+  model_name: string;
+  model_version_id: number;
+  triton_model: string;
+  triton_version: number;
+  artifact_digest: string;
+  state: 'live';
+  switched_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  switched_by: string;
+  reason: string;
+}
+
+/** One row per gateway request, served or refused (migration 0010; partitioned by month on received_at). */
+export interface GatewayRequestsTable {
+  request_id: string;
+  received_at: ColumnType<Date, Date | string, never>;
+  client_request_id: string | null;
+  principal: string | null;
+  use_case: string | null;
+  key_id: string | null;
+  method: string;
+  route: string;
+  model_name: string | null;
+  model_version: number | null;
+  model_version_id: number | null;
+  artifact_digest: string | null;
+  input_digest: string | null;
+  output_digest: string | null;
+  output_summary: ColumnType<Record<string, unknown> | null, string | null, never>;
+  payload_uri: string | null;
+  status: number;
+  outcome: string;
+  reason: string | null;
+  latency_ms: number;
+}
+
+export interface PayloadReadsTable {
+  id: Generated<string>;
+  request_id: string;
+  reader: string;
+  purpose: string;
+  payload_uri: string;
+  read_at: ColumnType<Date, Date | string | undefined, never>;
 }
 
 export interface DatasetVersionsTable {

@@ -5,7 +5,7 @@ import { projectRoot } from '../config/env.ts';
 import { parse, parseDocument } from 'yaml';
 import { APPROVAL_NAMESPACE, parsePublicKeyLine } from '../signing/sshsig.ts';
 
-import { RISK_TIERS, policyPackSchema, type PolicyPack } from './schema.ts';
+import { RISK_TIERS, policyPackSchema, type GatewayKey, type PolicyPack } from './schema.ts';
 
 export class PolicyPackError extends Error {
   override name = 'PolicyPackError';
@@ -42,7 +42,20 @@ export function parsePolicyPack(text: string, source = '<inline>'): LoadedPolicy
       }
     }
   }
+  const useCases = new Set((parsed.data.useCases ?? []).map((u) => u.name));
+  if (useCases.size !== (parsed.data.useCases ?? []).length) throw new PolicyPackError(`${source}: invalid policy pack\n  useCases: a name appears twice`);
+  for (const k of parsed.data.gatewayKeys ?? []) {
+    const why = gatewayKeyProblem(parsed.data, k);
+    if (why) throw new PolicyPackError(`${source}: invalid policy pack\n  gatewayKeys.${k.id}: ${why}`);
+  }
   return { pack: parsed.data, digest: `sha256:${createHash('sha256').update(text).digest('hex')}`, source };
+}
+
+/** Why a gateway key cannot stand in this pack (its principal or use case unknown); undefined when it can. */
+export function gatewayKeyProblem(pack: PolicyPack, k: GatewayKey): string | undefined {
+  if (!pack.principals.some((p) => p.id.toLowerCase() === k.principal.toLowerCase())) return `no principal ${k.principal} in the pack`;
+  if (!(pack.useCases ?? []).some((u) => u.name === k.useCase)) return `no use case ${k.useCase} in the pack`;
+  return undefined;
 }
 
 export function loadPolicyPack(file: string): LoadedPolicyPack {

@@ -49,10 +49,33 @@ export const principalSchema = z.object({
     .default([]),
 });
 
+const gatewayName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'letters, digits, _ . - (at most 128)');
+
+/** What callers of one use case may call through the gateway: model names and the risk tiers allowed. */
+export const useCaseSchema = z.object({
+  name: gatewayName,
+  description: z.string().max(500).optional(),
+  models: z.array(gatewayName).min(1),
+  riskTiers: z.array(riskTierSchema).min(1),
+});
+export type UseCase = z.infer<typeof useCaseSchema>;
+
+/** An API key of the gateway, by its hash only (never the key): `factory gateway key create` prints the line. */
+export const gatewayKeySchema = z.object({
+  id: z.string().regex(/^[a-z0-9]{8,32}$/, 'the key id printed by `factory gateway key create`'),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'sha256 of the key, hex'),
+  principal: z.string().email(),
+  useCase: gatewayName,
+});
+export type GatewayKey = z.infer<typeof gatewayKeySchema>;
+
 export const policyPackSchema = z.object({
   version: z.string().min(1),
   riskTiers: z.object({ low: tierPolicySchema, medium: tierPolicySchema, high: tierPolicySchema }).strict(),
   principals: z.array(principalSchema).min(1),
+  /** Who may call which models through the inference gateway (src/gateway/); optional (older packs have none). */
+  useCases: z.array(useCaseSchema).optional(),
+  gatewayKeys: z.array(gatewayKeySchema).optional(),
 });
 export type PolicyPack = z.infer<typeof policyPackSchema>;
 export type TierPolicy = z.infer<typeof tierPolicySchema>;

@@ -1,6 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { projectRoot } from '../config/env.ts';
+import { type Env, projectRoot } from '../config/env.ts';
+
+/** Triton's HTTP address: TRITON_URL when it runs elsewhere, else the local server on TRITON_HTTP_PORT. */
+export function tritonUrl(env: Pick<Env, 'TRITON_URL' | 'TRITON_HTTP_PORT'>): string {
+  return env.TRITON_URL ?? `http://127.0.0.1:${env.TRITON_HTTP_PORT}`;
+}
 
 /** Every call has a deadline: a wedged Triton must never hang a worker, a reconcile or `trace`. */
 const DEFAULT_TIMEOUT_MS = 10_000;

@@ -16,8 +16,10 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 /**
  * The logical buckets of the factory; each is versioned with Object Lock enabled. `landing` is where
  * producers drop raw files that a lifecycle names as s3://<prefix>landing/<key> (an input lane).
+ * `requests` holds the gateway's request payloads: in production only the payload-reader role may
+ * read it (a bucket policy), and `factory request payload` records each read with its purpose first.
  */
-export const BUCKETS = ['quarantine', 'certified', 'artifacts', 'evidence', 'landing'] as const;
+export const BUCKETS = ['quarantine', 'certified', 'artifacts', 'evidence', 'landing', 'requests'] as const;
 export type BucketName = (typeof BUCKETS)[number];
 
 export function bucket(env: Env, name: BucketName): string {
@@ -49,7 +51,8 @@ export async function ensureBuckets(s3: S3Client, env: Env): Promise<void> {
     // Only when needed: every write to the dev S3 server is journaled, and `dev up` runs this each time.
     const versioning = await s3.send(new GetBucketVersioningCommand({ Bucket }));
     if (versioning.Status !== 'Enabled') await s3.send(new PutBucketVersioningCommand({ Bucket, VersioningConfiguration: { Status: 'Enabled' } }));
-    if (name === 'evidence') {
+    // The gateway's request payloads (src/gateway/) are kept like evidence: nobody shortens or lifts their retention.
+    if (name === 'evidence' || name === 'requests') {
       const current = await s3.send(new GetObjectLockConfigurationCommand({ Bucket })).catch(() => undefined);
       if (!current?.ObjectLockConfiguration?.Rule) {
         await s3.send(

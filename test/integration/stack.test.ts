@@ -30,9 +30,9 @@ describe('the local stack (real components)', () => {
   it('reports every component healthy, and a second `up` finds them all running', async () => {
     const again = await stackUp(ctx);
     expect(again.started).toEqual([]);
-    expect(again.found).toEqual(['temporal', 'postgres', 's3', 'triton', 'workers']);
+    expect(again.found).toEqual(['temporal', 'postgres', 's3', 'triton', 'gateway', 'workers']);
     const status = await stackStatus(ctx);
-    for (const name of ['temporal', 'postgres', 's3', 'triton', 'workers']) expect(status[name]).toMatchObject({ healthy: true });
+    for (const name of ['temporal', 'postgres', 's3', 'triton', 'gateway', 'workers']) expect(status[name]).toMatchObject({ healthy: true });
   });
 
   it('made the signing key (0600) and handed it to the workers; `keys show` prints its fingerprint', async () => {

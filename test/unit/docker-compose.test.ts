@@ -18,7 +18,7 @@ const compose = parse(fs.readFileSync(`${projectRoot}/docker-compose.yml`, 'utf8
 
 describe('docker-compose.yml (shape; no Docker engine here)', () => {
   it('has the promised services', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['minio', 'postgresql', 'temporal', 'temporal-setup', 'temporal-ui', 'triton', 'workers']);
+    expect(Object.keys(compose.services).sort()).toEqual(['gateway', 'minio', 'postgresql', 'temporal', 'temporal-setup', 'temporal-ui', 'triton', 'workers']);
   });
 
   it('publishes the documented ports', () => {
@@ -28,6 +28,15 @@ describe('docker-compose.yml (shape; no Docker engine here)', () => {
     expect(ports('postgresql')).toContain('5432:5432');
     expect(ports('minio')).toEqual(expect.arrayContaining(['9000:9000', '9001:9001']));
     expect(ports('triton')).toEqual(expect.arrayContaining(['8000:8000', '8001:8001', '8002:8002']));
+    expect(ports('gateway')).toEqual(['8010:8010']);
+  });
+
+  it('runs the gateway in front of Triton as the least-privileged database role', () => {
+    const g = compose.services.gateway;
+    expect(g?.command).toMatch(/src\/gateway\/run\.ts/);
+    expect(g?.environment).toMatchObject({ TRITON_URL: 'http://triton:8000', FACTORY_GATEWAY_PORT: '8010', FACTORY_GATEWAY_HOST: '0.0.0.0' });
+    expect(g?.environment?.FACTORY_APP_DATABASE_URL).toMatch(/^postgres:\/\/factory_worker:/);
+    expect(g?.depends_on).toEqual(expect.arrayContaining(['postgresql', 'minio', 'triton']));
   });
 
   it('persists Temporal to PostgreSQL, runs Triton in explicit mode, registers our search attributes', () => {

@@ -7,6 +7,7 @@ import * as m0005 from './0005_signed_approvals.ts';
 import * as m0006 from './0006_least_privilege_roles.ts';
 import * as m0007 from './0007_model_provenance.ts';
 import * as m0009 from './0009_registry_lookup_indexes.ts';
+import * as m0010 from './0010_gateway_requests.ts';
 
 /** Migrations are listed in code (not read from a folder) so they bundle and type-check with the rest. */
 export const migrations: Record<string, Migration> = {
@@ -18,6 +19,7 @@ export const migrations: Record<string, Migration> = {
   '0006_least_privilege_roles': m0006,
   '0007_model_provenance': m0007,
   '0009_registry_lookup_indexes': m0009,
+  '0010_gateway_requests': m0010,
 };
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations };

@@ -1,9 +1,10 @@
 import type { Component } from '../component.ts';
+import { gateway } from './gateway.ts';
 import { postgres } from './postgres.ts';
 import { s3 } from './s3.ts';
 import { temporal } from './temporal.ts';
 import { triton } from './triton.ts';
 import { workers } from './workers.ts';
 
-/** Start order: workers need the others. `down` stops them in reverse. */
-export const components: Component[] = [temporal, postgres, s3, triton, workers];
+/** Start order: the gateway needs Postgres, S3 and Triton; workers need the others. `down` stops them in reverse. */
+export const components: Component[] = [temporal, postgres, s3, triton, gateway, workers];

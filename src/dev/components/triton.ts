@@ -5,15 +5,14 @@ import type { Env } from '../../config/env.ts';
 import type { Component, StackContext } from '../component.ts';
 import { processFiles, startDetached } from '../process.ts';
 import { requireFile, venvPaths } from '../venv.ts';
+import { tritonUrl } from '../../serving/triton.ts';
 
 export function tritonPaths(env: Env) {
   const root = path.join(env.FACTORY_HOME, 'triton');
   return { root, modelRepository: env.TRITON_MODEL_REPOSITORY ?? path.join(root, 'models'), backends: path.join(root, 'backends') };
 }
 
-export function tritonUrl(env: Env): string {
-  return env.TRITON_URL ?? `http://127.0.0.1:${env.TRITON_HTTP_PORT}`;
-}
+export { tritonUrl } from '../../serving/triton.ts';
 
 /**
  * Lays out the backend directory the way Triton expects it: the wheel ships the Python backend and

@@ -1,0 +1,60 @@
+/**
+ * The inference gateway's entrypoint: `node --import tsx src/gateway/run.ts` (started by
+ * `factory dev up`, or the `gateway` service of docker-compose.yml). Reads the policy pack in force
+ * (FACTORY_POLICY_PACK, else policies/default.yaml) and FACTORY_GATEWAY_KEYS_FILE; SIGTERM stops it
+ * after the requests in flight are answered and logged.
+ */
+import { sql } from 'kysely';
+import { loadEnv } from '../config/env.ts';
+import { createEnvDb } from '../db/connect.ts';
+import { createLogger } from '../log.ts';
+import { loadPolicyPack, policyPackPath } from '../policy/pack.ts';
+import { tritonUrl } from '../serving/triton.ts';
+import { bucket, createS3 } from '../storage/s3.ts';
+import { KeyRing, readKeysFile } from './keys.ts';
+import { RequestLog } from './request-log.ts';
+import { RouteTable } from './routes.ts';
+import { buildGateway } from './server.ts';
+
+const env = loadEnv();
+const logger = createLogger('gateway', env.LOG_LEVEL);
+const loaded = loadPolicyPack(policyPackPath());
+const keys = new KeyRing(loaded.pack, [
+  ...(loaded.pack.gatewayKeys ?? []),
+  ...(env.FACTORY_GATEWAY_KEYS_FILE ? readKeysFile(env.FACTORY_GATEWAY_KEYS_FILE) : []),
+]);
+const db = createEnvDb(env, 8, 'worker');
+const s3 = createS3(env);
+const requestLog = new RequestLog(db, s3, bucket(env, 'requests'));
+const app = await buildGateway({
+  keys,
+  routes: new RouteTable(db),
+  log: requestLog,
+  tritonUrl: tritonUrl(env),
+  logger,
+  maxBodyBytes: env.FACTORY_GATEWAY_MAX_BODY_BYTES,
+  ratePerMinute: env.FACTORY_GATEWAY_RATE_LIMIT,
+  databaseReady: () =>
+    sql`SELECT 1`.execute(db).then(
+      () => true,
+      () => false,
+    ),
+});
+await app.listen({ host: env.FACTORY_GATEWAY_HOST, port: env.FACTORY_GATEWAY_PORT });
+logger.info({ port: env.FACTORY_GATEWAY_PORT, keys: keys.size, policyPack: loaded.digest, triton: tritonUrl(env) }, 'gateway listening');
+
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    void (async () => {
+      await app.close();
+      await requestLog.drain();
+      s3.destroy();
+      await db.destroy();
+      logger.info('gateway stopped');
+      process.exit(0);
+    })();
+  });
+}
