@@ -9,6 +9,7 @@ import type { Env } from '../config/env.ts';
 import type { Database } from '../db/schema.ts';
 import { loadPolicyPack, policyPackPath } from '../policy/pack.ts';
 import type { PolicyPack } from '../policy/schema.ts';
+import { renderRequest, traceRequest } from '../trace/request.ts';
 import { TraceNotFound, renderTrace, traceModel } from '../trace/trace.ts';
 import { withDb } from './context.ts';
 import { CliError, EXIT, createOutput } from './output.ts';
@@ -69,13 +70,26 @@ function renderObjects(o: ObjectsResult): string {
 
 export function registerAudit(program: Command): void {
   program
-    .command('trace <model>')
+    .command('trace [model]')
     .description('model[@version] back to raw data, exclusions, manifest, commit, image, environment, metrics, approvals, deployment')
+    .option('--request <id>', 'start from a gateway request id (x-request-id): the request, the version that answered, its lineage')
     .option('--json', 'print JSON')
-    .action(async (ref: string, opts) => {
+    .action(async (ref: string | undefined, opts) => {
       const out = createOutput(!!opts.json);
       // The pack only lends approvers' printed names: a broken one must not hide the trace.
       const names = new Map(principalNames());
+      if (opts.request !== undefined) {
+        if (ref !== undefined) throw new CliError('name a model or --request, not both', EXIT.usage);
+        try {
+          const t = await withDb((db) => traceRequest(db, String(opts.request), names));
+          out.result(t, (safe) => [renderRequest(safe), ...(safe.lineage ? [renderTrace(safe.lineage)] : ['(no model version answered)'])].join('\n'));
+        } catch (err) {
+          if (err instanceof TraceNotFound) throw new CliError(err.message, EXIT.notFound, 'use the x-request-id header the gateway returned');
+          throw err;
+        }
+        return;
+      }
+      if (ref === undefined) throw new CliError('name a model (model[@version]) or --request <id>', EXIT.usage);
       // Loaded while the registry answers: the live checks (Triton readiness, a HEAD per object).
       const live = import('../trace/live.ts');
       try {

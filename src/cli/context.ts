@@ -21,9 +21,10 @@ export async function withTemporal<T>(fn: (client: Client, env: Env) => Promise<
   }
 }
 
-export async function withDb<T>(fn: (db: Kysely<Database>, env: Env) => Promise<T>): Promise<T> {
+/** The CLI reads as factory_reader; a command that must record something (a payload read) asks for the worker role. */
+export async function withDb<T>(fn: (db: Kysely<Database>, env: Env) => Promise<T>, role: 'reader' | 'worker' = 'reader'): Promise<T> {
   const env = loadEnv();
-  const db = createEnvDb(env, 2, 'reader');
+  const db = createEnvDb(env, 2, role);
   try {
     return await fn(db, env);
   } catch (err) {

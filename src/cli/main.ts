@@ -10,6 +10,7 @@ const demo: Registrar = async () => (await import('./demo.ts')).registerDemo;
 const keys: Registrar = async () => (await import('./keys.ts')).registerKeys;
 const capacity: Registrar = async () => (await import('./capacity.ts')).registerCapacity;
 const sign: Registrar = async () => (await import('./sign.ts')).registerSign;
+const gateway: Registrar = async () => (await import('./gateway.ts')).registerGateway;
 /**
  * Each top-level command's module, loaded only when that command runs: `factory trace` must not
  * pay for loading the Temporal client, the S3 SDK and the stack (it answers in well under a second).
@@ -28,6 +29,8 @@ const byCommand: Record<string, Registrar> = {
   capacity,
   'approval-payload': sign,
   policy: sign,
+  gateway,
+  request: gateway,
 };
 
 const program = new Command('factory')
@@ -94,7 +97,7 @@ async function report(err: unknown): Promise<number> {
 
 const wanted = byCommand[process.argv[2] ?? ''];
 try {
-  for (const registrar of wanted ? [wanted] : [dev, lifecycle, audit, demo, keys, capacity]) (await registrar())(program);
+  for (const registrar of wanted ? [wanted] : [dev, lifecycle, audit, demo, keys, capacity, gateway]) (await registrar())(program);
   await program.parseAsync(process.argv);
 } catch (err) {
   process.exitCode = await report(err);

@@ -34,6 +34,7 @@ const app = await buildGateway({
   logger,
   maxBodyBytes: env.FACTORY_GATEWAY_MAX_BODY_BYTES,
   ratePerMinute: env.FACTORY_GATEWAY_RATE_LIMIT,
+  policyPackDigest: loaded.digest,
   databaseReady: () =>
     sql`SELECT 1`.execute(db).then(
       () => true,

@@ -119,6 +119,8 @@ export interface GatewayDeps {
   logger: Logger;
   maxBodyBytes: number;
   ratePerMinute: number;
+  /** The digest of the pack it loaded (shown at /v2/health/live: `dev up` restarts a gateway whose pack changed). */
+  policyPackDigest: string;
   /** Whether the database answers (readiness). */
   databaseReady: () => Promise<boolean>;
 }
@@ -165,6 +167,9 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
       clientRequestId: clientId,
     };
     void reply.header('x-request-id', req.gw.requestId);
+    // The model asked for is logged even when the caller is refused before anything else is read.
+    const asked = (req.params as { name?: unknown } | undefined)?.name;
+    if (typeof asked === 'string' && name.safeParse(asked).success) req.gw.modelName = asked;
     if (req.url.startsWith('/v2/health/')) {
       req.gw.unlogged = true;
       return;
@@ -225,7 +230,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     return payload;
   });
 
-  app.get('/v2/health/live', async () => ({ live: true, service: 'ai-factory-gateway' }));
+  app.get('/v2/health/live', async () => ({ live: true, service: 'ai-factory-gateway', policyPack: deps.policyPackDigest }));
   app.get('/v2/health/ready', async (_req, reply) => {
     const [db, triton] = await Promise.all([deps.databaseReady(), tritonReady(deps.tritonUrl)]);
     return reply.code(db && triton ? 200 : 503).send({ ready: db && triton, database: db, triton });
@@ -370,7 +375,7 @@ function logRow(req: FastifyRequest, status: number): RequestRow {
     use_case: gw.caller?.useCase.name ?? null,
     key_id: gw.caller?.keyId ?? null,
     method: req.method.slice(0, 10),
-    route: (req.routeOptions.url ?? req.url).slice(0, 200),
+    route: (req.url.split('?')[0] ?? '').slice(0, 200),
     model_name: gw.modelName ?? null,
     model_version: route?.version ?? null,
     model_version_id: route?.modelVersionId ?? null,

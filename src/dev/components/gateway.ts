@@ -51,6 +51,16 @@ export function readDevKey(home: string): string | undefined {
   }
 }
 
+async function liveness(ctx: StackContext): Promise<{ policyPack?: string } | undefined> {
+  try {
+    const res = await fetch(`${gatewayUrl(ctx.env)}/v2/health/live`, { signal: AbortSignal.timeout(1_000) });
+    const body = (await res.json()) as { service?: string; policyPack?: string };
+    return res.ok && body.service === 'ai-factory-gateway' ? body : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The inference gateway (src/gateway/): KServe v2 in front of Triton, every request authenticated and logged. */
 export const gateway: Component = {
   name: 'gateway',
@@ -63,14 +73,13 @@ export const gateway: Component = {
     const url = new URL(ctx.env.FACTORY_GATEWAY_URL);
     return [{ host: url.hostname, port: Number(url.port || 80), variable: 'FACTORY_GATEWAY_URL' }, ...local];
   },
+  /** Answering, and with the pack in force: a gateway on a changed pack (new keys, use cases) is restarted by `up`. */
   async healthy(ctx) {
-    try {
-      const res = await fetch(`${gatewayUrl(ctx.env)}/v2/health/live`, { signal: AbortSignal.timeout(1_000) });
-      return res.ok && ((await res.json()) as { service?: string }).service === 'ai-factory-gateway';
-    } catch {
-      return false;
-    }
+    const live = await liveness(ctx);
+    const pack = packInUse();
+    return live !== undefined && (!('digest' in pack) || live.policyPack === pack.digest);
   },
+  ready: async (ctx) => (await liveness(ctx)) !== undefined,
   async start(ctx: StackContext) {
     const pack = packInUse().path;
     const keysFile = ensureDevKey(ctx.env, pack);
