@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { projectRoot } from '../config/env.ts';
 import { createEnvDb } from '../db/connect.ts';
 import { temporalUiUrl } from '../dev/components/temporal.ts';
+import { devKeyPaths, gatewayUrl, readDevKey } from '../dev/components/gateway.ts';
 import { tritonUrl } from '../dev/components/triton.ts';
 import { stackUp } from '../dev/stack.ts';
 import type { ApprovalStatus } from '../domain/approval.ts';
@@ -13,6 +14,7 @@ import { LifecycleEndedWithoutOutcome, approvalStatus, decide, lifecycleResult, 
 import { loadPolicyPack, policyPackPath } from '../policy/pack.ts';
 import { TritonClient } from '../serving/triton.ts';
 import { connectClient } from '../temporal.ts';
+import { renderRequest, traceRequest } from '../trace/request.ts';
 import { renderTrace, traceModel } from '../trace/trace.ts';
 import { stackContext } from './dev.ts';
 import { renderOutcome } from './lifecycle.ts';
@@ -35,7 +37,9 @@ function headCommit(): string {
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('bring up the stack and run a full lifecycle: ingest → train → evaluate → register → approve → deploy → infer → trace')
+    .description(
+      'bring up the stack and run a full lifecycle: ingest → train → evaluate → register → approve → deploy → infer → trace → infer through the gateway → trace the request',
+    )
     .option('--commit <sha>', 'commit SHA recorded as the code version (default: this checkout’s HEAD)')
     .option('--approve-in-ui', 'do not approve from here: wait while you approve in the Temporal Web UI')
     .action(async (opts: { commit?: string; approveInUi?: boolean }) => {
@@ -170,6 +174,28 @@ export function registerDemo(program: Command): void {
 
         step(`7. The trace (\`npx factory trace ${outcome.modelName}@${outcome.version}\`)`);
         say(renderTrace(trace));
+
+        step('8. The same inference through the inference gateway, logged, and traced from its request id');
+        const key = readDevKey(ctx.env.FACTORY_HOME);
+        if (!key) {
+          say('   (no dev key: the policy pack in force has no demo-screening use case)');
+        } else {
+          const url = `${gatewayUrl(ctx.env)}/v2/models/${encodeURIComponent(outcome.modelName)}/infer`;
+          const g = await fetch(url, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+            body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, sample.length], datatype: 'FP32', data: sample }] }),
+            signal: AbortSignal.timeout(30_000),
+          });
+          const answer = (await g.json()) as { outputs?: Array<{ data: number[] }>; error?: string };
+          const requestId = g.headers.get('x-request-id') ?? '';
+          say(`   POST ${url}  (Authorization: Bearer <the dev key in ${devKeyPaths(ctx.env.FACTORY_HOME).key}>)`);
+          if (g.status !== 200) throw new CliError(`the gateway answered ${g.status}: ${answer.error ?? ''}`, EXIT.failure, 'see `npx factory dev status`');
+          say(`   → ${g.status}, P(malignant) = ${Number(answer.outputs?.[0]?.data[0]).toFixed(4)}, x-request-id: ${requestId}`);
+          step(`   \`npx factory trace --request ${requestId}\``);
+          say(renderRequest(await traceRequest(db, requestId, names)));
+          say(`   (the whole lineage follows, as in step 7; the payload: npx factory request payload ${requestId} --purpose "…")`);
+        }
 
         step('Next');
         say(`   Web UI:          ${temporalUiUrl(ctx)}  (filter: LifecycleStage="approval" or PendingRoles="compliance")`);

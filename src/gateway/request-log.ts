@@ -1,6 +1,7 @@
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Insertable, Kysely } from 'kysely';
 import type { Database, GatewayRequestsTable } from '../db/schema.ts';
+import type { PayloadJournal } from './payload-journal.ts';
 
 /** One request's metadata row as the gateway writes it (see migration 0010). */
 export type RequestRow = Insertable<GatewayRequestsTable> & { received_at: Date; payload_uri: string | null };
@@ -28,10 +29,10 @@ export interface RequestLogOptions {
 
 /**
  * Group commit: `record` resolves only once its row is committed in PostgreSQL (and its payload is
- * in the restricted bucket), and the gateway answers only then, so a crash can lose no request it
- * acknowledged. Rows arriving while a batch is being written wait for the next one: under load one
- * INSERT (and one PUT of a newline-delimited object holding the batch's payloads) carries many
- * concurrent requests; an idle gateway writes each at once (no timer, no added wait).
+ * fsynced in the payload journal, on its way to the restricted bucket: src/gateway/payload-journal.ts),
+ * and the gateway answers only then, so a crash can lose no request it acknowledged. Rows arriving
+ * while a batch is being written wait for the next one: under load one INSERT (and one fdatasync)
+ * carries many concurrent requests; an idle gateway writes each at once (no timer, no added wait).
  */
 export class RequestLog {
   private queue: Pending[] = [];
@@ -40,8 +41,7 @@ export class RequestLog {
 
   constructor(
     private readonly db: Kysely<Database>,
-    private readonly s3: S3Client,
-    private readonly bucket: string,
+    private readonly payloads: PayloadJournal,
     private readonly opts: RequestLogOptions = {},
   ) {
     this.maxBatch = opts.maxBatch ?? 500;
@@ -80,26 +80,41 @@ export class RequestLog {
 
   private async write(batch: Pending[]): Promise<void> {
     const withPayload = batch.filter((p) => p.payload);
+    let durable: Promise<void> = Promise.resolve();
     if (withPayload.length) {
       const first = withPayload[0]!.row;
-      const day = first.received_at.toISOString().slice(0, 10).replaceAll('-', '/');
-      const key = `${day}/${first.request_id}-${withPayload.length}.ndjson`;
-      const body = withPayload.map((p) => JSON.stringify(p.payload)).join('\n');
-      await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/x-ndjson' }));
-      withPayload.forEach((p, i) => (p.row.payload_uri = `s3://${this.bucket}/${key}#${i}`));
+      const appended = this.payloads.append(
+        withPayload.map((p) => p.payload),
+        first.request_id,
+        first.received_at,
+      );
+      withPayload.forEach((p, i) => (p.row.payload_uri = appended.uris[i]!));
+      durable = appended.durable;
     }
-    await this.db
-      .insertInto('gateway_requests')
-      .values(batch.map((p) => p.row))
-      .execute();
+    // The rows and the payloads are made durable at the same time; both before anyone is answered.
+    await Promise.all([
+      this.db
+        .insertInto('gateway_requests')
+        .values(batch.map((p) => p.row))
+        .execute(),
+      durable,
+    ]);
   }
+}
+
+export class PayloadNotYetShipped extends Error {
+  override name = 'PayloadNotYetShipped';
 }
 
 /** Reads one payload from its batch object (`s3://bucket/key#line`); checks it is the request's. */
 export async function readPayload(s3: S3Client, uri: string, requestId: string): Promise<Payload> {
   const m = /^s3:\/\/([^/]+)\/(.+)#(\d+)$/.exec(uri);
   if (!m) throw new Error(`not a payload address: ${uri}`);
-  const res = await s3.send(new GetObjectCommand({ Bucket: m[1], Key: m[2] }));
+  const res = await s3.send(new GetObjectCommand({ Bucket: m[1], Key: m[2] })).catch((err: Error) => {
+    if (err.name === 'NoSuchKey')
+      throw new PayloadNotYetShipped(`the payload of ${requestId} is not in the bucket yet (the gateway ships its journal every second): retry`);
+    throw err;
+  });
   const lines = (await res.Body!.transformToString()).split('\n');
   const line = lines[Number(m[3])];
   const payload = line ? (JSON.parse(line) as Payload) : undefined;

@@ -4,6 +4,7 @@
  * (FACTORY_POLICY_PACK, else policies/default.yaml) and FACTORY_GATEWAY_KEYS_FILE; SIGTERM stops it
  * after the requests in flight are answered and logged.
  */
+import path from 'node:path';
 import { sql } from 'kysely';
 import { loadEnv } from '../config/env.ts';
 import { createEnvDb } from '../db/connect.ts';
@@ -12,6 +13,7 @@ import { loadPolicyPack, policyPackPath } from '../policy/pack.ts';
 import { tritonUrl } from '../serving/triton.ts';
 import { bucket, createS3 } from '../storage/s3.ts';
 import { KeyRing, readKeysFile } from './keys.ts';
+import { PayloadJournal } from './payload-journal.ts';
 import { RequestLog } from './request-log.ts';
 import { RouteTable } from './routes.ts';
 import { buildGateway } from './server.ts';
@@ -25,7 +27,22 @@ const keys = new KeyRing(loaded.pack, [
 ]);
 const db = createEnvDb(env, 8, 'worker');
 const s3 = createS3(env);
-const requestLog = new RequestLog(db, s3, bucket(env, 'requests'));
+const payloads = new PayloadJournal(path.join(env.FACTORY_HOME, 'gateway', `payload-journal-${env.FACTORY_GATEWAY_PORT}`), s3, bucket(env, 'requests'), logger);
+await payloads.start();
+// Group-commit figures, logged every 10 s while there is traffic (batch size is what makes it cheap).
+const batches = { n: 0, rows: 0, ms: 0 };
+const requestLog = new RequestLog(db, payloads, {
+  onBatch: (rows, ms) => {
+    batches.n++;
+    batches.rows += rows;
+    batches.ms += ms;
+  },
+});
+setInterval(() => {
+  if (!batches.n) return;
+  logger.info({ batches: batches.n, rowsPerBatch: +(batches.rows / batches.n).toFixed(1), msPerBatch: +(batches.ms / batches.n).toFixed(1) }, 'request log');
+  Object.assign(batches, { n: 0, rows: 0, ms: 0 });
+}, 10_000).unref();
 const app = await buildGateway({
   keys,
   routes: new RouteTable(db),
@@ -52,6 +69,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     void (async () => {
       await app.close();
       await requestLog.drain();
+      await payloads.close();
       s3.destroy();
       await db.destroy();
       logger.info('gateway stopped');

@@ -68,6 +68,23 @@ function call(model: string, key: string | undefined, init: { body?: string; con
   });
 }
 
+/** The payload once the gateway has shipped its journal segment (every second). */
+async function payloadOf(id: string, uri: string) {
+  const s3 = createS3(env);
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        return await readPayload(s3, uri, id);
+      } catch (err) {
+        if ((err as Error).name !== 'PayloadNotYetShipped' || i > 100) throw err;
+        await sleep(100);
+      }
+    }
+  } finally {
+    s3.destroy();
+  }
+}
+
 async function row(requestId: string) {
   return suite.db.selectFrom('gateway_requests').selectAll().where('request_id', '=', requestId).executeTakeFirst();
 }
@@ -141,13 +158,7 @@ describe('the inference gateway (real Triton, gateway, Temporal, PostgreSQL, S3)
     expect(r?.artifact_digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(r?.input_digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(r?.output_digest).toMatch(/^sha256:[0-9a-f]{64}$/);
-    const s3 = createS3(env);
-    try {
-      const payload = await readPayload(s3, r!.payload_uri!, id);
-      expect(payload.response).toEqual(body.outputs);
-    } finally {
-      s3.destroy();
-    }
+    expect(await payloadOf(id, r!.payload_uri!)).toMatchObject({ response: body.outputs });
 
     // The payload read through the CLI is recorded (who, purpose) before it is returned.
     const read = await factoryCli(['request', 'payload', id, '--purpose', 'test: incident review', '--as', 'dana@hospital.example', '--json']);
@@ -217,10 +228,12 @@ describe('the inference gateway (real Triton, gateway, Temporal, PostgreSQL, S3)
     await gateway.kill('SIGKILL');
     stop = true;
     await Promise.all(clients);
-    const rows = await suite.db.selectFrom('gateway_requests').select('request_id').where('request_id', 'in', acknowledged).execute();
+    const rows = await suite.db.selectFrom('gateway_requests').select(['request_id', 'payload_uri']).where('request_id', 'in', acknowledged).execute();
     expect(rows.length).toBe(acknowledged.length);
-    // It comes back and serves again.
+    // It comes back and serves again; the journal segment the kill left is shipped at start.
     await gateway.start();
+    const last = rows.find((r) => r.request_id === acknowledged.at(-1))!;
+    expect((await payloadOf(last.request_id, last.payload_uri!)).request_id).toBe(last.request_id);
     expect((await call(served, key)).status).toBe(200);
   });
 });

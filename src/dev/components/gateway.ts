@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Env } from '../../config/env.ts';
+import { type Env, projectRoot } from '../../config/env.ts';
 import { createKey, readKeysFile, writeKeysFile } from '../../gateway/keys.ts';
 import { loadPolicyPack } from '../../policy/pack.ts';
 import type { Component, StackContext } from '../component.ts';
 import { nodeEntrypoint } from '../node.ts';
-import { processFiles, startDetached } from '../process.ts';
+import { newestSourceMtime } from '../newest-source.mjs';
+import { ownedPid, processFiles, startDetached } from '../process.ts';
 import { packInUse } from '../worker-ready.ts';
 
 /** The gateway's address: FACTORY_GATEWAY_URL when it runs elsewhere, else the local one. */
@@ -73,11 +74,14 @@ export const gateway: Component = {
     const url = new URL(ctx.env.FACTORY_GATEWAY_URL);
     return [{ host: url.hostname, port: Number(url.port || 80), variable: 'FACTORY_GATEWAY_URL' }, ...local];
   },
-  /** Answering, and with the pack in force: a gateway on a changed pack (new keys, use cases) is restarted by `up`. */
+  /** Answering, with the pack in force and the current code: a gateway on a changed pack (new keys, use cases) or older code is restarted by `up`. */
   async healthy(ctx) {
     const live = await liveness(ctx);
     const pack = packInUse();
-    return live !== undefined && (!('digest' in pack) || live.policyPack === pack.digest);
+    if (live === undefined || ('digest' in pack && live.policyPack !== pack.digest)) return false;
+    // Like the workers: one of ours started before the code changed runs the old code.
+    const files = processFiles(ctx.env.FACTORY_HOME, 'gateway');
+    return ownedPid(files) === undefined || fs.statSync(files.pidFile).mtimeMs >= newestSourceMtime(projectRoot);
   },
   ready: async (ctx) => (await liveness(ctx)) !== undefined,
   async start(ctx: StackContext) {
