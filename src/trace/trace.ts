@@ -59,6 +59,8 @@ export interface ModelTrace {
   };
   /** Each object the trace names, as object storage has it now (absent when not asked). */
   objects?: TracedObject[];
+  /** The gateway's route for the model (what it serves now); absent when the gateway serves no version of it. */
+  gateway?: { state: string; version: number; thisVersion: boolean; since: string; reason: string };
 }
 
 export type ServingState = 'ready' | 'not loaded' | 'unreachable';
@@ -123,7 +125,7 @@ export async function traceModel(db: Kysely<Database>, ref: string, principalNam
   const m = await q.executeTakeFirst();
   if (!m) throw new TraceNotFound(`no registered model ${ref}`);
   // The accepted decisions in order, and only a count of the refused ones (a storm can leave thousands): index approvals_model_version.
-  const [accepted, refused, deployment] = await Promise.all([
+  const [accepted, refused, deployment, route] = await Promise.all([
     db.selectFrom('approvals').selectAll().where('model_version_id', '=', m.id).where('accepted', '=', true).orderBy('decided_at').execute(),
     db
       .selectFrom('approvals')
@@ -132,6 +134,13 @@ export async function traceModel(db: Kysely<Database>, ref: string, principalNam
       .where('accepted', '=', false)
       .executeTakeFirstOrThrow(),
     db.selectFrom('deployments').selectAll().where('model_version_id', '=', m.id).orderBy('deployed_at', 'desc').limit(1).executeTakeFirst(),
+    // What the gateway serves for the model now (its primary key): this version, or another.
+    db
+      .selectFrom('gateway_routes as r')
+      .innerJoin('model_versions as v', 'v.id', 'r.model_version_id')
+      .select(['v.version', 'r.state', 'r.switched_at', 'r.reason'])
+      .where('r.model_name', '=', m.model_name)
+      .executeTakeFirst(),
   ]);
   return {
     model: {
@@ -175,6 +184,17 @@ export async function traceModel(db: Kysely<Database>, ref: string, principalNam
       signedAt: a.signed_at ? new Date(a.signed_at).toISOString() : null,
     })),
     refusedDecisions: Number(refused.n),
+    ...(route
+      ? {
+          gateway: {
+            state: route.state,
+            version: route.version,
+            thisVersion: route.version === m.version,
+            since: new Date(route.switched_at).toISOString(),
+            reason: route.reason,
+          },
+        }
+      : {}),
     ...(deployment
       ? {
           deployment: {
@@ -241,6 +261,11 @@ export function renderTrace(t: ModelTrace): string {
     t.deployment
       ? `  ${t.deployment.at}  Triton ${t.deployment.tritonModel} v${t.deployment.tritonVersion}  ${t.deployment.endpoint}${t.deployment.serving ? `  serving: ${t.deployment.serving}` : ''}`
       : '  (not deployed)',
+    ...(t.gateway
+      ? [
+          `  gateway      ${t.gateway.state} route → ${t.model.name}@${t.gateway.version}${t.gateway.thisVersion ? ' (this version)' : ' (NOT this version)'} since ${t.gateway.since} (${t.gateway.reason})`,
+        ]
+      : []),
   ];
   return lines.join('\n');
 }
