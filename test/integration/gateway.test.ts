@@ -8,7 +8,7 @@ import { projectRoot } from '../../src/config/env.ts';
 import type { LifecycleOutcome } from '../../src/domain/lifecycle.ts';
 import { createKey, writeKeysFile } from '../../src/gateway/keys.ts';
 import { readPayload } from '../../src/gateway/request-log.ts';
-import { DEFAULT_POLICY_PACK } from '../../src/policy/pack.ts';
+import { policyPackPath } from '../../src/policy/pack.ts';
 import { createS3 } from '../../src/storage/s3.ts';
 import type { RequestTrace } from '../../src/trace/request.ts';
 import { env } from '../helpers.ts';
@@ -115,10 +115,10 @@ describe('the inference gateway (real Triton, gateway, Temporal, PostgreSQL, S3)
     waiting = b.workflowId;
     await waitForStatus(suite.client, b.workflowId, (s) => s.stage === 'approval', 240_000);
 
-    // The pack in force plus two use cases; the keys by hash in a keys file beside it.
+    // The pack in force (the stack's effective pack) plus two use cases; the keys by hash in a keys file beside it.
     const dir = path.join(env.FACTORY_HOME, 'test-data', `gateway-${suite.workers.prefix}`);
     fs.mkdirSync(dir, { recursive: true });
-    const pack = parse(fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8')) as Record<string, unknown>;
+    const pack = parse(fs.readFileSync(policyPackPath(), 'utf8')) as Record<string, unknown>;
     pack.useCases = [
       { name: 'triage', models: [served, pending, `${served}-unknown`], riskTiers: ['low'] },
       { name: 'elsewhere', models: ['some-other-model'], riskTiers: ['low'] },
