@@ -336,44 +336,25 @@ export class ApprovalGate {
     const pending = status.pendingRoles.join(',');
     if (this.bounded === false || pending !== this.shownPending) upsertSearchAttributes([{ key: PendingRolesKey, value: status.pendingRoles }]);
     this.shownPending = pending;
-    if (this.signed) {
-      setCurrentDetails(
-        [
-          `**Waiting for approval** of ${status.modelName} v${status.version} (${status.riskTier} risk) until ${status.deadline}.`,
-          `Pending roles: ${status.pendingRoles.join(', ') || 'none'}.`,
-          status.counts ? `Decisions so far: ${status.counts.accepted} accepted, ${status.counts.refused} refused, ${status.counts.withdrawn} withdrawn.` : '',
+    const example = { approver: 'you@example.org', role: status.pendingRoles[0] ?? 'role', meaning: 'approval', modelDigest: status.modelDigest };
+    const how = this.signed
+      ? [
           this.candidate?.requireSignature ? 'This risk tier requires a signed decision.' : '',
           `Run \`factory approval-payload ${this.ctx.workflowId} --role <role> --as <you>\`: it prints the statement to sign (\`ssh-keygen -Y sign -n factory-approval\`) and, with \`--signature\`, the JSON to send as the signal \`approve\` (or \`reject\`):`,
           '```json',
-          JSON.stringify({
-            approver: 'you@example.org',
-            role: status.pendingRoles[0] ?? 'role',
-            meaning: 'approval',
-            modelDigest: status.modelDigest,
-            statement: '<the statement, as printed>',
-            signature: '-----BEGIN SSH SIGNATURE-----\n…',
-          }),
-          '```',
+          JSON.stringify({ ...example, statement: '<the statement, as printed>', signature: '-----BEGIN SSH SIGNATURE-----\n…' }),
         ]
-          .filter(Boolean)
-          .join('\n'),
-      );
-      return;
-    }
+      : [
+          'Send the signal `approve` (or `reject`, or `withdraw` with a comment) with one JSON object:',
+          '```json',
+          JSON.stringify({ ...example, comment: 'why' }),
+        ];
     setCurrentDetails(
       [
         `**Waiting for approval** of ${status.modelName} v${status.version} (${status.riskTier} risk) until ${status.deadline}.`,
         `Pending roles: ${status.pendingRoles.join(', ') || 'none'}.`,
         status.counts ? `Decisions so far: ${status.counts.accepted} accepted, ${status.counts.refused} refused, ${status.counts.withdrawn} withdrawn.` : '',
-        'Send the signal `approve` (or `reject`, or `withdraw` with a comment) with one JSON object:',
-        '```json',
-        JSON.stringify({
-          approver: 'you@example.org',
-          role: status.pendingRoles[0] ?? 'role',
-          meaning: 'approval',
-          modelDigest: status.modelDigest,
-          comment: 'why',
-        }),
+        ...how,
         '```',
       ]
         .filter(Boolean)
