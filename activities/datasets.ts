@@ -10,6 +10,7 @@ import { EmptyFileError, certifyStream } from '../src/datasets/certify.ts';
 import { InputRefused, describeSize } from '../src/datasets/lanes.ts';
 import { type InputLanes, MAX_SCHEMA_BYTES, inputLanes, openInput, readInput } from '../src/datasets/open-input.ts';
 import { type DatasetSchema, SchemaMismatchError, datasetSchemaSchema } from '../src/datasets/schema.ts';
+import { retainUntilInForce } from '../src/policy/pack.ts';
 import { bucket } from '../src/storage/s3.ts';
 import { putOnce, sha256Digest } from '../src/storage/objects.ts';
 import { DigestCounter, objectStream, putFileOnce } from '../src/storage/stream.ts';
@@ -94,8 +95,10 @@ export async function quarantineRaw(input: { datasetPath: string; schemaPath: st
     const digest = counter.digest();
     const file = opened.name.replace(/[^\w.-]/g, '_').slice(0, 100) || 'data.csv';
     const key = `${schema.name}/${digest.slice(7)}/${file}`;
+    const retainUntil = retainUntilInForce('raw');
     const put = await putFileOnce(s3, bucket(env, 'quarantine'), key, staging, digest, {
       contentType: 'text/csv',
+      retainUntil,
       onProgress: (bytes) => beat({ phase: 'upload', bytes }),
     });
     await putOnce(
@@ -103,7 +106,7 @@ export async function quarantineRaw(input: { datasetPath: string; schemaPath: st
       bucket(env, 'quarantine'),
       `${key}.manifest.json`,
       canonicalJson({ file, source: opened.source, sha256: digest, bytes: counter.bytes, schema: schema.name }),
-      { contentType: 'application/json' },
+      { contentType: 'application/json', retainUntil },
     );
     return { datasetName: schema.name, rawUri: put.uri, rawKey: key, rawSha256: digest, bytes: counter.bytes };
   } catch (err) {
@@ -179,8 +182,10 @@ export async function certifyDataset(input: CertifyInput): Promise<CertifiedData
     }
     const certifiedSha256 = result.certifiedSha256;
     const certifiedKey = `${schema.name}/${certifiedSha256.slice(7)}/data.csv`;
+    const retainUntil = retainUntilInForce('certified');
     const put = await putFileOnce(s3, bucket(env, 'certified'), certifiedKey, staging, certifiedSha256, {
       contentType: 'text/csv',
+      retainUntil,
       onProgress: (bytes) => beat({ phase: 'upload', bytes }),
     });
     const manifest = {
@@ -196,8 +201,11 @@ export async function certifyDataset(input: CertifyInput): Promise<CertifiedData
     const manifestText = canonicalJson(manifest);
     const manifestDigest = sha256Digest(manifestText);
     const manifestKey = `datasets/${schema.name}/${manifestDigest.slice(7)}.manifest.json`;
-    await putOnce(s3, bucket(env, 'certified'), `${schema.name}/${certifiedSha256.slice(7)}/manifest.json`, manifestText, { contentType: 'application/json' });
-    const evidence = await putOnce(s3, bucket(env, 'evidence'), manifestKey, manifestText, { contentType: 'application/json' });
+    await putOnce(s3, bucket(env, 'certified'), `${schema.name}/${certifiedSha256.slice(7)}/manifest.json`, manifestText, {
+      contentType: 'application/json',
+      retainUntil,
+    });
+    const evidence = await putOnce(s3, bucket(env, 'evidence'), manifestKey, manifestText, { contentType: 'application/json', retainUntil });
     await db
       .insertInto('dataset_versions')
       .values({

@@ -2,6 +2,7 @@ import type { TaskQueue } from '../src/domain/task-queues.ts';
 import * as audit from './audit.ts';
 import * as checkpoint from './checkpoint.ts';
 import * as datasets from './datasets.ts';
+import * as history from './history.ts';
 import * as policy from './policy.ts';
 import * as provenance from './provenance.ts';
 import * as registry from './registry.ts';
@@ -17,6 +18,7 @@ export const controlActivities = {
   ...registry,
   ...audit,
   ...checkpoint,
+  ...history,
   smokeRows: serving.smokeRows,
   signProvenance: provenance.signProvenance,
 };

@@ -4,7 +4,8 @@ import { buildProvenanceStatement, signProvenanceStatement } from '../src/proven
 import { sourceDigest } from '../src/provenance/source-digest.ts';
 import { SigningKeyError, loadFactoryKey } from '../src/signing/factory-key.ts';
 import { putOnce } from '../src/storage/objects.ts';
-import { EVIDENCE_RETENTION_DAYS, bucket } from '../src/storage/s3.ts';
+import { retainUntilInForce } from '../src/policy/pack.ts';
+import { bucket } from '../src/storage/s3.ts';
 import type { TrainingMeasurements } from './training.ts';
 import { activityDeps } from './deps.ts';
 
@@ -87,7 +88,7 @@ export async function signProvenance(input: SignProvenanceInput): Promise<Signed
   const objectKey = `provenance/${safe(input.workflowId)}/${safe(input.runId)}/model.onnx.intoto.json`;
   const put = await putOnce(s3, bucket(env, 'evidence'), objectKey, JSON.stringify(envelope), {
     contentType: 'application/json',
-    retainDays: EVIDENCE_RETENTION_DAYS,
+    retainUntil: retainUntilInForce('provenance'),
   });
   return { uri: put.uri, digest: put.digest, keyId: key.keyId, subject: input.artifact.digest };
 }

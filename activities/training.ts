@@ -9,7 +9,8 @@ import { MAX_SCHEMA_BYTES, inputLanes, readInput } from '../src/datasets/open-in
 import { InputRefused } from '../src/datasets/lanes.ts';
 import { type LeaseOwner, abortAction, killGroup, renewLease, spawnJob, supersededBy } from '../src/jobs/job-process.ts';
 import { z } from 'zod';
-import { EVIDENCE_RETENTION_DAYS, bucket } from '../src/storage/s3.ts';
+import { bucket } from '../src/storage/s3.ts';
+import { retainUntilInForce } from '../src/policy/pack.ts';
 import { getBytes, putOnce, sha256Digest } from '../src/storage/objects.ts';
 import { downloadToFile } from '../src/storage/stream.ts';
 import { activityDeps } from './deps.ts';
@@ -78,7 +79,7 @@ async function keepMeasurements(jobDir: string, artifactKey: string): Promise<Tr
   const { env: config, s3 } = activityDeps();
   const put = await putOnce(s3, bucket(config, 'evidence'), `${artifactKey}.environment-measured.json`, bytes, {
     contentType: 'application/json',
-    retainDays: EVIDENCE_RETENTION_DAYS,
+    retainUntil: retainUntilInForce('artifacts'),
   });
   return {
     environment: {
@@ -378,8 +379,12 @@ export async function trainModel(input: TrainInput): Promise<TrainedModel> {
   const digest = sha256Digest(onnx);
   const artifactKey = `models/${input.modelName}/${digest.slice(7)}/model.onnx`;
   ctx.heartbeat({ phase: 'upload' });
-  const put = await putOnce(s3, bucket(env, 'artifacts'), artifactKey, onnx, { contentType: 'application/octet-stream' });
-  await putOnce(s3, bucket(env, 'evidence'), `${artifactKey}.environment.json`, JSON.stringify(result.environment), { contentType: 'application/json' });
+  const retainUntil = retainUntilInForce('artifacts');
+  const put = await putOnce(s3, bucket(env, 'artifacts'), artifactKey, onnx, { contentType: 'application/octet-stream', retainUntil });
+  await putOnce(s3, bucket(env, 'evidence'), `${artifactKey}.environment.json`, JSON.stringify(result.environment), {
+    contentType: 'application/json',
+    retainUntil,
+  });
   const measured = await keepMeasurements(jobDir, artifactKey);
   return {
     artifactDigest: digest,
@@ -449,5 +454,11 @@ export async function evaluateModel(input: {
   const metricsFile = path.join(dir, 'metrics.json');
   if (!fs.existsSync(metricsFile)) jobFailed(dir, 'evaluation', 'evaluate.log', 'EvaluationFailed');
   fs.rmSync(dataFile, { force: true });
-  return JSON.parse(fs.readFileSync(metricsFile, 'utf8')) as Record<string, number>;
+  const metricsText = fs.readFileSync(metricsFile, 'utf8');
+  // The evaluation report is evidence too: kept beside the artifact it judged, locked like it.
+  await putOnce(s3, bucket(env, 'evidence'), `${input.artifactKey}.evaluation.json`, metricsText, {
+    contentType: 'application/json',
+    retainUntil: retainUntilInForce('evaluations'),
+  });
+  return JSON.parse(metricsText) as Record<string, number>;
 }

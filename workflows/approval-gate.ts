@@ -129,7 +129,10 @@ export class ApprovalGate {
   private receivedBefore = 0;
   private candidate?: Candidate;
   private modelVersionId = 0;
-  private policy: LoadedPolicy = { pack: { version: '', riskTiers: {} as PolicyPack['riskTiers'], principals: [] }, digest: '' };
+  private policy: LoadedPolicy = {
+    pack: { version: '', riskTiers: {} as PolicyPack['riskTiers'], principals: [], evidenceRetention: { default: '7y' } },
+    digest: '',
+  };
   private onRejection: TierPolicy['onRejection'] = 'end-gate';
   private rejectedBy?: AcceptedDecision;
   private bounded?: boolean;

@@ -3,3 +3,4 @@ export { smokeTest } from './smoke.ts';
 export { modelLifecycle } from './lifecycle.ts';
 export { noopChain } from './bench.ts';
 export { auditCheckpoint } from './audit-checkpoint.ts';
+export { historyArchiver } from './history-archiver.ts';

@@ -9,10 +9,13 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
+  log,
+  ParentClosePolicy,
   patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -23,7 +26,9 @@ import { type LifecycleCheckpoint, type LifecycleInput, type LifecycleOutcome, t
 import { CANCEL_REQUEST_SIGNAL, cancelRequestSchema } from '../src/domain/cancel.ts';
 import { queuesFor } from '../src/domain/task-queues.ts';
 import { durationMs } from '../src/policy/schema.ts';
+import { archiverWorkflowId } from '../src/domain/history.ts';
 import { ApprovalGate, type LoadedPolicy } from './approval-gate.ts';
+import { historyArchiver } from './history-archiver.ts';
 
 export { approveSignal, decideUpdate, rejectSignal, withdrawSignal, type DecisionVerdict } from './approval-gate.ts';
 export const approvalStatusQuery = defineQuery<ApprovalStatus>('approvalStatus');
@@ -58,6 +63,31 @@ async function checkpointAtEnd(reason: string): Promise<void> {
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
   }
+}
+
+/** Lifecycles that close after this change start the archiver that exports their full history as evidence. */
+export const HISTORY_EXPORT_PATCH = 'history-export';
+
+/**
+ * Starts the history archiver for this run as the lifecycle closes (deployed, rejected, failed,
+ * cancelled): it outlives the lifecycle (ABANDON) and waits for the close before it reads the history.
+ * Never fails the lifecycle: an archiver that cannot start (one already running under the derived id)
+ * is logged, and `factory history export` does the same work.
+ */
+async function archiveOnClose(): Promise<void> {
+  if (!patched(HISTORY_EXPORT_PATCH)) return;
+  const { workflowId, runId } = workflowInfo();
+  await CancellationScope.nonCancellable(async () => {
+    try {
+      await startChild(historyArchiver, {
+        workflowId: archiverWorkflowId(workflowId, runId),
+        args: [{ workflowId, runId }],
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+      });
+    } catch (err) {
+      log.warn('history archiver not started; run `factory history export` for this lifecycle', { error: String(err) });
+    }
+  });
 }
 
 /** What the lifecycle's end needs to know, filled in as the lifecycle goes. */
@@ -116,6 +146,7 @@ export async function modelLifecycle(rawInput: LifecycleInput, checkpoint?: Life
       }),
     );
     await checkpointAtEnd(`lifecycle ${outcome}: ${workflowId}`);
+    await archiveOnClose();
     throw err;
   }
 }
@@ -433,6 +464,7 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
     await audit('model.deployed', { ...deployed, deployedAt });
     status.outcome = 'deployed';
     enterStage('deployed', `Serving ${deployed.tritonModel} v${deployed.tritonVersion} at ${deployed.endpoint}`);
+    await archiveOnClose();
     await gate.refuseLeftovers(mv.id, policy);
     await condition(allHandlersFinished);
     return {
@@ -453,6 +485,7 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
       status.outcome = `rejected: ${reason}`;
       enterStage('rejected', `Rejected: ${reason}`);
       upsertSearchAttributes([{ key: PendingRolesKey, value: [] }]);
+      await archiveOnClose();
       await gate.refuseLeftovers(mv.id, policy);
       await condition(allHandlersFinished);
       return { outcome: 'rejected', modelName: input.modelName, version: mv.version, reason, ...(Object.keys(failing).length ? { failing } : {}) };

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Database } from '../db/schema.ts';
 import { signEnvelope, verifyEnvelope } from '../signing/dsse.ts';
 import type { FactoryKey } from '../signing/factory-key.ts';
+import { retainUntilInForce } from '../policy/pack.ts';
 import { putOnce, sha256Digest } from '../storage/objects.ts';
 import { mapLimit } from './objects.ts';
 
@@ -19,8 +20,6 @@ export const CHECKPOINT_PAYLOAD_TYPE = 'application/vnd.ai-factory.audit-checkpo
 export function checkpointPrefix(chain: string): string {
   return `audit-checkpoints/${chain}/`;
 }
-/** Seven years (SEC 17a-4's six plus margin, HIPAA's six): a checkpoint outlives what it anchors. */
-export const CHECKPOINT_RETAIN_DAYS = 2555;
 /** The largest envelope read back: a checkpoint is ~600 bytes. */
 const MAX_CHECKPOINT_BYTES = 64 * 1024;
 /** Serialises checkpoint writers (the schedule and every lifecycle's end): one checkpoint per head. */
@@ -103,7 +102,7 @@ function payloadOf(bytes: Buffer): AuditCheckpoint {
 export async function writeAuditCheckpoint(
   deps: { db: Kysely<Database>; s3: S3Client; bucket: string; chain: string; key: Pick<FactoryKey, 'privateKey' | 'keyId'> },
   reason: string,
-  { retainDays = CHECKPOINT_RETAIN_DAYS, now = () => new Date() }: { retainDays?: number; now?: () => Date } = {},
+  { retainUntil, now = () => new Date() }: { retainUntil?: Date; now?: () => Date } = {},
 ): Promise<CheckpointWrite> {
   const t0 = performance.now();
   const millis = () => Math.round((performance.now() - t0) * 10) / 10;
@@ -143,7 +142,8 @@ export async function writeAuditCheckpoint(
     const envelope = signEnvelope(deps.key, CHECKPOINT_PAYLOAD_TYPE, JSON.stringify(checkpoint));
     const put = await putOnce(deps.s3, deps.bucket, checkpointKey(deps.chain, head.seq), `${JSON.stringify(envelope)}\n`, {
       contentType: 'application/json',
-      retainDays,
+      // The policy pack's `checkpoints` retention (README, "Evidence retention"), unless the caller names one.
+      retainUntil: retainUntil ?? retainUntilInForce('checkpoints', now()),
     });
     return { written: true, checkpoint, uri: put.uri, digest: put.digest, ...(put.versionId ? { versionId: put.versionId } : {}), millis: millis() };
   });

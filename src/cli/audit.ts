@@ -1,3 +1,4 @@
+import os from 'node:os';
 import type { Command } from 'commander';
 import type { Kysely } from 'kysely';
 import type { ObjectCheck } from '../audit/objects.ts';
@@ -11,7 +12,8 @@ import { loadPolicyPack, policyPackPath } from '../policy/pack.ts';
 import type { PolicyPack } from '../policy/schema.ts';
 import { renderRequest, traceRequest } from '../trace/request.ts';
 import { TraceNotFound, renderTrace, traceModel } from '../trace/trace.ts';
-import { withDb } from './context.ts';
+import type { HistoryCheckResult } from '../history/verify.ts';
+import { withDb, withTemporal } from './context.ts';
 import { CliError, EXIT, createOutput } from './output.ts';
 
 /** Principal id → printed name from the pack in force; none (with a warning) when it is broken. */
@@ -68,6 +70,31 @@ function renderObjects(o: ObjectsResult): string {
   ].join('\n');
 }
 
+/** Histories from the exported objects, else live from Temporal (none when it cannot be reached: the exports are still checked). */
+async function checkHistories(db: Kysely<Database>, env: Env, workflowId?: string): Promise<HistoryCheckResult> {
+  const [{ createS3 }, { verifyHistories }, { connectClient }] = await Promise.all([
+    import('../storage/s3.ts'),
+    import('../history/verify.ts'),
+    import('../temporal.ts'),
+  ]);
+  const s3 = createS3(env);
+  const client = await connectClient(env).catch(() => undefined);
+  try {
+    return await verifyHistories(db, s3, client, { workflowId });
+  } finally {
+    s3.destroy();
+    await client?.connection.close();
+  }
+}
+
+function renderHistories(h: HistoryCheckResult): string {
+  const bad = h.discrepancies.filter((d) => d.kind !== 'history-unavailable');
+  const head = bad.length
+    ? `PROJECTION DIFFERS FROM THE HISTORIES: ${bad.length} discrepanc${bad.length === 1 ? 'y' : 'ies'} in ${h.lifecycles} lifecycle(s)`
+    : `projection matches the histories: ${h.lifecycles} lifecycle(s), ${h.exportedRuns} exported run(s) (digests verified), ${h.liveRuns} live run(s)`;
+  return [head, ...h.discrepancies.map((d) => `  ${d.workflowId} ${d.table} ${d.id}: ${d.kind.toUpperCase()}: ${d.reason}`)].join('\n');
+}
+
 export function registerAudit(program: Command): void {
   program
     .command('trace [model]')
@@ -112,9 +139,11 @@ export function registerAudit(program: Command): void {
     .option('--json', 'print JSON')
     .option('--objects', 'also check that every object the registry references exists in object storage with its recorded sha256 (hashes each)')
     .option('--no-checkpoints', 'do not read the signed checkpoints (the chain alone: blind to tail truncation and recomputation)')
-    .action(async (opts: { json?: boolean; objects?: boolean; checkpoints: boolean }) => {
+    .option('--history', "also cross-check the registry against each lifecycle's Temporal history (exported objects by digest, else live)")
+    .option('--workflow <id>', 'with --history: only this lifecycle')
+    .action(async (opts: { json?: boolean; objects?: boolean; checkpoints: boolean; history?: boolean; workflow?: string }) => {
       const out = createOutput(!!opts.json);
-      const { chain, checkpoints, findings, anchorError, projection, signatures, objects } = await withDb(async (db, env) => {
+      const { chain, checkpoints, findings, anchorError, projection, signatures, objects, history } = await withDb(async (db, env) => {
         const anchored = opts.checkpoints ? await anchoredChain(db, env) : undefined;
         const chain = anchored && 'chain' in anchored ? anchored.chain : await verifyAuditChain(db);
         return {
@@ -130,9 +159,11 @@ export function registerAudit(program: Command): void {
           projection: await verifyProjection(db),
           signatures: await verifyApprovalSignatures(db, packsAtHand()),
           objects: opts.objects ? await checkObjects(db, env) : undefined,
+          history: opts.history ? await checkHistories(db, env, opts.workflow) : undefined,
         };
       });
-      const ok = findings.length === 0 && projection.ok && signatures.ok && (objects?.ok ?? true);
+      const historyBad = history ? history.discrepancies.some((d) => d.kind !== 'history-unavailable') : false;
+      const ok = findings.length === 0 && projection.ok && signatures.ok && (objects?.ok ?? true) && !historyBad;
       const result = {
         ok,
         findings,
@@ -142,6 +173,7 @@ export function registerAudit(program: Command): void {
         projection,
         signatures,
         ...(objects ? { objects } : {}),
+        ...(history ? { history } : {}),
       };
       out.result(result, (r) =>
         [
@@ -156,13 +188,14 @@ export function registerAudit(program: Command): void {
             : `REGISTRY DIFFERS FROM THE AUDIT TRAIL in ${r.projection.mismatchCount} row(s)${r.projection.mismatchCount > r.projection.mismatches.length ? ` (the first ${r.projection.mismatches.length} listed)` : ''}:\n${r.projection.mismatches.map((m) => `  ${m.table} ${m.id}: ${m.reason}`).join('\n')}`,
           renderSignatures(r.signatures),
           ...(r.objects ? [renderObjects(r.objects)] : []),
+          ...(r.history ? [renderHistories(r.history)] : []),
         ].join('\n'),
       );
       const tamper = tamperExit(findings);
       if (tamper) process.exitCode = tamper;
       else if (!ok) process.exitCode = EXIT.tampered;
-      // Nothing found wrong, but the store did not answer for some: not a verified trail either.
-      else if (objects?.unreadable || anchorError) process.exitCode = EXIT.unhealthy;
+      // Nothing found wrong, but the store (or Temporal) did not answer for some: not a verified trail either.
+      else if (objects?.unreadable || anchorError || history?.unavailable) process.exitCode = EXIT.unhealthy;
     });
 }
 
@@ -202,4 +235,44 @@ async function anchoredChain(db: Kysely<Database>, env: Env): Promise<AnchoredVe
   } finally {
     s3.destroy();
   }
+}
+
+export function registerHistory(program: Command): void {
+  const history = program.command('history').description("a lifecycle's Temporal history, kept as evidence");
+  history
+    .command('export <workflow-id>')
+    .description(
+      'export the full history of a closed lifecycle (every run of its chain) to the evidence bucket under Object Lock, record it and sign it into the audit chain, through its archiver on the workers (exit 0 exported or already; 4 still running; 6 not found)',
+    )
+    .option('--run <run-id>', 'the run that closed the lifecycle (default: the latest run)')
+    .option('--json', 'print JSON')
+    .action(async (workflowId: string, opts) => {
+      const out = createOutput(!!opts.json);
+      const { requestHistoryExport, HistoryExportRefused, rootCause, renderCause } = await import('../lifecycle/client.ts');
+      const { WorkflowFailedError } = await import('@temporalio/client');
+      const result = await withTemporal(async (client) => {
+        try {
+          return await requestHistoryExport(client, workflowId, { runId: opts.run as string | undefined, actor: `${os.userInfo().username}@${os.hostname()}` });
+        } catch (err) {
+          if (err instanceof HistoryExportRefused) throw new CliError(err.message, EXIT.refused, 'wait until it closes (factory status), then run this again');
+          if (err instanceof WorkflowFailedError) {
+            throw new CliError(
+              `the history was not exported: ${err.cause ? renderCause(rootCause(err.cause)) : err.message}`,
+              EXIT.failure,
+              'see the archiver in the Web UI',
+            );
+          }
+          throw err;
+        }
+      });
+      out.result(result, (r) =>
+        [
+          `history of ${r.workflowId} (closed ${r.status}, run ${r.closedRunId}): ${r.runs.length} run(s), recorded as ${r.auditEventId}`,
+          ...r.runs.map(
+            (x) =>
+              `  run ${x.runId} ${x.status}: ${x.events} events ${x.digest} ${x.uri} locked until ${x.retainUntil}${x.duplicate ? ' (already exported)' : ''}`,
+          ),
+        ].join('\n'),
+      );
+    });
 }

@@ -11,6 +11,7 @@ const keys: Registrar = async () => (await import('./keys.ts')).registerKeys;
 const capacity: Registrar = async () => (await import('./capacity.ts')).registerCapacity;
 const sign: Registrar = async () => (await import('./sign.ts')).registerSign;
 const gateway: Registrar = async () => (await import('./gateway.ts')).registerGateway;
+const history: Registrar = async () => (await import('./audit.ts')).registerHistory;
 /**
  * Each top-level command's module, loaded only when that command runs: `factory trace` must not
  * pay for loading the Temporal client, the S3 SDK and the stack (it answers in well under a second).
@@ -24,6 +25,7 @@ const byCommand: Record<string, Registrar> = {
   withdraw: lifecycle,
   trace: audit,
   audit,
+  history,
   demo,
   keys,
   capacity,
@@ -97,7 +99,7 @@ async function report(err: unknown): Promise<number> {
 
 const wanted = byCommand[process.argv[2] ?? ''];
 try {
-  for (const registrar of wanted ? [wanted] : [dev, lifecycle, audit, demo, keys, capacity, gateway]) (await registrar())(program);
+  for (const registrar of wanted ? [wanted] : [dev, lifecycle, audit, history, demo, keys, capacity, gateway]) (await registrar())(program);
   await program.parseAsync(process.argv);
 } catch (err) {
   process.exitCode = await report(err);

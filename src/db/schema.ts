@@ -12,6 +12,7 @@ export interface Database {
   gateway_routes: GatewayRoutesTable;
   gateway_requests: GatewayRequestsTable;
   payload_reads: PayloadReadsTable;
+  history_exports: HistoryExportsTable;
 }
 
 /** What the gateway serves per model (migration 0010): one row a rollback switches. */
@@ -151,4 +152,22 @@ export interface AuditEventsTable {
   occurred_at: string;
   prev_hash: string;
   hash: string;
+}
+
+/** One exported Temporal history per run of a closed lifecycle (migration 0008). Append-only. */
+export interface HistoryExportsTable {
+  workflow_id: string;
+  run_id: string;
+  /** The run that closed the lifecycle; the runs it continued from share it. */
+  closed_run_id: string;
+  /** 0 for the first run of the chain, then each continue-as-new. */
+  run_index: number;
+  /** How the run closed (Temporal's names): COMPLETED, FAILED, CANCELED, TERMINATED, TIMED_OUT, CONTINUED_AS_NEW. */
+  status: string;
+  uri: string;
+  digest: string;
+  events: number;
+  bytes: ColumnType<string, number | string, never>;
+  retain_until: ColumnType<Date, Date | string, never>;
+  exported_at: CreatedAt;
 }

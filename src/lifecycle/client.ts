@@ -14,6 +14,7 @@ import { CANCEL_REQUEST_SIGNAL, type CancelRequest, cancelRequestSchema } from '
 import { decideUpdateSchema } from '../domain/approval.ts';
 import { type LifecycleInput, type LifecycleOutcome, type LifecycleParams, lifecycleInputSchema, lifecycleWorkflowId } from '../domain/lifecycle.ts';
 import { TASK_QUEUES } from '../domain/task-queues.ts';
+import { HISTORY_ARCHIVER_WORKFLOW, type HistoryExportSummary, archiverWorkflowId } from '../domain/history.ts';
 import { LifecycleStageKey, ModelNameKey, RiskTierKey } from '../../temporal/search-attributes.ts';
 import type { DecisionVerdict } from '../../workflows/lifecycle.ts';
 
@@ -540,4 +541,31 @@ export async function listLifecycles(
     }
   });
   return { lifecycles, truncated, query };
+}
+
+/** The history of a lifecycle cannot be exported (yet): it is still running, or the run named continued as new. */
+export class HistoryExportRefused extends Error {
+  override name = 'HistoryExportRefused';
+}
+
+/**
+ * Exports a closed lifecycle's full history through its archiver (the historyArchiver workflow on the
+ * lifecycle's own task queue, under the id derived from the closing run): the workers store and
+ * record it, as they do when a lifecycle closes. An archiver already running is joined; one that
+ * has finished is run again, which stores nothing new. For lifecycles closed before the archiver existed.
+ */
+export async function requestHistoryExport(client: Client, workflowId: string, opts: { runId?: string; actor?: string } = {}): Promise<HistoryExportSummary> {
+  const desc = await withDeadline(client, SERVER_TIMEOUT_MS, () => client.workflow.getHandle(workflowId, opts.runId).describe());
+  if (desc.status.name === 'RUNNING')
+    throw new HistoryExportRefused(`lifecycle ${workflowId} (run ${desc.runId}) is still running: its history is exported when it closes`);
+  if (desc.status.name === 'CONTINUED_AS_NEW') {
+    throw new HistoryExportRefused(`run ${desc.runId} of ${workflowId} continued as new: export the run that closed the lifecycle (it includes this one)`);
+  }
+  const handle = await client.workflow.start(HISTORY_ARCHIVER_WORKFLOW, {
+    workflowId: archiverWorkflowId(workflowId, desc.runId),
+    taskQueue: desc.taskQueue,
+    args: [{ workflowId, runId: desc.runId, ...(opts.actor ? { actor: opts.actor } : {}) }],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+  });
+  return (await handle.result()) as HistoryExportSummary;
 }

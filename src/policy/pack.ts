@@ -5,7 +5,7 @@ import { projectRoot } from '../config/env.ts';
 import { parse, parseDocument } from 'yaml';
 import { APPROVAL_NAMESPACE, parsePublicKeyLine } from '../signing/sshsig.ts';
 
-import { RISK_TIERS, policyPackSchema, type GatewayKey, type PolicyPack } from './schema.ts';
+import { type EvidenceKind, RISK_TIERS, evidenceRetainUntil, policyPackSchema, type GatewayKey, type PolicyPack } from './schema.ts';
 
 export class PolicyPackError extends Error {
   override name = 'PolicyPackError';
@@ -108,4 +108,12 @@ export function allowedSigners(pack: PolicyPack): string {
     }
   }
   return lines.length ? `${lines.join('\n')}\n` : '';
+}
+
+/**
+ * The retain-until of an evidence object of `kind` written at `from` under the pack in force: what
+ * every writer of evidence passes as putOnce/putFileOnce's `retainUntil` (see evidenceRetainUntil).
+ */
+export function retainUntilInForce(kind: EvidenceKind, from: Date = new Date()): Date {
+  return evidenceRetainUntil(loadPolicyPack(policyPackPath()).pack, kind, from);
 }

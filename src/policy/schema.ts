@@ -69,6 +69,38 @@ export const gatewayKeySchema = z.object({
 });
 export type GatewayKey = z.infer<typeof gatewayKeySchema>;
 
+/** The kinds of evidence object; each is kept under Object Lock (COMPLIANCE) until its retain-until. */
+export const EVIDENCE_KINDS = ['raw', 'certified', 'artifacts', 'evaluations', 'provenance', 'checkpoints', 'histories'] as const;
+export type EvidenceKind = (typeof EVIDENCE_KINDS)[number];
+
+/** A retention: whole years (calendar years, e.g. 7y for SEC 17a-4) or days (e.g. 2190d). At most 100 years. */
+export const retentionSchema = z
+  .string()
+  .regex(/^[1-9]\d{0,4}(y|d)$/, 'a retention like 6y, 7y or 2190d')
+  .refine((r) => (r.endsWith('y') ? Number(r.slice(0, -1)) <= 100 : Number(r.slice(0, -1)) <= 36_525), 'at most 100 years');
+
+/**
+ * How long evidence objects are kept, under Object Lock in COMPLIANCE mode (nobody, root included, can
+ * shorten it or delete a locked version before then). `default` applies to every kind not named.
+ * Examples: HIPAA 45 CFR 164.316(b)(2) keeps documentation 6 years (6y); SEC 17a-4 keeps most records
+ * 6 years and some 3 (the longest applying wins: 6y or 7y is common).
+ */
+export const evidenceRetentionSchema = z
+  .object({
+    default: retentionSchema,
+    raw: retentionSchema.optional(),
+    certified: retentionSchema.optional(),
+    artifacts: retentionSchema.optional(),
+    evaluations: retentionSchema.optional(),
+    provenance: retentionSchema.optional(),
+    checkpoints: retentionSchema.optional(),
+    histories: retentionSchema.optional(),
+  })
+  .strict();
+export type EvidenceRetention = z.infer<typeof evidenceRetentionSchema>;
+/** A pack written before retention was part of it keeps evidence 7 years. */
+export const DEFAULT_EVIDENCE_RETENTION: EvidenceRetention = { default: '7y' };
+
 export const policyPackSchema = z.object({
   version: z.string().min(1),
   riskTiers: z.object({ low: tierPolicySchema, medium: tierPolicySchema, high: tierPolicySchema }).strict(),
@@ -76,6 +108,8 @@ export const policyPackSchema = z.object({
   /** Who may call which models through the inference gateway (src/gateway/); optional (older packs have none). */
   useCases: z.array(useCaseSchema).optional(),
   gatewayKeys: z.array(gatewayKeySchema).optional(),
+
+  evidenceRetention: evidenceRetentionSchema.default(DEFAULT_EVIDENCE_RETENTION),
 });
 export type PolicyPack = z.infer<typeof policyPackSchema>;
 export type TierPolicy = z.infer<typeof tierPolicySchema>;
@@ -85,4 +119,21 @@ export function durationMs(d: string): number {
   const n = Number(d.slice(0, -1));
   const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[d.slice(-1) as 's' | 'm' | 'h' | 'd'];
   return n * unit;
+}
+
+/**
+ * The retain-until of an evidence object of `kind` written at `from`, from the pack's
+ * evidenceRetention: years are calendar years (UTC), days are 86 400 s each. The one function every
+ * writer of evidence uses (objects, certified datasets, artifacts, evaluations, provenance,
+ * checkpoints, histories).
+ */
+export function evidenceRetainUntil(pack: Pick<PolicyPack, 'evidenceRetention'>, kind: EvidenceKind, from: Date = new Date()): Date {
+  const retention = pack.evidenceRetention ?? DEFAULT_EVIDENCE_RETENTION;
+  const r = retention[kind] ?? retention.default;
+  const n = Number(r.slice(0, -1));
+  if (r.endsWith('d')) return new Date(from.getTime() + n * 86_400_000);
+  const until = new Date(from.getTime());
+  until.setUTCFullYear(until.getUTCFullYear() + n);
+  // 29 February + n years lands on 1 March: never earlier than n years.
+  return until;
 }

@@ -4,6 +4,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { extendLock, lockParams } from './objects.ts';
 
 /**
  * Streaming object I/O for files of any size (datasets): memory stays at a few buffers whatever the
@@ -66,10 +67,13 @@ export async function putFileOnce(
   key: string,
   file: string,
   digest: string,
-  opts: { contentType?: string; onProgress?: (bytes: number) => void } = {},
+  opts: { contentType?: string; onProgress?: (bytes: number) => void; retainUntil?: Date } = {},
 ): Promise<{ uri: string; digest: string; versionId?: string }> {
   const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })).catch(() => undefined);
-  if (head?.Metadata?.sha256 === digest) return { uri: `s3://${bucket}/${key}`, digest, versionId: head.VersionId };
+  if (head?.Metadata?.sha256 === digest) {
+    await extendLock(s3, bucket, key, head, opts.retainUntil);
+    return { uri: `s3://${bucket}/${key}`, digest, versionId: head.VersionId };
+  }
   const upload = new Upload({
     client: s3,
     queueSize: 2,
@@ -81,6 +85,7 @@ export async function putFileOnce(
       Body: fs.createReadStream(file, { highWaterMark: 1024 * 1024 }),
       ContentType: opts.contentType,
       Metadata: { sha256: digest },
+      ...lockParams(opts.retainUntil),
     },
   });
   upload.on('httpUploadProgress', (p) => opts.onProgress?.(p.loaded ?? 0));

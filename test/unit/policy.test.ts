@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { AcceptedDecision } from '../../src/domain/approval.ts';
 import { judgeDecision } from '../../src/policy/approval.ts';
-import { DEFAULT_POLICY_PACK, PolicyPackError, allowedSigners, parsePolicyPack } from '../../src/policy/pack.ts';
-import { durationMs } from '../../src/policy/schema.ts';
+import { DEFAULT_POLICY_PACK, PolicyPackError, allowedSigners, loadPolicyPack, parsePolicyPack } from '../../src/policy/pack.ts';
+import { EVIDENCE_KINDS, durationMs, evidenceRetainUntil } from '../../src/policy/schema.ts';
 import { keyedTestPack, makeSshKey } from '../signing.ts';
 
 // policies/default.yaml lists no keys (`factory dev up` adds the dev principals'); its signing tiers need them.
@@ -160,5 +160,34 @@ describe('rejecting and withdrawing while the gate is open', () => {
     expect(
       judgeDecision(payload({ approver: 'omar@hospital.example', role: 'business', comment: 'x' }), 'withdraw', devFree, omarApproved, pack, 'legacy'),
     ).toMatchObject({ accepted: false });
+  });
+});
+
+describe('evidence retention from the pack', () => {
+  const from = new Date('2026-11-27T12:00:00.000Z');
+  it('the default pack keeps every kind of evidence 7 calendar years', () => {
+    expect(pack.evidenceRetention).toEqual({ default: '7y' });
+    for (const kind of EVIDENCE_KINDS) expect(evidenceRetainUntil(pack, kind, from).toISOString()).toBe('2033-11-27T12:00:00.000Z');
+  });
+
+  it('a kind named in the pack overrides the default; days are days', () => {
+    const text = fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8').replace('  default: 7y', '  default: 2190d\n  histories: 10y');
+    const custom = parsePolicyPack(text).pack;
+    expect(evidenceRetainUntil(custom, 'artifacts', from).toISOString()).toBe(new Date(from.getTime() + 2190 * 86_400_000).toISOString());
+    expect(evidenceRetainUntil(custom, 'histories', from).toISOString()).toBe('2036-11-27T12:00:00.000Z');
+    // 29 February plus a year is 1 March: never less than the retention.
+    expect(
+      evidenceRetainUntil(parsePolicyPack(text.replace('default: 2190d', 'default: 1y')).pack, 'raw', new Date('2028-02-29T00:00:00Z')).toISOString(),
+    ).toBe('2029-03-01T00:00:00.000Z');
+  });
+
+  it('a pack without evidenceRetention keeps evidence 7 years; a malformed retention or an unknown kind is refused, named', () => {
+    const without = fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8').replace(/evidenceRetention:\n  default: 7y\n/, '');
+    expect(parsePolicyPack(without).pack.evidenceRetention).toEqual({ default: '7y' });
+    const bad = (r: string) => () => parsePolicyPack(fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8').replace('  default: 7y', r));
+    expect(bad('  default: 7 years')).toThrow(/evidenceRetention\.default: a retention like 6y, 7y or 2190d/);
+    expect(bad('  default: 0d')).toThrow(/evidenceRetention\.default/);
+    expect(bad('  default: 101y')).toThrow(/evidenceRetention\.default: at most 100 years/);
+    expect(bad('  default: 7y\n  logs: 1d')).toThrow(/evidenceRetention: Unrecognized key: "logs"/);
   });
 });

@@ -8,6 +8,7 @@ import * as m0006 from './0006_least_privilege_roles.ts';
 import * as m0007 from './0007_model_provenance.ts';
 import * as m0009 from './0009_registry_lookup_indexes.ts';
 import * as m0010 from './0010_gateway_requests.ts';
+import * as m0008 from './0008_history_exports.ts';
 
 /** Migrations are listed in code (not read from a folder) so they bundle and type-check with the rest. */
 export const migrations: Record<string, Migration> = {
@@ -20,6 +21,7 @@ export const migrations: Record<string, Migration> = {
   '0007_model_provenance': m0007,
   '0009_registry_lookup_indexes': m0009,
   '0010_gateway_requests': m0010,
+  '0008_history_exports': m0008,
 };
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations };
