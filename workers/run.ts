@@ -10,6 +10,7 @@ import { writeWorkerReady } from '../src/dev/worker-ready.ts';
 import { closeActivityDeps } from '../activities/deps.ts';
 import { startServingReconciler } from '../activities/serving.ts';
 import { createWorker } from './worker.ts';
+import { temporalCredentials } from '../src/temporal.ts';
 
 const env = loadEnv();
 const log = createLogger('worker', env.LOG_LEVEL);
@@ -22,7 +23,7 @@ if (unknown.length) {
 const queues = (requested.length ? requested : ALL_TASK_QUEUES) as TaskQueue[];
 
 Runtime.install({ telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } } });
-const connection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS });
+const connection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS, ...temporalCredentials(env) });
 const workers = await Promise.all(queues.map((q) => createWorker(env, q, connection)));
 log.info({ queues, prefix: env.FACTORY_TASK_QUEUE_PREFIX, address: env.TEMPORAL_ADDRESS }, 'workers polling');
 const running = Promise.all(workers.map((w) => w.run()));

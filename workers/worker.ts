@@ -4,6 +4,7 @@ import { DefaultLogger, NativeConnection, Worker, bundleWorkflowCode, type Workf
 import { activitiesFor } from '../activities/index.ts';
 import type { Env } from '../src/config/env.ts';
 import type { TaskQueue } from '../src/domain/task-queues.ts';
+import { temporalCredentials } from '../src/temporal.ts';
 
 const workflowsPath = path.join(path.dirname(fileURLToPath(import.meta.url)), '../workflows/index.ts');
 
@@ -16,7 +17,7 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
 
 /** A worker for one task queue (zone). Only the control zone runs workflow code. */
 export async function createWorker(env: Env, queue: TaskQueue, connection?: NativeConnection): Promise<Worker> {
-  connection ??= await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS });
+  connection ??= await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS, ...temporalCredentials(env) });
   return Worker.create({
     connection,
     namespace: env.TEMPORAL_NAMESPACE,

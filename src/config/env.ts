@@ -38,6 +38,12 @@ export const envSchema = z.object({
     .regex(/^[\w.-]*$/)
     .default(''),
   TEMPORAL_RETENTION_DAYS: z.coerce.number().int().min(30).default(30),
+  /**
+   * A bearer token (JWT) for a Temporal server with the JWT authorizer (README, "Production identity
+   * of the caller"): sent as `authorization: Bearer …` by the workers and the CLI. From a secret store
+   * or the environment, never the repository; unset: no credentials (the local stack).
+   */
+  TEMPORAL_API_KEY: z.string().min(1).optional(),
 
   /** When unset, `factory dev up` serves an embedded PGlite on FACTORY_PGLITE_PORT. */
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),

@@ -67,4 +67,27 @@ describe('docker-compose.yml (shape; no Docker engine here)', () => {
     expect(doc.services.workers?.environment?.FACTORY_SIGNING_KEY_FILE).toBe('/run/secrets/factory_signing_key');
     expect(doc.secrets.factory_signing_key?.file).toMatch(/^\$\{FACTORY_SIGNING_KEY_PATH:\?/);
   });
+
+  it('identifies callers: Temporal with the JWT authorizer and default claim mapper, principal attribution, the Web UI behind OIDC', () => {
+    const temporal = compose.services.temporal?.environment ?? {};
+    expect(temporal).toMatchObject({
+      TEMPORAL_AUTH_AUTHORIZER: 'default',
+      TEMPORAL_AUTH_CLAIM_MAPPER: 'default',
+      TEMPORAL_JWT_PERMISSIONS_CLAIM: '${TEMPORAL_JWT_PERMISSIONS_CLAIM:-permissions}',
+      USE_INTERNAL_FRONTEND: 'true',
+    });
+    expect(temporal.TEMPORAL_JWT_KEY_SOURCE1).toMatch(/^\$\{TEMPORAL_JWT_KEY_SOURCE1:\?/);
+    expect(temporal.SERVICES).toContain('internal-frontend');
+    // The principal the authorizer derives is stamped on history events (same file as the dev server's).
+    const args = devServerArgs({ host: '127.0.0.1', port: 7233, uiPort: 8233, dbFile: 'x.db', namespace: 'default' });
+    expect(args.join(' ')).toContain('--dynamic-config-value frontend.enablePrincipalPropagation=true');
+    const ui = compose.services['temporal-ui']?.environment ?? {};
+    expect(ui.TEMPORAL_AUTH_ENABLED).toBe('true');
+    for (const k of ['TEMPORAL_AUTH_PROVIDER_URL', 'TEMPORAL_AUTH_CLIENT_ID', 'TEMPORAL_AUTH_CLIENT_SECRET'])
+      expect(ui[k]).toMatch(new RegExp(`^\\$\\{${k}:\\?`));
+    // Workers and the one-shot setup present their own tokens, from the environment.
+    expect(compose.services.workers?.environment?.TEMPORAL_API_KEY).toMatch(/^\$\{TEMPORAL_WORKER_API_KEY:\?/);
+    expect(compose.services['temporal-setup']?.environment?.TEMPORAL_API_KEY).toMatch(/^\$\{TEMPORAL_ADMIN_API_KEY:\?/);
+    expect(compose.services['temporal-setup']?.entrypoint).toContain('--api-key');
+  });
 });
