@@ -4,15 +4,15 @@ import { parseS3Uri } from '../serving/s3-uri.ts';
 
 /**
  * The objects the registry vouches for: each dataset version's raw file, certified data and
- * manifest, and each model version's artifact, with the sha256 recorded for it. Evidence is checked,
+ * manifest, each model version's artifact and each exported history, with the sha256 recorded for it. Evidence is checked,
  * not assumed: `audit verify --objects` hashes every one (objects-check.ts), `trace` asks whether
  * its own exist (src/trace/live.ts). No S3 SDK in this module: `trace` imports it.
  */
 export interface ObjectRef {
-  table: 'dataset_versions' | 'model_versions';
-  /** The row: a dataset version's manifest digest, a model version's name@version. */
+  table: 'dataset_versions' | 'model_versions' | 'history_exports';
+  /** The row: a dataset version's manifest digest, a model version's name@version, an exported history's workflow id/run id. */
   id: string;
-  role: 'raw' | 'certified' | 'manifest' | 'artifact' | 'provenance';
+  role: 'raw' | 'certified' | 'manifest' | 'artifact' | 'provenance' | 'history';
   uri: string;
   expected: string;
 }
@@ -61,16 +61,24 @@ export function modelObjects(m: {
 
 /** Every referenced object, each (uri, digest) once, in a stable order. */
 export async function referencedObjects(db: Kysely<Database>): Promise<ObjectRef[]> {
-  const [datasets, models] = await Promise.all([
+  const [datasets, models, histories] = await Promise.all([
     db.selectFrom('dataset_versions').select(['manifest_digest', 'raw_uri', 'raw_sha256', 'certified_uri', 'manifest_uri']).orderBy('created_at').execute(),
     db
       .selectFrom('model_versions')
       .select(['model_name', 'version', 'artifact_uri', 'artifact_digest', 'provenance_uri', 'provenance_digest'])
       .orderBy('id')
       .execute(),
+    db.selectFrom('history_exports').select(['workflow_id', 'run_id', 'uri', 'digest']).orderBy('exported_at').execute(),
   ]);
+  const exported = histories.map((h): ObjectRef => ({
+    table: 'history_exports',
+    id: `${h.workflow_id}/${h.run_id}`,
+    role: 'history',
+    uri: h.uri,
+    expected: h.digest,
+  }));
   const seen = new Set<string>();
-  return [...datasets.flatMap(datasetObjects), ...models.flatMap(modelObjects)].filter((r) => {
+  return [...datasets.flatMap(datasetObjects), ...models.flatMap(modelObjects), ...exported].filter((r) => {
     const k = `${r.uri}\u0000${r.expected}`;
     if (seen.has(k)) return false;
     seen.add(k);

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
+import type { ObjectRef } from '../audit/objects.ts';
 import { DECISION_DONE, type Decision, signatureLine } from '../domain/approval.ts';
 
 export interface ModelTrace {
@@ -78,7 +79,7 @@ export interface TracedProvenance {
 }
 
 export interface TracedObject {
-  role: 'raw' | 'certified' | 'manifest' | 'artifact' | 'provenance';
+  role: ObjectRef['role'];
   uri: string;
   expected: string;
   /** ok: present with the recorded sha256 (per its metadata); unreadable: the store did not answer in time. */
