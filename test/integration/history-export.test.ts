@@ -5,20 +5,20 @@ import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LifecycleOutcome } from '../../src/domain/lifecycle.ts';
 import type { HistoryCheckResult } from '../../src/history/verify.ts';
-import { DEFAULT_POLICY_PACK } from '../../src/policy/pack.ts';
 import { parseS3Uri } from '../../src/serving/s3-uri.ts';
 import { createS3 } from '../../src/storage/s3.ts';
 import { referencedObjects } from '../../src/audit/objects.ts';
 import { hashObject } from '../../src/audit/objects-check.ts';
 import { projectRoot } from '../../src/config/env.ts';
 import { putOnce, sha256Digest } from '../../src/storage/objects.ts';
-import { env } from '../helpers.ts';
+import { env, stackPolicyText } from '../helpers.ts';
 import { factoryCli, lifecycleSuite, startTestLifecycle, waitForStatus } from './harness.ts';
 
-// The default pack with its own retention: 6 years in days for evidence, 10 calendar years for histories.
+// The stack's pack (the default with the dev keys) with its own retention: 6 years in days for evidence,
+// 10 calendar years for histories.
 const policyFile = path.join(env.FACTORY_HOME, 'test-policy-retention.yaml');
 fs.mkdirSync(env.FACTORY_HOME, { recursive: true });
-fs.writeFileSync(policyFile, fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8').replace('  default: 7y', '  default: 2190d\n  histories: 10y'));
+fs.writeFileSync(policyFile, stackPolicyText().replace('  default: 7y', '  default: 2190d\n  histories: 10y'));
 const cliEnv = { FACTORY_POLICY_PACK: policyFile };
 
 const suite = lifecycleSuite({ workerEnv: cliEnv });

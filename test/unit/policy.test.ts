@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { AcceptedDecision } from '../../src/domain/approval.ts';
 import { judgeDecision } from '../../src/policy/approval.ts';
-import { DEFAULT_POLICY_PACK, PolicyPackError, allowedSigners, loadPolicyPack, parsePolicyPack } from '../../src/policy/pack.ts';
+import { DEFAULT_POLICY_PACK, PolicyPackError, allowedSigners, parsePolicyPack } from '../../src/policy/pack.ts';
 import { EVIDENCE_KINDS, durationMs, evidenceRetainUntil } from '../../src/policy/schema.ts';
 import { keyedTestPack, makeSshKey } from '../signing.ts';
 
@@ -171,7 +171,7 @@ describe('evidence retention from the pack', () => {
   });
 
   it('a kind named in the pack overrides the default; days are days', () => {
-    const text = fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8').replace('  default: 7y', '  default: 2190d\n  histories: 10y');
+    const text = keyed.text.replace('  default: 7y', '  default: 2190d\n  histories: 10y');
     const custom = parsePolicyPack(text).pack;
     expect(evidenceRetainUntil(custom, 'artifacts', from).toISOString()).toBe(new Date(from.getTime() + 2190 * 86_400_000).toISOString());
     expect(evidenceRetainUntil(custom, 'histories', from).toISOString()).toBe('2036-11-27T12:00:00.000Z');
@@ -182,9 +182,9 @@ describe('evidence retention from the pack', () => {
   });
 
   it('a pack without evidenceRetention keeps evidence 7 years; a malformed retention or an unknown kind is refused, named', () => {
-    const without = fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8').replace(/evidenceRetention:\n  default: 7y\n/, '');
+    const without = keyed.text.replace(/evidenceRetention:\n  default: 7y\n/, '');
     expect(parsePolicyPack(without).pack.evidenceRetention).toEqual({ default: '7y' });
-    const bad = (r: string) => () => parsePolicyPack(fs.readFileSync(DEFAULT_POLICY_PACK, 'utf8').replace('  default: 7y', r));
+    const bad = (r: string) => () => parsePolicyPack(keyed.text.replace('  default: 7y', r));
     expect(bad('  default: 7 years')).toThrow(/evidenceRetention\.default: a retention like 6y, 7y or 2190d/);
     expect(bad('  default: 0d')).toThrow(/evidenceRetention\.default/);
     expect(bad('  default: 101y')).toThrow(/evidenceRetention\.default: at most 100 years/);
