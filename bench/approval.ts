@@ -29,7 +29,8 @@ import { stackUp } from '../src/dev/stack.ts';
 import type { ApprovalStatus } from '../src/domain/approval.ts';
 import { approvalStatus, cancelLifecycle, decide, startLifecycle } from '../src/lifecycle/client.ts';
 import { createLogger } from '../src/log.ts';
-import { EVIDENCE_RETENTION_DAYS, bucket } from '../src/storage/s3.ts';
+import { bucket } from '../src/storage/s3.ts';
+import { retainUntilInForce } from '../src/policy/pack.ts';
 import { putOnce, sha256Digest } from '../src/storage/objects.ts';
 import { connectClient } from '../src/temporal.ts';
 import { createWorker } from '../workers/worker.ts';
@@ -72,7 +73,7 @@ async function measurements(dir: string, artifactKey: string): Promise<TrainedMo
   const measured = JSON.parse(bytes.toString('utf8')) as { python: { implementation: string; version: string }; packages: unknown[] };
   const put = await putOnce(s3, bucket(env, 'evidence'), `${artifactKey}.environment-measured.json`, bytes, {
     contentType: 'application/json',
-    retainDays: EVIDENCE_RETENTION_DAYS,
+    retainUntil: retainUntilInForce('artifacts'),
   });
   return {
     environment: {
