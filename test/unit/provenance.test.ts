@@ -118,5 +118,5 @@ describe('a worker without a signing key', () => {
       if (saved.home !== undefined) process.env.FACTORY_HOME = saved.home;
       else delete process.env.FACTORY_HOME;
     }
-  });
+  }, 60_000); // importing @temporalio/testing and the activities takes seconds on a loaded machine
 });
