@@ -1,41 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { type Kysely, sql } from 'kysely';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAuditEvent } from '../../src/audit/append.ts';
-import { createDb, ensureDatabase, migrateToLatest } from '../../src/db/connect.ts';
+import { createDb, migrateToLatest } from '../../src/db/connect.ts';
 import type { Database } from '../../src/db/schema.ts';
-import { env } from '../helpers.ts';
+import { privateDatabase } from './private-database.ts';
 import { factoryCli } from './harness.ts';
-
-/**
- * A private audit trail in a database of its own, so tampering never touches the shared one: a new
- * database on the Postgres server in DATABASE_URL, or else a private embedded PGlite server.
- */
-async function privateDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
-  if (env.DATABASE_URL) {
-    const url = new URL(env.DATABASE_URL);
-    const name = `factory_tamper_${randomBytes(4).toString('hex')}`;
-    url.pathname = `/${name}`;
-    await ensureDatabase(url.toString());
-    return {
-      url: url.toString(),
-      drop: async () => {
-        const admin = new pg.Client({ connectionString: env.DATABASE_URL });
-        await admin.connect();
-        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await admin.end();
-      },
-    };
-  }
-  const port = 20_000 + Math.floor(Math.random() * 10_000);
-  const pglite = await PGlite.create();
-  const server = new PGLiteSocketServer({ db: pglite, host: '127.0.0.1', port, maxConnections: 4 });
-  await server.start();
-  return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, drop: async () => (await server.stop(), await pglite.close()) };
-}
 
 let db: Kysely<Database>;
 let dropDatabase: () => Promise<void>;
@@ -43,7 +12,7 @@ let cliEnv: Record<string, string>;
 const seqs: string[] = [];
 
 beforeAll(async () => {
-  const priv = await privateDatabase();
+  const priv = await privateDatabase('factory_tamper');
   dropDatabase = priv.drop;
   cliEnv = { DATABASE_URL: priv.url };
   db = createDb(priv.url, { poolSize: 1 });

@@ -1,56 +1,25 @@
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { WorkflowFailedError } from '@temporalio/client';
 import { type Kysely, Migrator, sql } from 'kysely';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeActivityDeps } from '../../activities/deps.ts';
 import { type LifecycleEndInput, recordLifecycleEnd, registerModel, setModelState } from '../../activities/registry.ts';
 import { appendAuditEvent } from '../../src/audit/append.ts';
 import { projectRoot } from '../../src/config/env.ts';
-import { createDb, ensureDatabase, migrateToLatest } from '../../src/db/connect.ts';
+import { createDb, migrateToLatest } from '../../src/db/connect.ts';
 import { migrationProvider } from '../../src/db/migrations/index.ts';
 import type { Database, ModelState } from '../../src/db/schema.ts';
 import { CANCEL_REQUEST_SIGNAL } from '../../src/domain/cancel.ts';
 import type { LifecycleOutcome } from '../../src/domain/lifecycle.ts';
 import type { LifecycleListItem } from '../../src/lifecycle/client.ts';
 import type { ModelTrace } from '../../src/trace/trace.ts';
-import { env } from '../helpers.ts';
+import { privateDatabase } from './private-database.ts';
 import { DATASET, IMAGE, factoryCli, lifecycleSuite, startTestLifecycle, waitForStatus } from './harness.ts';
 
 const suite = lifecycleSuite();
 const { db, workers } = suite;
-
-/**
- * A database of this file's own, so the registry rows made up here never reach the shared one: a new
- * database on the PostgreSQL in DATABASE_URL, or else a private embedded PGlite server.
- */
-async function privateDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
-  if (env.DATABASE_URL) {
-    const url = new URL(env.DATABASE_URL);
-    const name = `factory_retry_${randomBytes(4).toString('hex')}`;
-    url.pathname = `/${name}`;
-    await ensureDatabase(url.toString());
-    return {
-      url: url.toString(),
-      drop: async () => {
-        const admin = new pg.Client({ connectionString: env.DATABASE_URL });
-        await admin.connect();
-        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await admin.end();
-      },
-    };
-  }
-  const port = 20_000 + Math.floor(Math.random() * 10_000);
-  const pglite = await PGlite.create();
-  const server = new PGLiteSocketServer({ db: pglite, host: '127.0.0.1', port, maxConnections: 8 });
-  await server.start();
-  return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, drop: async () => (await server.stop(), await pglite.close()) };
-}
 
 describe('registry terminal states and one version per run (PostgreSQL, migration 0004)', () => {
   let priv: Kysely<Database>;
@@ -60,7 +29,7 @@ describe('registry terminal states and one version per run (PostgreSQL, migratio
   let legacyId = 0;
 
   beforeAll(async () => {
-    const p = await privateDatabase();
+    const p = await privateDatabase('factory_retry');
     drop = p.drop;
     priv = createDb(p.url, { poolSize: 2 });
     // A registry as it was before 0004, with a row in it: the migration must keep it, and its rules.
