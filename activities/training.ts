@@ -8,6 +8,7 @@ import { venvPaths } from '../src/config/venv.ts';
 import { MAX_SCHEMA_BYTES, inputLanes, readInput } from '../src/datasets/open-input.ts';
 import { InputRefused } from '../src/datasets/lanes.ts';
 import { type LeaseOwner, abortAction, killGroup, renewLease, spawnJob, supersededBy } from '../src/jobs/job-process.ts';
+import * as slurm from '../src/jobs/slurm.ts';
 import { z } from 'zod';
 import { bucket } from '../src/storage/s3.ts';
 import { retainUntilInForce } from '../src/policy/pack.ts';
@@ -40,6 +41,12 @@ export interface TrainedModel {
   measured?: TrainingMeasurements;
   /** How the job was found by this attempt: started, re-attached to a running one, or already finished. */
   attach: 'started' | 'reattached' | 'finished-earlier';
+}
+
+/** Where a Slurm job ran and how it ended (`sacct -c`): added to the environment record as `scheduler`. */
+export interface SchedulerRecord extends slurm.SlurmAccounting {
+  launcher: 'slurm';
+  gres: string | null;
 }
 
 export interface TrainingMeasurements {
@@ -92,9 +99,13 @@ async function keepMeasurements(jobDir: string, artifactKey: string): Promise<Tr
   };
 }
 
-/** What the launcher heartbeats: enough for a retried attempt on another worker to find the job. */
+/**
+ * What the launcher heartbeats (and writes to job.json): enough for a retried attempt on another
+ * worker to find the job. A local job has a pid, a Slurm job its job id.
+ */
 interface JobHandle {
-  pid: number;
+  pid?: number;
+  slurmJobId?: number;
   jobDir: string;
   /** The lifecycle run that started it (absent in job.json written before runs were recorded). */
   runId?: string;
@@ -112,14 +123,41 @@ function jobsDirFor(workflowId: string): string {
   return path.join(env.FACTORY_HOME, 'jobs', workflowId.replace(/[^\w.-]/g, '_'));
 }
 
-/** The job's process is still ours to wait for: alive and started for this job directory. */
-function jobRunning(handle: Partial<JobHandle> | undefined): handle is JobHandle {
-  if (!handle || typeof handle.pid !== 'number' || typeof handle.jobDir !== 'string' || !isAlive(handle.pid)) return false;
+/**
+ * The job is still ours to wait for: a local process alive and started for this job directory, or a
+ * Slurm job still active whose working directory is this job's (a reused id is never taken for it).
+ * A Slurm job whose wrapper has written its exit status has ended, whatever squeue says for a moment.
+ */
+async function jobRunning(handle: Partial<JobHandle> | undefined): Promise<boolean> {
+  if (!handle || typeof handle.jobDir !== 'string') return false;
+  if (typeof handle.slurmJobId === 'number') {
+    if (fs.existsSync(path.join(handle.jobDir, 'exit_code'))) return false;
+    const got = await slurm.jobState(handle.slurmJobId);
+    return got !== undefined && slurm.ACTIVE_STATES.has(got.state) && got.workDir === handle.jobDir;
+  }
+  if (typeof handle.pid !== 'number' || !isAlive(handle.pid)) return false;
   try {
     return fs.readFileSync(`/proc/${handle.pid}/cmdline`, 'utf8').includes(handle.jobDir);
   } catch {
     return false;
   }
+}
+
+/** Stops the job: its process group, or `scancel` for a Slurm job. */
+async function killJob(handle: Partial<JobHandle>): Promise<void> {
+  if (typeof handle.slurmJobId === 'number') await slurm.cancel(handle.slurmJobId);
+  else if (typeof handle.pid === 'number') killGroup(handle.pid);
+}
+
+/** Kills the job and waits (5 s at most) until it no longer runs. */
+async function killAndWait(handle: Partial<JobHandle>): Promise<void> {
+  await killJob(handle);
+  for (let i = 0; i < 50 && (await jobRunning(handle)); i++) await sleep(100);
+}
+
+/** How the job is named in messages: `pid 123` or `Slurm job 45`. */
+function describeJob(handle: Partial<JobHandle>): string {
+  return typeof handle.slurmJobId === 'number' ? `Slurm job ${handle.slurmJobId}` : `pid ${handle.pid}`;
 }
 
 /** The lifecycle run this attempt works for. */
@@ -130,6 +168,9 @@ function currentRunId(): string {
 function leaseOwner(): LeaseOwner {
   return { runId: currentRunId(), attempt: Context.current().info.attempt };
 }
+
+/** How long (about, in seconds) a launcher keeps asking a scheduler that does not answer before its attempt fails. */
+const SCHEDULER_PATIENCE_SECONDS = 120;
 
 /** Throws the abort's reason when this attempt was cancelled before it started a job (nothing to leave or kill). */
 function throwIfAborted(): void {
@@ -178,20 +219,76 @@ async function fetchSchema(schemaPath: string, file: string): Promise<string> {
 }
 
 /**
- * Starts a Python job as its own process group with a scrubbed environment (no credentials), so it
- * can be killed as a whole and neither a crashed nor a restarting worker takes it down. Its wrapper
+ * Starts a Python job with a scrubbed environment (no credentials), so that neither a crashed nor a
+ * restarting worker takes it down: as its own process group (FACTORY_JOB_LAUNCHER=local), or as a
+ * Slurm batch job (slurm) asking for the configured partition and GRES. Its wrapper
  * (src/jobs/job-process.ts) records the exit status, which a later attempt reads if it was not the
  * parent, and stops the job when no launcher has renewed its lease for ORPHAN_AFTER_SECONDS.
+ * A request Slurm refuses (a GRES no node has) fails the activity for good, saying what to fix.
  */
-function startJob(jobDir: string, logName: string, args: string[]): JobHandle {
+async function startJob(jobDir: string, logName: string, args: string[]): Promise<JobHandle> {
   throwIfAborted();
-  const venv = venvPaths(activityDeps().env);
+  const { env } = activityDeps();
+  const venv = venvPaths(env);
   const owner = leaseOwner();
-  const pid = spawnJob({ jobDir, logFile: path.join(jobDir, logName), command: venv.python, args: ['-W', 'ignore', ...args], owner });
-  fs.appendFileSync(path.join(jobDir, 'starts.log'), `${new Date().toISOString()} pid=${pid} attempt=${owner.attempt}\n`);
-  const handle: JobHandle = { pid, jobDir, runId: owner.runId };
+  const job = { jobDir, logFile: path.join(jobDir, logName), command: venv.python, args: ['-W', 'ignore', ...args], owner };
+  let handle: JobHandle;
+  if (env.FACTORY_JOB_LAUNCHER === 'slurm') {
+    let jobId: number;
+    try {
+      jobId = await slurm.submit({ ...job, jobName: `factory-${path.basename(jobDir)}`, request: slurmRequest() });
+    } catch (err) {
+      if (err instanceof slurm.SlurmRequestRefused) throw ApplicationFailure.nonRetryable(err.message, 'SlurmRequestRefused');
+      throw err;
+    }
+    handle = { slurmJobId: jobId, jobDir, runId: owner.runId };
+    fs.appendFileSync(path.join(jobDir, 'starts.log'), `${new Date().toISOString()} slurm=${jobId} attempt=${owner.attempt}\n`);
+  } else {
+    const pid = spawnJob(job);
+    handle = { pid, jobDir, runId: owner.runId };
+    fs.appendFileSync(path.join(jobDir, 'starts.log'), `${new Date().toISOString()} pid=${pid} attempt=${owner.attempt}\n`);
+  }
   fs.writeFileSync(path.join(jobDir, 'job.json'), JSON.stringify(handle));
   return handle;
+}
+
+function slurmRequest(): slurm.SlurmRequest {
+  const { env } = activityDeps();
+  return {
+    ...(env.FACTORY_SLURM_PARTITION ? { partition: env.FACTORY_SLURM_PARTITION } : {}),
+    ...(env.FACTORY_SLURM_GRES ? { gres: env.FACTORY_SLURM_GRES } : {}),
+    ...(env.FACTORY_SLURM_TIME_LIMIT ? { timeLimit: env.FACTORY_SLURM_TIME_LIMIT } : {}),
+  };
+}
+
+/**
+ * After a Slurm job has ended: its accounting from `sacct -c` (the jobcomp record may lag the end by
+ * a moment), kept in the job directory; and, when the wrapper recorded no exit status (cancelled,
+ * killed by Slurm at its time limit, its node lost), Slurm's state and exit code as the job's.
+ */
+async function collectSlurmJob(handle: JobHandle): Promise<SchedulerRecord | undefined> {
+  if (typeof handle.slurmJobId !== 'number') return undefined;
+  let acct: slurm.SlurmAccounting | undefined;
+  for (let i = 0; i < 50; i++) {
+    acct = await slurm.accounting(handle.slurmJobId);
+    if (acct && !slurm.ACTIVE_STATES.has(acct.state)) break;
+    await sleep(100);
+  }
+  if (!acct) return undefined;
+  const record: SchedulerRecord = { launcher: 'slurm', ...acct, gres: activityDeps().env.FACTORY_SLURM_GRES ?? null };
+  fs.writeFileSync(path.join(handle.jobDir, 'accounting.json'), JSON.stringify(record));
+  const exitFile = path.join(handle.jobDir, 'exit_code');
+  if (!fs.existsSync(exitFile)) fs.writeFileSync(exitFile, `${acct.exitCode} (Slurm: ${acct.state})`);
+  return record;
+}
+
+/** The accounting an earlier attempt collected for this job directory's Slurm job. */
+function keptSchedulerRecord(jobDir: string): SchedulerRecord | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(jobDir, 'accounting.json'), 'utf8')) as SchedulerRecord;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -201,7 +298,7 @@ function startJob(jobDir: string, logName: string, args: string[]): JobHandle {
  */
 function previousJob(jobDir: string): Partial<JobHandle> | undefined {
   const details = Context.current().info.heartbeatDetails as Partial<JobHandle> | undefined;
-  if (typeof details?.pid === 'number') return details;
+  if (typeof details?.pid === 'number' || typeof details?.slurmJobId === 'number') return details;
   try {
     return JSON.parse(fs.readFileSync(path.join(jobDir, 'job.json'), 'utf8')) as Partial<JobHandle>;
   } catch {
@@ -226,16 +323,31 @@ async function supervise(job: JobHandle, onShutdown: 'detach' | 'kill'): Promise
   // Killed at once on the abort, not at the loop's next turn: a cancelled lifecycle frees its GPU now.
   const onAbort = () => {
     const action = actionOnAbort();
-    if (action === 'kill' || (action === 'kill-if-owner' && supersededBy(job.jobDir, me) === undefined)) killGroup(job.pid);
+    if (action === 'kill' || (action === 'kill-if-owner' && supersededBy(job.jobDir, me) === undefined)) {
+      killJob(job).catch((err: unknown) => ctx.log.error('could not stop the job', { job: describeJob(job), error: String(err) }));
+    }
   };
   ctx.cancellationSignal.addEventListener('abort', onAbort);
   let leave: 'ended' | 'detach' | 'superseded' | undefined;
+  // A scheduler that cannot be asked for a while (slurmctld restarting) is not a job that ended.
+  let unanswered = 0;
+  const stillRunning = async () => {
+    try {
+      const running = await jobRunning(job);
+      unanswered = 0;
+      return running;
+    } catch (err) {
+      if (++unanswered > SCHEDULER_PATIENCE_SECONDS) throw err;
+      ctx.log.warn('the scheduler did not answer: asking again', { job: describeJob(job), error: String(err) });
+      return true;
+    }
+  };
   try {
-    while (jobRunning(job)) {
+    while (await stillRunning()) {
       const successor = supersededBy(job.jobDir, me);
       if (successor !== undefined) {
         leave = 'superseded';
-        throw ApplicationFailure.retryable(`attempt ${successor} supervises the job (pid ${job.pid}) now`, 'Superseded');
+        throw ApplicationFailure.retryable(`attempt ${successor} supervises the job (${describeJob(job)}) now`, 'Superseded');
       }
       renewLease(job.jobDir, me);
       ctx.heartbeat(job);
@@ -249,9 +361,9 @@ async function supervise(job: JobHandle, onShutdown: 'detach' | 'kill'): Promise
           } catch {
             /* the worker may refuse heartbeats while it shuts down */
           }
-          ctx.log.info('worker shutting down: leaving the job running for the next attempt', { pid: job.pid });
+          ctx.log.info('worker shutting down: leaving the job running for the next attempt', { job: describeJob(job) });
           throw ApplicationFailure.retryable(
-            `the worker is shutting down: the job (pid ${job.pid}) keeps running and the next attempt re-attaches to it`,
+            `the worker is shutting down: the job (${describeJob(job)}) keeps running and the next attempt re-attaches to it`,
             'WorkerShutdown',
           );
         }
@@ -263,7 +375,7 @@ async function supervise(job: JobHandle, onShutdown: 'detach' | 'kill'): Promise
     ctx.cancellationSignal.removeEventListener('abort', onAbort);
     if (leave === undefined) {
       if (ctx.cancellationSignal.aborted) onAbort();
-      else killGroup(job.pid); // an error here: nobody watches the job any more
+      else await killJob(job).catch(() => undefined); // an error here: nobody watches the job any more
     }
   }
 }
@@ -309,10 +421,9 @@ function jobFailed(dir: string, what: string, logName: string, type: string): ne
 async function claimForRun(dir: string, previous: Partial<JobHandle> | undefined): Promise<Partial<JobHandle> | undefined> {
   const runId = currentRunId();
   if (previous?.runId === undefined || previous.runId === runId) return previous;
-  if (jobRunning(previous)) {
-    Context.current().log.warn('killing the job left by an earlier run of this lifecycle', { pid: previous.pid, runId: previous.runId });
-    killGroup(previous.pid);
-    for (let i = 0; i < 50 && isAlive(previous.pid); i++) await sleep(100);
+  if (await jobRunning(previous)) {
+    Context.current().log.warn('killing the job left by an earlier run of this lifecycle', { job: describeJob(previous), runId: previous.runId });
+    await killAndWait(previous);
   }
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
@@ -337,12 +448,15 @@ export async function trainModel(input: TrainInput): Promise<TrainedModel> {
   let attach: TrainedModel['attach'];
   if (fs.existsSync(resultFile)) {
     attach = 'finished-earlier';
-  } else if (jobRunning(previous)) {
-    handle = previous;
+  } else if (await jobRunning(previous)) {
+    handle = previous as JobHandle;
     attach = 'reattached';
-    ctx.log.info('re-attaching to the running training job', { pid: previous.pid });
+    ctx.log.info('re-attaching to the running training job', { job: describeJob(handle) });
   } else {
     throwIfRefused(jobDir);
+    // A Slurm job that ended while no launcher watched it: its exit status and accounting.
+    if (previous && typeof previous.slurmJobId === 'number' && !fs.existsSync(path.join(jobDir, 'accounting.json')))
+      await collectSlurmJob(previous as JobHandle);
     // A job that ended without its result while no launcher watched it (the worker was gone) failed.
     if (fs.existsSync(path.join(jobDir, 'exit_code'))) {
       const failed = recordFailedRun(jobDir, 'training job', 'train.log');
@@ -350,7 +464,7 @@ export async function trainModel(input: TrainInput): Promise<TrainedModel> {
     }
     const schemaFile = await fetchSchema(input.schemaPath, path.join(jobDir, 'schema.json'));
     await fetchCertified(input.certifiedKey, dataFile);
-    handle = startJob(jobDir, 'train.log', [
+    handle = await startJob(jobDir, 'train.log', [
       path.join(projectRoot, 'trainers', 'train.py'),
       '--data',
       dataFile,
@@ -370,11 +484,16 @@ export async function trainModel(input: TrainInput): Promise<TrainedModel> {
 
   // Training can run for hours: a worker shutting down leaves it running for the next attempt.
   if (handle) await supervise(handle, 'detach');
+  const scheduler = handle
+    ? await collectSlurmJob(handle)
+    : (keptSchedulerRecord(jobDir) ?? (typeof previous?.slurmJobId === 'number' ? await collectSlurmJob(previous as JobHandle) : undefined));
 
   throwIfRefused(jobDir);
   if (!fs.existsSync(resultFile)) jobFailed(jobDir, 'training job', 'train.log', 'TrainingFailed');
   fs.rmSync(dataFile, { force: true }); // the certified bucket keeps it; a 200 MB copy per lifecycle need not stay
   const result = JSON.parse(fs.readFileSync(resultFile, 'utf8')) as { metrics: Record<string, number>; environment: Record<string, unknown> };
+  // Where the job ran, as the scheduler accounted it (Slurm only; a local job's record is unchanged).
+  if (scheduler) result.environment.scheduler = scheduler;
   const onnx = fs.readFileSync(path.join(jobDir, 'model.onnx'));
   const digest = sha256Digest(onnx);
   const artifactKey = `models/${input.modelName}/${digest.slice(7)}/model.onnx`;
@@ -418,12 +537,11 @@ export async function evaluateModel(input: {
   const dir = path.join(jobsDirFor(input.workflowId), 'evaluate');
   fs.mkdirSync(dir, { recursive: true });
   const previous = await claimForRun(dir, previousJob(dir));
-  if (jobRunning(previous)) {
-    ctx.log.warn('killing the evaluator left by an earlier attempt', { pid: previous.pid });
-    killGroup(previous.pid);
-    for (let i = 0; i < 50 && isAlive(previous.pid); i++) await sleep(100);
+  if (previous && (await jobRunning(previous))) {
+    ctx.log.warn('killing the evaluator left by an earlier attempt', { job: describeJob(previous) });
+    await killAndWait(previous);
   }
-  for (const f of ['exit_code', 'refused.json', 'metrics.json']) fs.rmSync(path.join(dir, f), { force: true });
+  for (const f of ['exit_code', 'refused.json', 'metrics.json', 'accounting.json']) fs.rmSync(path.join(dir, f), { force: true });
 
   ctx.heartbeat({ phase: 'download' });
   const onnx = await getBytes(s3, bucket(env, 'artifacts'), input.artifactKey);
@@ -434,7 +552,7 @@ export async function evaluateModel(input: {
   const schemaFile = await fetchSchema(input.schemaPath, path.join(dir, 'schema.json'));
   const dataFile = path.join(dir, 'data.csv');
   await fetchCertified(input.certifiedKey, dataFile);
-  const job = startJob(dir, 'evaluate.log', [
+  const job = await startJob(dir, 'evaluate.log', [
     path.join(projectRoot, 'trainers', 'evaluate.py'),
     '--model',
     path.join(dir, 'model.onnx'),
@@ -450,6 +568,7 @@ export async function evaluateModel(input: {
   // Evaluation is short and its inputs are fetched again: a worker shutting down kills it (the next
   // attempt starts a new one) rather than leave a second kind of job to re-attach to.
   await supervise(job, 'kill');
+  await collectSlurmJob(job);
   throwIfRefused(dir);
   const metricsFile = path.join(dir, 'metrics.json');
   if (!fs.existsSync(metricsFile)) jobFailed(dir, 'evaluation', 'evaluate.log', 'EvaluationFailed');

@@ -17,6 +17,8 @@ import json
 import os
 import platform
 import re
+import shutil
+import subprocess
 import sys
 import time
 
@@ -64,6 +66,43 @@ def trainer_code():
             listing.append({"path": os.path.relpath(f, root), "sha256": hashlib.sha256(fh.read()).hexdigest()})
     summary = "".join(f"{e['sha256']}  {e['path']}\n" for e in listing).encode()
     return {"files": listing, "digest": "sha256:" + hashlib.sha256(summary).hexdigest()}
+
+
+def nvidia_smi(args, timeout=10):
+    """nvidia-smi's answer, or None: absent, failing or slow (bounded) is no GPU record, never an error."""
+    # The job's PATH may be narrower than the node's: also where drivers and device plugins put it.
+    exe = shutil.which("nvidia-smi") or next(
+        (f for f in ("/usr/bin/nvidia-smi", "/usr/local/nvidia/bin/nvidia-smi", "/usr/local/bin/nvidia-smi") if os.access(f, os.X_OK)), None
+    )
+    if not exe:
+        return None
+    try:
+        got = subprocess.run([exe, *args], capture_output=True, timeout=timeout, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return got.stdout[:65536].decode("utf-8", "replace")
+
+
+def gpu_environment():
+    """The GPUs this job sees as the driver reports them (model, driver version, the driver's CUDA
+    version), measured with nvidia-smi inside the job; {} when there is none (the record then says
+    nothing about GPUs beyond torch's own view)."""
+    listing = nvidia_smi(["--query-gpu=name,driver_version", "--format=csv,noheader"])
+    if not listing:
+        return {}
+    gpus = []
+    for line in listing.splitlines()[:64]:
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 2 and all(parts) and all(c.isprintable() for c in line):
+            gpus.append({"name": parts[0][:200], "driver_version": parts[1][:50]})
+    if not gpus:
+        return {}
+    record = {"gpu_devices": gpus, "gpu_model": gpus[0]["name"], "gpu_driver": gpus[0]["driver_version"]}
+    header = nvidia_smi([]) or ""
+    m = re.search(r"CUDA Version:\s*([0-9.]+)", header)
+    if m:
+        record["cuda_driver"] = m.group(1)
+    return record
 
 
 def main():
@@ -140,6 +179,8 @@ def main():
         "train_rows": int(len(train_idx)),
         "held_out_rows": int(len(test_idx)),
         "seconds": round(time.time() - started, 3),
+        # Only when a GPU is present: the driver's view (torch's "gpu" and "cuda" above are its own).
+        **gpu_environment(),
     }
     with open(os.path.join(args.out, "environment-measured.json"), "wb") as fh:
         fh.write(measured_environment())

@@ -91,6 +91,8 @@ function nextAfterFailure(workflowId: string, failure?: FailureCause): string {
   }
   if (failure.type === 'Terminated') return `it was terminated (${failure.message || 'no reason given'}); ${retry}; ${inspect}`;
   if (failure.type === 'Cancelled') return `it was cancelled; ${retry}; ${inspect}`;
+  if (failure.type === 'SlurmRequestRefused')
+    return `Slurm refused the training worker's request: fix its FACTORY_SLURM_GRES / FACTORY_SLURM_PARTITION as said above and restart it, then ${retry}`;
   if (failure.type.startsWith('Timeout'))
     return `a step ran out of time: check the workers (\`npx factory dev status\`, logs in .factory/logs/), then ${retry}; ${inspect}`;
   return `${retry}; ${inspect}`;

@@ -101,6 +101,26 @@ export const envSchema = z.object({
     .default(1024 * 1024),
   /** Requests one caller (API key) may make per minute before 429. */
   FACTORY_GATEWAY_RATE_LIMIT: z.coerce.number().int().min(1).default(6000),
+  /**
+   * How this worker runs training and evaluation jobs: `local` (a process group on this machine) or
+   * `slurm` (a batch job through sbatch; FACTORY_HOME/jobs must be on storage the nodes share).
+   */
+  FACTORY_JOB_LAUNCHER: z.enum(['local', 'slurm']).default('local'),
+  /** The Slurm partition jobs are submitted to; unset: the cluster's default. */
+  FACTORY_SLURM_PARTITION: z
+    .string()
+    .regex(/^[\w.-]{1,64}$/, 'a partition name')
+    .optional(),
+  /** The GPUs a Slurm job asks for, as GRES (`gpu:1`, `gpu:a100:2`); unset: none. */
+  FACTORY_SLURM_GRES: z
+    .string()
+    .regex(/^gpu(:[\w.-]{1,64})?:\d{1,3}$/, 'a GPU GRES request such as gpu:1 or gpu:a100:2')
+    .optional(),
+  /** A Slurm job's time limit (sbatch --time: minutes, H:MM:SS or D-HH:MM:SS); unset: the partition's. */
+  FACTORY_SLURM_TIME_LIMIT: z
+    .string()
+    .regex(/^(\d{1,3}-)?\d{1,5}(:\d{2}){0,2}$/, 'minutes, H:MM:SS or D-HH:MM:SS')
+    .optional(),
 
   /** The factory's Ed25519 signing key as PEM text (injected by a secret manager); never in the repo or the database. */
   FACTORY_SIGNING_KEY: z.string().optional(),

@@ -21,8 +21,9 @@ export const LEASE_FILE = 'lease';
  * The wrapper: runs the job in the background, records its exit status in $JOB_DIR/exit_code (a later
  * attempt reads it when it was not the parent), and kills it when the lease has not been renewed for
  * $1 seconds (writing $JOB_DIR/orphaned). `wait -n -p` (bash >= 5.1) returns as soon as the job ends.
+ * The Slurm launcher runs the same wrapper as its batch script (src/jobs/slurm.ts).
  */
-const WRAPPER = String.raw`orphan_after=$1; shift
+export const WRAPPER = String.raw`orphan_after=$1; shift
 "$@" &
 job=$!
 while :; do
