@@ -219,9 +219,17 @@ export function parseSacct(stdout: string, jobId: number): SlurmAccounting | und
   };
 }
 
+/**
+ * The job's accounting: the jobcomp record (`sacct -c`, no slurmdbd needed), else slurmdbd's (plain
+ * `sacct`, on clusters that keep accounting there instead).
+ */
 export async function accounting(jobId: number, source: NodeJS.ProcessEnv = process.env): Promise<SlurmAccounting | undefined> {
-  const got = await run('sacct', ['-c', '-j', String(jobId), '-n', '-P', '-o', SACCT_FIELDS.join(',')], clientEnv(source));
-  return got.code === 0 ? parseSacct(got.stdout, jobId) : undefined;
+  for (const from of [['-c'], []]) {
+    const got = await run('sacct', [...from, '-j', String(jobId), '-n', '-P', '-o', SACCT_FIELDS.join(',')], clientEnv(source));
+    const record = got.code === 0 ? parseSacct(got.stdout, jobId) : undefined;
+    if (record) return record;
+  }
+  return undefined;
 }
 
 /**

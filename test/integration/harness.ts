@@ -11,11 +11,11 @@ import { afterAll, beforeAll } from 'vitest';
 import { createEnvDb } from '../../src/db/connect.ts';
 import { projectRoot } from '../../src/config/env.ts';
 import type { ApprovalStatus } from '../../src/domain/approval.ts';
-import type { LifecycleInput } from '../../src/domain/lifecycle.ts';
+import type { LifecycleInput, LifecycleOutcome } from '../../src/domain/lifecycle.ts';
 import type { TaskQueue } from '../../src/domain/task-queues.ts';
 import { devSigningKeyEnv } from '../../src/dev/components/workers.ts';
 import { venvPaths } from '../../src/dev/venv.ts';
-import { approvalStatus, startLifecycle } from '../../src/lifecycle/client.ts';
+import { approvalStatus, decide, startLifecycle } from '../../src/lifecycle/client.ts';
 import { principalKeyFile } from '../../src/signing/ssh-keygen.ts';
 import { env } from '../helpers.ts';
 import { type DecisionToSign, signedPayload } from '../signing.ts';
@@ -138,6 +138,29 @@ export async function signedDecision(
     modelDigest: s.modelDigest,
     ...rest,
   });
+}
+
+/** Polls `probe` until it returns something (not undefined or false). */
+export async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 300_000, everyMs = 100): Promise<T> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(everyMs)) {
+    const got = await probe();
+    if (got !== undefined && got !== false) return got;
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Waits for the lifecycle's gate, approves as the model owner, and returns the lifecycle's outcome. */
+export async function approveAndFinish(client: Client, workflowId: string): Promise<LifecycleOutcome> {
+  const s = await waitForStatus(client, workflowId, (st) => st.stage === 'approval', 400_000);
+  const verdict = await decide(client, workflowId, {
+    decision: 'approve',
+    approver: 'omar@hospital.example',
+    role: 'model-owner',
+    meaning: 'approval',
+    modelDigest: s.modelDigest!,
+  });
+  if (!verdict.accepted) throw new Error(`the approval was refused: ${JSON.stringify(verdict)}`);
+  return (await client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
 }
 
 /** Runs the real Temporal CLI, as a person at a terminal would. */

@@ -1,14 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { databaseUrl } from '../../src/db/connect.ts';
-import type { LifecycleOutcome } from '../../src/domain/lifecycle.ts';
 import { isAlive } from '../../src/dev/process.ts';
 import { killGroup, readLease } from '../../src/jobs/job-process.ts';
-import { decide } from '../../src/lifecycle/client.ts';
 import { env } from '../helpers.ts';
-import { CuttableProxy, IsolatedWorkers, factoryCli, lifecycleSuite, startTestLifecycle, waitForStatus } from './harness.ts';
+import { CuttableProxy, IsolatedWorkers, approveAndFinish, factoryCli, lifecycleSuite, startTestLifecycle, waitFor, waitForStatus } from './harness.ts';
 
 // Each test here runs its own workers: it kills them, or routes their database through a proxy.
 const suite = lifecycleSuite({ startWorkers: false });
@@ -36,19 +33,6 @@ async function expectCompleteAuditTrail(workflowId: string) {
   expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true });
 }
 
-async function approveAndFinish(workflowId: string): Promise<LifecycleOutcome> {
-  const s = await waitForStatus(suite.client, workflowId, (st) => st.stage === 'approval', 400_000);
-  const verdict = await decide(suite.client, workflowId, {
-    decision: 'approve',
-    approver: 'omar@hospital.example',
-    role: 'model-owner',
-    meaning: 'approval',
-    modelDigest: s.modelDigest!,
-  });
-  expect(verdict.accepted).toBe(true);
-  return (await suite.client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
-}
-
 /** Generous for a loaded machine (a CPU hog beside the run): each test waits on real conditions, not on time. */
 const TEST_TIMEOUT = 600_000;
 /**
@@ -57,14 +41,6 @@ const TEST_TIMEOUT = 600_000;
  * finish early, and it need not be long.
  */
 const TRAINING = { epochs: 3_000, seed: 7 };
-
-async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 300_000, everyMs = 100): Promise<T> {
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(everyMs)) {
-    const got = await probe();
-    if (got !== undefined && got !== false) return got;
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** The training job once it is really training: its start recorded and its first progress line written. */
 async function trainingJob(workflowId: string): Promise<{ jobDir: string; pid: number }> {
@@ -137,7 +113,7 @@ describe('durability (real processes, real failures)', () => {
           killGroup(pid, 'SIGCONT');
         }
 
-        const outcome = await approveAndFinish(workflowId);
+        const outcome = await approveAndFinish(suite.client, workflowId);
         expect(outcome.outcome).toBe('deployed');
         expect(fs.readFileSync(path.join(jobDir, 'starts.log'), 'utf8').trim().split('\n')).toHaveLength(1);
         expect((await trainingAudit(workflowId)).payload.attach).toBe('reattached');
@@ -174,7 +150,7 @@ describe('durability (real processes, real failures)', () => {
           killGroup(pid, 'SIGCONT');
         }
 
-        const outcome = await approveAndFinish(workflowId);
+        const outcome = await approveAndFinish(suite.client, workflowId);
         expect(outcome.outcome).toBe('deployed');
         expect(fs.readFileSync(path.join(jobDir, 'starts.log'), 'utf8').trim().split('\n')).toHaveLength(1);
         expect((await trainingAudit(workflowId)).payload.attach).toBe('reattached');
@@ -205,7 +181,7 @@ describe('durability (real processes, real failures)', () => {
         expect(failed.lastFailure?.message).toMatch(/ECONNREFUSED|connect|Connection terminated/i);
         await proxy.open();
 
-        const outcome = await approveAndFinish(workflowId);
+        const outcome = await approveAndFinish(suite.client, workflowId);
         expect(outcome.outcome).toBe('deployed');
         const history = await suite.client.workflow.getHandle(workflowId).fetchHistory();
         const retried = (history.events ?? []).some((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1);

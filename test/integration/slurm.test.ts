@@ -7,14 +7,11 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LifecycleOutcome } from '../../src/domain/lifecycle.ts';
 import { readLease } from '../../src/jobs/job-process.ts';
-import { decide } from '../../src/lifecycle/client.ts';
 import { env } from '../helpers.ts';
-import { IsolatedWorkers, factoryCli, lifecycleSuite, startTestLifecycle, waitForStatus } from './harness.ts';
+import { IsolatedWorkers, approveAndFinish, factoryCli, lifecycleSuite, startTestLifecycle, waitFor } from './harness.ts';
 import { PARTITION, type SlurmCluster, startSlurm } from './slurm-cluster.ts';
 
 const exec = promisify(execFile);
@@ -48,14 +45,6 @@ async function sacct(jobId: number): Promise<{ state: string; exitCode: string }
   return row ? { state: row[1]!.split(' ')[0]!, exitCode: row[2]! } : undefined;
 }
 
-async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 300_000, everyMs = 100): Promise<T> {
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(everyMs)) {
-    const got = await probe();
-    if (got !== undefined && got !== false) return got;
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 function jobDirOf(workflowId: string, step: 'train' | 'evaluate'): string {
   return path.join(env.FACTORY_HOME, 'jobs', workflowId, step);
 }
@@ -84,19 +73,6 @@ async function suspendedTrainingJob(workflowId: string): Promise<{ jobDir: strin
   return { jobDir, jobId };
 }
 
-async function approveAndFinish(workflowId: string): Promise<LifecycleOutcome> {
-  const s = await waitForStatus(suite.client, workflowId, (st) => st.stage === 'approval', 400_000);
-  const verdict = await decide(suite.client, workflowId, {
-    decision: 'approve',
-    approver: 'omar@hospital.example',
-    role: 'model-owner',
-    meaning: 'approval',
-    modelDigest: s.modelDigest!,
-  });
-  expect(verdict.accepted).toBe(true);
-  return (await suite.client.workflow.getHandle(workflowId).result()) as LifecycleOutcome;
-}
-
 async function trainingPayload(workflowId: string): Promise<Record<string, unknown>> {
   const row = await db
     .selectFrom('audit_events')
@@ -112,7 +88,7 @@ describe('training on a real Slurm cluster', () => {
     'a lifecycle trains and evaluates as Slurm jobs asking for a GPU through GRES, and deploys; the accounting comes from sacct',
     async () => {
       const { workflowId } = await startTestLifecycle(suite.client, suite.workers, { training: { epochs: 200, seed: 7 } });
-      const outcome = await approveAndFinish(workflowId);
+      const outcome = await approveAndFinish(suite.client, workflowId);
       expect(outcome.outcome).toBe('deployed');
 
       const train = jobDirOf(workflowId, 'train');
@@ -153,7 +129,7 @@ describe('training on a real Slurm cluster', () => {
       } finally {
         await slurmCmd('scontrol', ['resume', String(jobId)]);
       }
-      const outcome = await approveAndFinish(workflowId);
+      const outcome = await approveAndFinish(suite.client, workflowId);
       expect(outcome.outcome).toBe('deployed');
       expect(slurmStarts(jobDir)).toEqual([jobId]);
       expect(await sacct(jobId)).toEqual({ state: 'COMPLETED', exitCode: '0:0' });
