@@ -270,7 +270,7 @@ async function collectSlurmJob(handle: JobHandle): Promise<SchedulerRecord | und
   if (typeof handle.slurmJobId !== 'number') return undefined;
   let acct: slurm.SlurmAccounting | undefined;
   for (let i = 0; i < 50; i++) {
-    acct = await slurm.accounting(handle.slurmJobId);
+    acct = await slurm.accounting(handle.slurmJobId, handle.jobDir);
     if (acct && !slurm.ACTIVE_STATES.has(acct.state)) break;
     await sleep(100);
   }

@@ -196,12 +196,16 @@ export interface SlurmAccounting {
 
 const SACCT_FIELDS = ['JobID', 'JobName', 'Partition', 'State', 'ExitCode', 'Elapsed', 'NodeList', 'Start', 'End', 'WorkDir'] as const;
 
-/** Parses `sacct -n -P -o <SACCT_FIELDS>`: the last record of the job (a requeued job has several). */
-export function parseSacct(stdout: string, jobId: number): SlurmAccounting | undefined {
+/**
+ * Parses `sacct -n -P -o <SACCT_FIELDS>`: the last record of the job (a requeued job has several),
+ * and, given `workDir`, only one that ran there: job ids start again at 1 when a controller loses its
+ * state, and the jobcomp file still holds the earlier jobs of the same ids.
+ */
+export function parseSacct(stdout: string, jobId: number, workDir?: string): SlurmAccounting | undefined {
   const rows = stdout
     .split('\n')
     .map((l) => l.split('|'))
-    .filter((f) => f.length >= SACCT_FIELDS.length && f[0] === String(jobId));
+    .filter((f) => f.length >= SACCT_FIELDS.length && f[0] === String(jobId) && (workDir === undefined || f[9] === workDir));
   const f = rows.at(-1);
   if (!f) return undefined;
   return {
@@ -223,10 +227,10 @@ export function parseSacct(stdout: string, jobId: number): SlurmAccounting | und
  * The job's accounting: the jobcomp record (`sacct -c`, no slurmdbd needed), else slurmdbd's (plain
  * `sacct`, on clusters that keep accounting there instead).
  */
-export async function accounting(jobId: number, source: NodeJS.ProcessEnv = process.env): Promise<SlurmAccounting | undefined> {
+export async function accounting(jobId: number, workDir?: string, source: NodeJS.ProcessEnv = process.env): Promise<SlurmAccounting | undefined> {
   for (const from of [['-c'], []]) {
     const got = await run('sacct', [...from, '-j', String(jobId), '-n', '-P', '-o', SACCT_FIELDS.join(',')], clientEnv(source));
-    const record = got.code === 0 ? parseSacct(got.stdout, jobId) : undefined;
+    const record = got.code === 0 ? parseSacct(got.stdout, jobId, workDir) : undefined;
     if (record) return record;
   }
   return undefined;
@@ -244,7 +248,7 @@ export async function jobState(jobId: number, source: NodeJS.ProcessEnv = proces
     return { state: clean(state ?? '', 40), workDir: clean(workDir ?? '', 1000) };
   }
   if (q.code !== 0 && !/Invalid job id/i.test(q.stderr)) throw new Error(`squeue failed (exit ${q.code}): ${clean(q.stderr)}`);
-  const acct = await accounting(jobId, source);
+  const acct = await accounting(jobId, undefined, source);
   return acct ? { state: acct.state, workDir: acct.workDir } : undefined;
 }
 

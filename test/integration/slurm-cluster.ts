@@ -118,9 +118,11 @@ export async function startSlurm(): Promise<SlurmCluster> {
   let startedMunge = false;
   if (!ctld || !slurmd) {
     for (const d of ['state', 'spool', 'log']) fs.mkdirSync(path.join(SLURM_DIR, d), { recursive: true });
-    // A past DRAIN would survive in the saved state.
+    // A past DRAIN would survive in the saved state; job ids start again at 1, so the jobcomp
+    // records of an earlier cluster's jobs go too.
     fs.rmSync(path.join(SLURM_DIR, 'state'), { recursive: true, force: true });
     fs.mkdirSync(path.join(SLURM_DIR, 'state'));
+    fs.rmSync(JOBCOMP_LOG, { force: true });
     fs.writeFileSync(SLURM_CONF, slurmConf(host));
     fs.writeFileSync(path.join(SLURM_DIR, 'gres.conf'), gresConf(host));
     if (!fs.existsSync('/run/munge/munge.socket.2')) {

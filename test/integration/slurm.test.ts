@@ -41,7 +41,8 @@ async function sacct(jobId: number): Promise<{ state: string; exitCode: string }
     .trim()
     .split('\n')
     .map((l) => l.split('|'))
-    .find((f) => f[0] === String(jobId));
+    .filter((f) => f[0] === String(jobId))
+    .at(-1);
   return row ? { state: row[1]!.split(' ')[0]!, exitCode: row[2]! } : undefined;
 }
 

@@ -92,6 +92,10 @@ describe('Slurm launcher (pure parts)', () => {
     });
     expect(parseSacct(out, 8)?.state).toBe('CANCELLED');
     expect(parseSacct(out, 9)).toBeUndefined();
+    // An earlier cluster's job 7 (ids start again after a controller loses its state) is not this one.
+    const reused = `7|factory-train|debug|FAILED|3:0|00:00:00|vm|s|e|/jobs/old/train\n${out}`;
+    expect(parseSacct(reused, 7, '/jobs/a/train')?.state).toBe('COMPLETED');
+    expect(parseSacct(reused, 7, '/jobs/elsewhere')).toBeUndefined();
   });
 
   it('configuration: the local launcher by default; GRES, partition and time limit validated', () => {
