@@ -155,7 +155,13 @@ describe('training on a real Slurm cluster', () => {
         return got && got.state !== 'RUNNING' && got.state !== 'SUSPENDED' ? got : undefined;
       });
       expect(ended.state).toBe('CANCELLED');
-      expect((await slurmCmd('squeue', ['-j', String(jobId), '-t', 'all', '-h', '-o', '%T'])).trim()).toBe('CANCELLED');
+      // squeue says COMPLETING for a moment while the node cleans up, then CANCELLED.
+      await waitFor(
+        'squeue to show the job CANCELLED',
+        async () => ((await slurmCmd('squeue', ['-j', String(jobId), '-t', 'all', '-h', '-o', '%T'])).trim() === 'CANCELLED' ? true : undefined),
+        30_000,
+        200,
+      );
       expect(fs.existsSync(path.join(jobDir, 'result.json'))).toBe(false);
       expect(slurmStarts(jobDir)).toEqual([jobId]);
     },
