@@ -17,17 +17,31 @@ const EXPECTED_STEPS = [
   'dataset.certified',
   'training.completed',
   'evaluation.completed',
+  'provenance.signed',
   'model.registered',
   'model.validated',
   'approval.requested',
   'decision.1',
   'model.approved',
   'model.deployed',
+  // Appended by the history archiver once the lifecycle has closed.
+  'history.exported',
 ];
 
 /** Every step once, none twice, and the chain still verifies. */
 async function expectCompleteAuditTrail(workflowId: string) {
-  const steps = (await db.selectFrom('audit_events').select('step').where('workflow_id', '=', workflowId).orderBy('seq').execute()).map((r) => r.step);
+  const stepsNow = async () =>
+    (await db.selectFrom('audit_events').select('step').where('workflow_id', '=', workflowId).orderBy('seq').execute()).map((r) => r.step);
+  // The history is exported after the lifecycle closes: wait for that event, then compare the whole trail.
+  const steps = await waitFor(
+    "the closed lifecycle's history to be exported",
+    async () => {
+      const now = await stepsNow();
+      return now.includes('history.exported') ? now : undefined;
+    },
+    120_000,
+    250,
+  );
   expect(steps).toEqual(EXPECTED_STEPS);
   const verify = await factoryCli(['audit', 'verify', '--json']);
   expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true });
