@@ -1,10 +1,10 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import type { Kysely } from 'kysely';
-import { appendAuditEvent } from '../audit/append.ts';
+import type { Insertable, Kysely } from 'kysely';
+import { appendAuditEventsIn } from '../audit/append.ts';
 import type { Env } from '../config/env.ts';
-import type { Database } from '../db/schema.ts';
+import type { Database, HistoryExportsTable } from '../db/schema.ts';
 import { type ExportedRun, HISTORY_EXPORTED, type HistoryExportSummary } from '../domain/history.ts';
 import { retainUntilInForce } from '../policy/pack.ts';
 import { putOnce } from '../storage/objects.ts';
@@ -109,6 +109,7 @@ export async function exportLifecycleHistory(
     ),
   );
   const runs: ExportedRun[] = [];
+  const pending: Array<Insertable<HistoryExportsTable>> = [];
   const chain = await fetchRunChain(deps.client, workflowId, closing.runId);
   for (const [runIndex, run] of chain.entries()) {
     const had = recorded.get(run.runId);
@@ -143,12 +144,8 @@ export async function exportLifecycleHistory(
       bytes: Buffer.byteLength(run.text),
       retain_until: retainUntil,
     };
-    const inserted = await deps.db
-      .insertInto('history_exports')
-      .values(row)
-      .onConflict((oc) => oc.columns(['workflow_id', 'run_id']).doNothing())
-      .returning('run_id')
-      .executeTakeFirst();
+    // Recorded below, in the transaction that appends the audit event: rows and event commit together.
+    pending.push(row);
     runs.push({
       runId: run.runId,
       runIndex,
@@ -158,21 +155,36 @@ export async function exportLifecycleHistory(
       events: run.events,
       bytes: row.bytes,
       retainUntil: retainUntil.toISOString(),
-      duplicate: !inserted,
+      duplicate: false,
     });
   }
-  const appended = await appendAuditEvent(deps.db, {
-    workflowId,
-    runId: closing.runId,
-    step: HISTORY_EXPORTED,
-    kind: HISTORY_EXPORTED,
-    actor: opts.actor ?? 'factory',
-    payload: {
-      closedRunId: closing.runId,
-      status: closing.status,
-      runs: runs.map((r) => ({ runId: r.runId, uri: r.uri, digest: r.digest, events: r.events, bytes: r.bytes, retainUntil: r.retainUntil })),
-    },
-    occurredAt: now().toISOString(),
+  // Rows first, then the event (appending switches the transaction to the audit writer's role).
+  const appended = await deps.db.transaction().execute(async (tx) => {
+    for (const row of pending) {
+      const inserted = await tx
+        .insertInto('history_exports')
+        .values(row)
+        .onConflict((oc) => oc.columns(['workflow_id', 'run_id']).doNothing())
+        .returning('run_id')
+        .executeTakeFirst();
+      if (!inserted) runs.find((r) => r.runId === row.run_id)!.duplicate = true;
+    }
+    const [appended] = await appendAuditEventsIn(tx, [
+      {
+        workflowId,
+        runId: closing.runId,
+        step: HISTORY_EXPORTED,
+        kind: HISTORY_EXPORTED,
+        actor: opts.actor ?? 'factory',
+        payload: {
+          closedRunId: closing.runId,
+          status: closing.status,
+          runs: runs.map((r) => ({ runId: r.runId, uri: r.uri, digest: r.digest, events: r.events, bytes: r.bytes, retainUntil: r.retainUntil })),
+        },
+        occurredAt: now().toISOString(),
+      },
+    ]);
+    return appended!;
   });
   return { workflowId, closedRunId: closing.runId, status: closing.status, runs, auditEventId: appended.eventId };
 }
