@@ -206,9 +206,23 @@ export async function approvalStatus(client: Client, workflowId: string, opts: {
   return withDeadline(client, opts.timeoutMs ?? QUERY_TIMEOUT_MS, () => client.workflow.getHandle(workflowId).query<ApprovalStatus>('approvalStatus'));
 }
 
-/** True when a call failed because its deadline passed: for queries and updates, no worker answered. */
+/** gRPC codes a query or update gets when no worker takes it: DEADLINE_EXCEEDED, and UNAVAILABLE / CANCELLED on the way. */
+const NO_WORKER_CODES = new Set([4, 14, 1]);
+
+/**
+ * True when a call failed because no worker answered it in time (for queries and updates). Asked only
+ * after the server itself answered (describe), so a deadline or an unavailable peer here is the workers'.
+ * The SDK wraps the gRPC error ("Failed to query Workflow"); on a freshly started server the wrapped
+ * error may lack the metadata isGrpcDeadlineError looks for, so the chain's codes and messages are read too.
+ */
 export function isWorkersNotAnswering(err: unknown): boolean {
-  return isGrpcDeadlineError(err);
+  if (isGrpcDeadlineError(err)) return true;
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = (e as Error & { cause?: unknown }).cause, depth++) {
+    const code = (e as Error & { code?: unknown }).code;
+    if (typeof code === 'number' && NO_WORKER_CODES.has(code)) return true;
+    if (/DEADLINE_EXCEEDED|deadline exceeded/i.test(e.message)) return true;
+  }
+  return false;
 }
 
 export class DecisionRefused extends Error {
