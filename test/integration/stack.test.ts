@@ -46,13 +46,14 @@ describe('the local stack (real components)', () => {
     expect(JSON.parse(shown.stdout)).toMatchObject({ keyId: loadFactoryKey(env).keyId, source: `file ${file}` });
   });
 
-  it('restarts the workers, and only them, after a code change (they would run the old code)', async () => {
+  it('restarts what runs our code (the workers and the gateway), and only them, after a code change (they would run the old code)', async () => {
     const source = path.join(projectRoot, 'workflows', 'smoke.ts');
     const now = new Date();
     fs.utimesSync(source, now, now);
     const res = await stackUp(ctx);
-    expect(res.started).toEqual(['workers']);
+    expect([...res.started].sort()).toEqual(['gateway', 'workers']);
     expect(res.status.workers?.healthy).toBe(true);
+    expect(res.status.gateway?.healthy).toBe(true);
   });
 
   it('Temporal server: a workflow runs activities on the control, gpu-onprem and serving workers', async () => {
