@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +14,20 @@ import { factoryCli } from './harness.ts';
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'factory-pack-'));
 const pack = path.join(home, 'policy.yaml');
 const other = path.join(home, 'other-policy.yaml');
-const base = { FACTORY_HOME: home, FACTORY_TASK_QUEUE_PREFIX: `p${randomBytes(3).toString('hex')}-`, FACTORY_POLICY_PACK: pack };
+/** A free port: this home runs a gateway of its own (it reads the pack, so it follows it like the workers). */
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+const base = {
+  FACTORY_HOME: home,
+  FACTORY_TASK_QUEUE_PREFIX: `p${randomBytes(3).toString('hex')}-`,
+  FACTORY_POLICY_PACK: pack,
+  FACTORY_GATEWAY_PORT: String(await freePort()),
+};
 const sha = (file: string) => `sha256:${createHash('sha256').update(fs.readFileSync(file)).digest('hex')}`;
 const workersPid = () => readPid(processFiles(home, 'workers'));
 
@@ -39,7 +53,7 @@ describe('one policy pack for all: dev up validates it, workers follow it, the C
     fs.writeFileSync(other, text.replace(/^version: .*$/m, 'version: "other"'));
     const up = await factoryCli(['dev', 'up', '--json'], base);
     expect(up.code, up.stderr).toBe(0);
-    expect(JSON.parse(up.stdout).started).toEqual(['workers']);
+    expect([...JSON.parse(up.stdout).started].sort()).toEqual(['gateway', 'workers']);
   }, 240_000);
 
   afterAll(async () => {
@@ -87,7 +101,7 @@ describe('one policy pack for all: dev up validates it, workers follow it, the C
 
     const up = await factoryCli(['dev', 'up', '--json'], base);
     expect(up.code, up.stderr).toBe(0);
-    expect(JSON.parse(up.stdout).started).toEqual(['workers']);
+    expect([...JSON.parse(up.stdout).started].sort()).toEqual(['gateway', 'workers']);
     expect(workersPid()).not.toBe(pid);
     expect(isAlive(pid)).toBe(false);
     const after = await status();
