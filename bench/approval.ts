@@ -27,6 +27,7 @@ import type { TrainedModel } from '../activities/training.ts';
 import { loadEnv, projectRoot } from '../src/config/env.ts';
 import { stackUp } from '../src/dev/stack.ts';
 import type { ApprovalStatus } from '../src/domain/approval.ts';
+import { benchLifecycleInput } from './lifecycle-input.ts';
 import { approvalStatus, cancelLifecycle, decide, startLifecycle } from '../src/lifecycle/client.ts';
 import { createLogger } from '../src/log.ts';
 import { bucket } from '../src/storage/s3.ts';
@@ -167,20 +168,7 @@ try {
   process.stderr.write(`[bench] ${LIFECYCLES} lifecycles to the gate…\n`);
   const t0 = performance.now();
   for (let i = 0; i < LIFECYCLES; i++) {
-    const { workflowId } = await startLifecycle(
-      client,
-      {
-        modelName,
-        datasetPath: DATASET,
-        commitSha: randomBytes(20).toString('hex'),
-        imageDigest: `sha256:${'be'.repeat(32)}`,
-        riskTier: 'low',
-        requester: 'ci@hospital.example',
-        developer: self.approver,
-        training: { epochs: 20, seed: 7 },
-      },
-      { taskQueuePrefix: prefix },
-    );
+    const { workflowId } = await startLifecycle(client, benchLifecycleInput(modelName, 20, self.approver), { taskQueuePrefix: prefix });
     ids.push(workflowId);
   }
   const digests = new Map<string, string>();

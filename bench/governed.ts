@@ -30,6 +30,7 @@ import { loadEnv, projectRoot } from '../src/config/env.ts';
 import { createEnvDb } from '../src/db/connect.ts';
 import { stackUp } from '../src/dev/stack.ts';
 import { ALL_TASK_QUEUES } from '../src/domain/task-queues.ts';
+import { benchLifecycleInput } from './lifecycle-input.ts';
 import { approvalStatus, decide, startLifecycle } from '../src/lifecycle/client.ts';
 import { createLogger } from '../src/log.ts';
 import { connectClient } from '../src/temporal.ts';
@@ -135,20 +136,7 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-bare-'));
 const modelName = `gov-${prefix.slice(3, -1)}`;
 
 async function governed(): Promise<string> {
-  const { workflowId } = await startLifecycle(
-    client,
-    {
-      modelName,
-      datasetPath: DATASET,
-      commitSha: randomBytes(20).toString('hex'),
-      imageDigest: `sha256:${'be'.repeat(32)}`,
-      riskTier: 'low',
-      requester: 'ci@hospital.example',
-      developer: 'alice@hospital.example',
-      training: { epochs: EPOCHS, seed: 7 },
-    },
-    { taskQueuePrefix: prefix },
-  );
+  const { workflowId } = await startLifecycle(client, benchLifecycleInput(modelName, EPOCHS), { taskQueuePrefix: prefix });
   for (;;) {
     const s = await approvalStatus(client, workflowId).catch(() => undefined);
     if (s?.stage === 'approval' && s.modelDigest) {

@@ -22,6 +22,7 @@ import { loadEnv, projectRoot } from '../src/config/env.ts';
 import { createEnvDb } from '../src/db/connect.ts';
 import { stackUp } from '../src/dev/stack.ts';
 import { ALL_TASK_QUEUES } from '../src/domain/task-queues.ts';
+import { benchLifecycleInput } from './lifecycle-input.ts';
 import { approvalStatus, decide, startLifecycle } from '../src/lifecycle/client.ts';
 import { createLogger } from '../src/log.ts';
 import { connectClient } from '../src/temporal.ts';
@@ -74,20 +75,7 @@ async function timingOf(client: Client, workflowId: string): Promise<Timing> {
 }
 
 async function runLifecycle(client: Client, prefix: string, modelName: string): Promise<string> {
-  const { workflowId } = await startLifecycle(
-    client,
-    {
-      modelName,
-      datasetPath: path.join(projectRoot, 'datasets', 'breast-cancer-wisconsin', 'wdbc.csv'),
-      commitSha: randomBytes(20).toString('hex'),
-      imageDigest: `sha256:${'be'.repeat(32)}`,
-      riskTier: 'low',
-      requester: 'ci@hospital.example',
-      developer: 'alice@hospital.example',
-      training: { epochs: EPOCHS, seed: 7 },
-    },
-    { taskQueuePrefix: prefix },
-  );
+  const { workflowId } = await startLifecycle(client, benchLifecycleInput(modelName, EPOCHS), { taskQueuePrefix: prefix });
   for (;;) {
     const s = await approvalStatus(client, workflowId).catch(() => undefined);
     if (s?.stage === 'approval' && s.modelDigest) {
