@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { tritonPaths, tritonUrl } from '../src/dev/components/triton.ts';
+import { tritonPaths, tritonUrl } from '../src/serving/triton.ts';
 import { EvidenceDiffers, EvidenceMissing, downloadVerified } from '../src/serving/artifact.ts';
 import { startReconcileLoop } from '../src/serving/reconcile.ts';
 import { TritonClient, modelConfig, repositoryScratchFile, writeRepositoryEntry } from '../src/serving/triton.ts';

@@ -5,12 +5,11 @@ import { type Kysely, sql } from 'kysely';
 import { appendAuditEvent } from '../audit/append.ts';
 import type { Env } from '../config/env.ts';
 import type { Database } from '../db/schema.ts';
-import { tritonPaths, tritonUrl } from '../dev/components/triton.ts';
 import { processFiles, readPid, readStartRecord } from '../dev/process.ts';
 import type { Logger } from '../log.ts';
 import { type ProvenanceRow, type StoredProvenanceVerdict, verifyStoredProvenance } from '../provenance/verify.ts';
 import { EvidenceDiffers, EvidenceMissing, downloadVerified, parseS3Uri } from './artifact.ts';
-import { TritonClient, modelConfig, repositoryScratchFile, writeRepositoryEntry } from './triton.ts';
+import { TritonClient, modelConfig, repositoryScratchFile, tritonPaths, tritonUrl, writeRepositoryEntry } from './triton.ts';
 
 /**
  * Serving reconciliation: the registry says which versions are deployed; Triton (explicit model

@@ -7,6 +7,12 @@ export function tritonUrl(env: Pick<Env, 'TRITON_URL' | 'TRITON_HTTP_PORT'>): st
   return env.TRITON_URL ?? `http://127.0.0.1:${env.TRITON_HTTP_PORT}`;
 }
 
+/** Where Triton's files live: the model repository the deploy activity writes and Triton reads, and its backends. */
+export function tritonPaths(env: Pick<Env, 'FACTORY_HOME' | 'TRITON_MODEL_REPOSITORY'>) {
+  const root = path.join(env.FACTORY_HOME, 'triton');
+  return { root, modelRepository: env.TRITON_MODEL_REPOSITORY ?? path.join(root, 'models'), backends: path.join(root, 'backends') };
+}
+
 /** Every call has a deadline: a wedged Triton must never hang a worker, a reconcile or `trace`. */
 const DEFAULT_TIMEOUT_MS = 10_000;
 /** Loading starts a Python stub and onnxruntime: seconds normally, more on a loaded machine. */

@@ -5,14 +5,9 @@ import type { Env } from '../../config/env.ts';
 import type { Component, StackContext } from '../component.ts';
 import { processFiles, startDetached } from '../process.ts';
 import { requireFile, venvPaths } from '../venv.ts';
-import { tritonUrl } from '../../serving/triton.ts';
+import { tritonPaths, tritonUrl } from '../../serving/triton.ts';
 
-export function tritonPaths(env: Env) {
-  const root = path.join(env.FACTORY_HOME, 'triton');
-  return { root, modelRepository: env.TRITON_MODEL_REPOSITORY ?? path.join(root, 'models'), backends: path.join(root, 'backends') };
-}
-
-export { tritonUrl } from '../../serving/triton.ts';
+export { tritonPaths, tritonUrl } from '../../serving/triton.ts';
 
 /**
  * Lays out the backend directory the way Triton expects it: the wheel ships the Python backend and
