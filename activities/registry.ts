@@ -7,6 +7,7 @@ import type { DecisionRecord, DecisionWithEvent } from '../src/domain/approval.t
 
 export type { DecisionRecord, DecisionWithEvent };
 import type { ModelState } from '../src/db/schema.ts';
+import { MODEL_STATE_TRANSITIONS } from '../src/domain/model-state.ts';
 import { activityDeps } from './deps.ts';
 
 export interface RegisterInput {
@@ -58,23 +59,12 @@ export async function registerModel(input: RegisterInput): Promise<{ id: number;
   return { id: row.id, version: row.version };
 }
 
-/** The registry's state machine; migration 0004's guard enforces the same in the database. */
-const TRANSITIONS: Record<ModelState, ModelState[]> = {
-  registered: ['validated', 'rejected', 'failed', 'cancelled'],
-  validated: ['approved', 'rejected', 'failed', 'cancelled'],
-  approved: ['deployed', 'rejected', 'failed', 'cancelled'],
-  deployed: [],
-  rejected: [],
-  failed: [],
-  cancelled: [],
-};
-
 /** Moves a version along registered → validated → approved → deployed (or to rejected, failed, cancelled). Idempotent. */
 export async function setModelState(input: { id: number; to: ModelState }): Promise<void> {
   const { db } = activityDeps();
   const row = await db.selectFrom('model_versions').select('state').where('id', '=', input.id).executeTakeFirstOrThrow();
   if (row.state === input.to) return;
-  if (!TRANSITIONS[row.state].includes(input.to)) {
+  if (!MODEL_STATE_TRANSITIONS[row.state].includes(input.to)) {
     throw ApplicationFailure.nonRetryable(`model version ${input.id} cannot go from ${row.state} to ${input.to}`, 'IllegalTransition');
   }
   await db.updateTable('model_versions').set({ state: input.to, updated_at: new Date() }).where('id', '=', input.id).where('state', '=', row.state).execute();
@@ -137,7 +127,7 @@ export async function recordLifecycleEnd(input: LifecycleEndInput): Promise<Life
       if (!row || row.workflow_id !== input.workflowId) {
         throw ApplicationFailure.nonRetryable(`model version ${input.modelVersionId} is not one of lifecycle ${input.workflowId}`, 'UnknownModelVersion');
       }
-      const to = TRANSITIONS[row.state].includes(input.outcome) ? input.outcome : row.state;
+      const to = MODEL_STATE_TRANSITIONS[row.state].includes(input.outcome) ? input.outcome : row.state;
       if (to !== row.state) await tx.updateTable('model_versions').set({ state: to, updated_at: new Date() }).where('id', '=', input.modelVersionId).execute();
       modelVersion = { id: input.modelVersionId, from: row.state, to };
     }

@@ -15,6 +15,7 @@ import { GENESIS_HASH, auditEventId, hashOf, type AuditEventInput } from '../src
 import { boundedText } from '../src/audit/bounded-text.ts';
 import type { Database, ModelState } from '../src/db/schema.ts';
 import type { DecisionRecord } from '../src/domain/approval.ts';
+import { MODEL_STATE_TRANSITIONS } from '../src/domain/model-state.ts';
 
 /** The audit-chain writers' lock (src/audit/append.ts): a fill holds it so no real append interleaves. */
 const AUDIT_CHAIN_LOCK = 7_240_001;
@@ -367,16 +368,6 @@ function endEvent(e: EndOp, modelVersion: { id: number; from: ModelState; to: Mo
   };
 }
 
-const TRANSITIONS: Record<ModelState, ModelState[]> = {
-  registered: ['validated', 'rejected', 'failed', 'cancelled'],
-  validated: ['approved', 'rejected', 'failed', 'cancelled'],
-  approved: ['deployed', 'rejected', 'failed', 'cancelled'],
-  deployed: [],
-  rejected: [],
-  failed: [],
-  cancelled: [],
-};
-
 /**
  * Turns lifecycles' writes into rows, as the activities would: model version ids from `nextId`,
  * versions numbered per model after `maxVersion`, audit rows chained from `head`.
@@ -425,7 +416,7 @@ export function buildRows(
           break;
         }
         case 'state':
-          if (mv && mv.state !== o.to && TRANSITIONS[mv.state].includes(o.to)) mv.state = o.to;
+          if (mv && mv.state !== o.to && MODEL_STATE_TRANSITIONS[mv.state].includes(o.to)) mv.state = o.to;
           break;
         case 'audit':
           append(fix(o.event));
@@ -441,7 +432,7 @@ export function buildRows(
           let modelVersion: { id: number; from: ModelState; to: ModelState } | undefined;
           if (mv) {
             const from = mv.state;
-            const to = TRANSITIONS[from].includes(o.input.outcome) ? o.input.outcome : from;
+            const to = MODEL_STATE_TRANSITIONS[from].includes(o.input.outcome) ? o.input.outcome : from;
             mv.state = to;
             modelVersion = { id: mv.id, from, to };
           }

@@ -1,13 +1,14 @@
 import type { Options as CsvOptions } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
 import { z } from 'zod';
+import { dataClassificationSchema } from '../domain/classification.ts';
 import { parseNumber } from './numbers.ts';
 
 /** A dataset's declared schema (datasets/<name>/schema.json). */
 export const datasetSchemaSchema = z.object({
   name: z.string().regex(/^[\w.-]{1,128}$/, 'letters, digits, ., _ and -'),
   description: z.string().max(10_000).optional(),
-  classification: z.string().min(1).max(200),
+  classification: dataClassificationSchema,
   label: z.object({ column: z.string().min(1).max(200), positive: z.string().max(200), values: z.array(z.string().max(200)).min(2).max(1_000) }),
   features: z
     .array(z.object({ name: z.string().min(1).max(200), type: z.literal('number'), min: z.number().optional(), max: z.number().optional() }))

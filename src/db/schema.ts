@@ -22,7 +22,7 @@ export interface GatewayRoutesTable {
   triton_model: string;
   triton_version: number;
   artifact_digest: string;
-  state: 'live';
+  state: 'live' | 'shadow' | 'retired';
   switched_at: ColumnType<Date, Date | string | undefined, Date | string>;
   switched_by: string;
   reason: string;
@@ -77,7 +77,8 @@ export interface DatasetVersionsTable {
 }
 
 /** deployed, rejected, failed and cancelled are final (migrations 0003, 0004). */
-export type ModelState = 'registered' | 'validated' | 'approved' | 'deployed' | 'rejected' | 'failed' | 'cancelled';
+import type { ModelState } from '../domain/model-state.ts';
+export type { ModelState };
 
 export interface ModelVersionsTable {
   id: Generated<number>;

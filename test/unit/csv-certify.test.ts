@@ -9,7 +9,7 @@ import { sha256Digest } from '../../src/storage/objects.ts';
 
 const schema: DatasetSchema = {
   name: 't',
-  classification: 'test',
+  classification: 'public',
   label: { column: 'y', positive: 'M', values: ['M', 'B', 'a,b'] },
   features: [
     { name: 'a', type: 'number', min: 0 },

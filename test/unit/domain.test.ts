@@ -78,7 +78,7 @@ describe('task queues', () => {
 describe('row validation', () => {
   const schema: DatasetSchema = {
     name: 't',
-    classification: 'test',
+    classification: 'public',
     label: { column: 'y', positive: 'M', values: ['M', 'B'] },
     features: [
       { name: 'a', type: 'number', min: 0 },

@@ -9,6 +9,7 @@ import * as m0007 from './0007_model_provenance.ts';
 import * as m0009 from './0009_registry_lookup_indexes.ts';
 import * as m0010 from './0010_gateway_requests.ts';
 import * as m0008 from './0008_history_exports.ts';
+import * as m0011 from './0011_serving_states.ts';
 
 /** Migrations are listed in code (not read from a folder) so they bundle and type-check with the rest. */
 export const migrations: Record<string, Migration> = {
@@ -22,6 +23,7 @@ export const migrations: Record<string, Migration> = {
   '0009_registry_lookup_indexes': m0009,
   '0010_gateway_requests': m0010,
   '0008_history_exports': m0008,
+  '0011_serving_states': m0011,
 };
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations };
