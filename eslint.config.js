@@ -10,6 +10,14 @@ export default tseslint.config(
     },
   },
   {
+    // Production code never reaches the local dev stack (src/dev/): only the CLI's `dev` and `demo` commands run it.
+    files: ['activities/**/*.ts', 'workers/**/*.ts', 'src/**/*.ts'],
+    ignores: ['src/dev/**', 'src/cli/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: ['**/dev/*', '**/dev/**'] }],
+    },
+  },
+  {
     // Workflow code is replayed: it must not reach Node built-ins, clocks or randomness outside Temporal's.
     files: ['workflows/**/*.ts'],
     rules: {

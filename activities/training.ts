@@ -3,7 +3,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { projectRoot } from '../src/config/env.ts';
-import { isAlive, logTail } from '../src/dev/process.ts';
+import { isAlive, logTail } from '../src/process/records.ts';
 import { venvPaths } from '../src/config/venv.ts';
 import { MAX_SCHEMA_BYTES, inputLanes, readInput } from '../src/datasets/open-input.ts';
 import { InputRefused } from '../src/datasets/lanes.ts';

@@ -6,7 +6,7 @@ import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporali
 import { loadEnv } from '../src/config/env.ts';
 import { ALL_TASK_QUEUES, type TaskQueue } from '../src/domain/task-queues.ts';
 import { createLogger } from '../src/log.ts';
-import { writeWorkerReady } from '../src/dev/worker-ready.ts';
+import { writeWorkerReady } from '../src/process/worker-ready.ts';
 import { closeActivityDeps } from '../activities/deps.ts';
 import { startServingReconciler } from '../activities/serving.ts';
 import { createWorker } from './worker.ts';

@@ -5,7 +5,7 @@ import { type Kysely, sql } from 'kysely';
 import { appendAuditEvent } from '../audit/append.ts';
 import type { Env } from '../config/env.ts';
 import type { Database } from '../db/schema.ts';
-import { processFiles, readPid, readStartRecord } from '../dev/process.ts';
+import { processFiles, readPid, readStartRecord } from '../process/records.ts';
 import type { Logger } from '../log.ts';
 import { type ProvenanceRow, type StoredProvenanceVerdict, verifyStoredProvenance } from '../provenance/verify.ts';
 import { EvidenceDiffers, EvidenceMissing, downloadVerified, parseS3Uri } from './artifact.ts';

@@ -7,7 +7,7 @@ import { loadEnv } from '../../src/config/env.ts';
 import { type Component, StackRefusal, type StackContext } from '../../src/dev/component.ts';
 import { isAlive, processFiles, readPid, startDetached } from '../../src/dev/process.ts';
 import { isLoopback, portHeld, stackDown, stackUp } from '../../src/dev/stack.ts';
-import { packAgreement, packErrorSummary, packInUse, readWorkerReady, workerReadyFile } from '../../src/dev/worker-ready.ts';
+import { packAgreement, packErrorSummary, packInUse, readWorkerReady, workerReadyFile } from '../../src/process/worker-ready.ts';
 import { createLogger } from '../../src/log.ts';
 
 // Real processes in a scratch state directory; the "endpoint" is a marker file the server touches.

@@ -7,7 +7,7 @@ import type { Component, StackContext } from '../component.ts';
 import { nodeEntrypoint } from '../node.ts';
 import { newestSourceMtime } from '../newest-source.mjs';
 import { ownedPid, processFiles, startDetached } from '../process.ts';
-import { packInUse } from '../worker-ready.ts';
+import { packInUse } from '../../process/worker-ready.ts';
 
 /** The gateway's address: FACTORY_GATEWAY_URL when it runs elsewhere, else the local one. */
 export function gatewayUrl(env: Env): string {

@@ -9,7 +9,7 @@ import { StackRefusal, type Component, type StackContext } from '../component.ts
 import { ensureDevPolicyPack } from '../dev-keys.ts';
 import { nodeEntrypoint } from '../node.ts';
 import { ownedPid, processFiles, startDetached } from '../process.ts';
-import { packAgreement, packInUse, readWorkerReady, workerReadyFile } from '../worker-ready.ts';
+import { packAgreement, packInUse, readWorkerReady, workerReadyFile } from '../../process/worker-ready.ts';
 
 /** temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY */
 const TASK_QUEUE_TYPE_ACTIVITY = 2;
