@@ -21,7 +21,7 @@ let deps: ActivityDeps | undefined;
 export function activityDeps(): ActivityDeps {
   if (!deps) {
     const env = loadEnv();
-    deps = { env, db: createEnvDb(env, 4, 'worker'), s3: createS3(env), log: createLogger('activities', env.LOG_LEVEL) };
+    deps = { env, db: createEnvDb(env, env.FACTORY_WORKER_DB_POOL, 'worker'), s3: createS3(env), log: createLogger('activities', env.LOG_LEVEL) };
   }
   return deps;
 }

@@ -7,7 +7,7 @@ import { isAlive, logTail } from '../src/process/records.ts';
 import { venvPaths } from '../src/config/venv.ts';
 import { MAX_SCHEMA_BYTES, inputLanes, readInput } from '../src/datasets/open-input.ts';
 import { InputRefused } from '../src/datasets/lanes.ts';
-import { type LeaseOwner, abortAction, killGroup, renewLease, spawnJob, supersededBy } from '../src/jobs/job-process.ts';
+import { type LeaseOwner, abortAction, killGroup, renewLease, spawnJob, supersededBy, watchJobExit } from '../src/jobs/job-process.ts';
 import * as slurm from '../src/jobs/slurm.ts';
 import { z } from 'zod';
 import { bucket } from '../src/storage/s3.ts';
@@ -329,6 +329,7 @@ async function supervise(job: JobHandle, onShutdown: 'detach' | 'kill'): Promise
   };
   ctx.cancellationSignal.addEventListener('abort', onAbort);
   let leave: 'ended' | 'detach' | 'superseded' | undefined;
+  const exit = watchJobExit(job.jobDir);
   // A scheduler that cannot be asked for a while (slurmctld restarting) is not a job that ended.
   let unanswered = 0;
   const stillRunning = async () => {
@@ -351,7 +352,8 @@ async function supervise(job: JobHandle, onShutdown: 'detach' | 'kill'): Promise
       }
       renewLease(job.jobDir, me);
       ctx.heartbeat(job);
-      await Promise.race([sleep(1_000), ctx.cancelled.catch(() => undefined)]);
+      // Woken by the job's exit status as it is written; once written, the wrapper is gone within moments.
+      await Promise.race([sleep(1_000), exit.fired ? sleep(20) : exit.ended, ctx.cancelled.catch(() => undefined)]);
       if (ctx.cancellationSignal.aborted) {
         if (actionOnAbort() === 'detach') {
           leave = 'detach';
@@ -372,6 +374,7 @@ async function supervise(job: JobHandle, onShutdown: 'detach' | 'kill'): Promise
     }
     leave = 'ended';
   } finally {
+    exit.close();
     ctx.cancellationSignal.removeEventListener('abort', onAbort);
     if (leave === undefined) {
       if (ctx.cancellationSignal.aborted) onAbort();

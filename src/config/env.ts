@@ -82,6 +82,12 @@ export const envSchema = z.object({
     .int()
     .min(1)
     .default(1024 * 1024 * 1024),
+  /**
+   * Database connections of one worker process's activities. Appends serialise on the audit chain's
+   * lock anyway; the pool is sized so a burst of lifecycles waits for that lock, not for a connection
+   * (50 at once timed out with 4: docs/benchmarks.md).
+   */
+  FACTORY_WORKER_DB_POOL: z.coerce.number().int().min(1).max(100).default(10),
   /** Training and evaluation jobs one gpu-onprem worker runs at once. */
   FACTORY_GPU_MAX_CONCURRENT_JOBS: z.coerce.number().int().min(1).max(64).default(2),
 

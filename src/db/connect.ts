@@ -41,7 +41,9 @@ export function databaseUrlFor(env: Env, role: DbRole): string {
 
 /** A kysely instance over a `pg` pool. */
 export function createDb(url: string, { poolSize = 4 }: { poolSize?: number } = {}): Kysely<Database> {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 10_000 });
+  // A connection waits up to 15 s for a free slot: under a burst, a query that waits is cheaper than an
+  // activity attempt that fails and is retried from the start.
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 15_000, idleTimeoutMillis: 10_000 });
   // An idle connection that breaks (database restarted, network cut) is dropped from the pool; without
   // a listener its 'error' event would crash the worker. The next query opens a new connection.
   pool.on('error', () => {});

@@ -16,6 +16,8 @@ import { jobEnv } from './child-env.ts';
 export const ORPHAN_AFTER_SECONDS = 15 * 60;
 
 export const LEASE_FILE = 'lease';
+/** What the wrapper writes when the job ends: its exit status. */
+export const EXIT_CODE_FILE = 'exit_code';
 
 /**
  * The wrapper: runs the job in the background, records its exit status in $JOB_DIR/exit_code (a later
@@ -37,7 +39,35 @@ while :; do
     kill -KILL "$job" 2>/dev/null
   fi
 done
-echo "$status" > "$JOB_DIR/exit_code"`;
+echo "$status" > "$JOB_DIR/${EXIT_CODE_FILE}"`;
+
+/**
+ * Fires when the wrapper writes the job's exit status, so the launcher notices the end at once instead
+ * of at its next one-second turn (up to a second per training and per evaluation otherwise). A watch
+ * may miss a write made on another host (Slurm on shared storage): the launcher's poll stays the
+ * fallback. `fired` stays true once it has fired.
+ */
+export function watchJobExit(jobDir: string): { ended: Promise<void>; readonly fired: boolean; close(): void } {
+  let fire!: () => void;
+  let fired = false;
+  const ended = new Promise<void>((resolve) => (fire = resolve)).then(() => void (fired = true));
+  let watcher: fs.FSWatcher | undefined;
+  try {
+    watcher = fs.watch(jobDir, (_event, file) => {
+      if (file === EXIT_CODE_FILE) fire();
+    });
+    watcher.on('error', () => watcher?.close());
+  } catch {
+    /* no watch (the directory is gone, or the platform has none): the poll notices the end */
+  }
+  return {
+    ended,
+    get fired() {
+      return fired;
+    },
+    close: () => watcher?.close(),
+  };
+}
 
 /** Who supervises a job now: the lifecycle run and the activity attempt. */
 export interface LeaseOwner {

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CancelledFailure } from '@temporalio/common';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isAlive } from '../../src/dev/process.ts';
-import { abortAction, killGroup, readLease, renewLease, spawnJob, supersededBy } from '../../src/jobs/job-process.ts';
+import { isAlive } from '../../src/process/records.ts';
+import { abortAction, killGroup, readLease, renewLease, spawnJob, supersededBy, watchJobExit } from '../../src/jobs/job-process.ts';
 
 const dirs: string[] = [];
 const pids: number[] = [];
@@ -91,5 +91,46 @@ describe('what a launcher does when its attempt is aborted', () => {
   it('an abort that is not a cancellation (an error) kills', () => {
     expect(abortAction(new Error('boom'))).toBe('kill');
     expect(abortAction(undefined)).toBe('kill');
+  });
+});
+
+describe('watchJobExit', () => {
+  it('fires when the wrapper writes the exit status, and not for the lease or the log', async () => {
+    const dir = jobDir();
+    const exit = watchJobExit(dir);
+    try {
+      fs.writeFileSync(path.join(dir, 'lease'), '{}');
+      fs.writeFileSync(path.join(dir, 'train.log'), 'epoch 1\n');
+      const early = await Promise.race([exit.ended.then(() => 'fired'), sleep(200).then(() => 'quiet')]);
+      expect(early).toBe('quiet');
+      expect(exit.fired).toBe(false);
+      const t0 = performance.now();
+      fs.writeFileSync(path.join(dir, 'exit_code'), '0\n');
+      await exit.ended;
+      expect(exit.fired).toBe(true);
+      expect(performance.now() - t0).toBeLessThan(1_000);
+    } finally {
+      exit.close();
+    }
+  });
+
+  it('a job end is noticed by a real wrapper at once, without waiting for a poll', async () => {
+    const dir = jobDir();
+    const exit = watchJobExit(dir);
+    try {
+      const pid = spawnJob({
+        jobDir: dir,
+        logFile: path.join(dir, 'job.log'),
+        command: 'sh',
+        args: ['-c', 'sleep 0.3'],
+        owner: { runId: 'r', attempt: 1 },
+        orphanAfterSeconds: 60,
+      });
+      pids.push(pid);
+      await exit.ended;
+      expect(fs.readFileSync(path.join(dir, 'exit_code'), 'utf8').trim()).toBe('0');
+    } finally {
+      exit.close();
+    }
   });
 });
