@@ -6,6 +6,7 @@ import * as history from './history.ts';
 import * as policy from './policy.ts';
 import * as provenance from './provenance.ts';
 import * as registry from './registry.ts';
+import * as retirement from './retirement.ts';
 import * as serving from './serving.ts';
 import * as smoke from './smoke.ts';
 import * as training from './training.ts';
@@ -16,6 +17,7 @@ export const controlActivities = {
   ...policy,
   ...datasets,
   ...registry,
+  ...retirement,
   ...audit,
   ...checkpoint,
   ...history,
@@ -25,7 +27,7 @@ export const controlActivities = {
 /** Activities of the on-prem GPU zone: training jobs and their evaluation. */
 export const gpuActivities = { ...smoke, ...training };
 /** Activities of the serving zone: Triton model control. */
-export const servingActivities = { ...smoke, deployToTriton: serving.deployToTriton };
+export const servingActivities = { ...smoke, deployToTriton: serving.deployToTriton, unloadVersion: serving.unloadVersion };
 
 /** What each zone's worker may run. A zone gets only the activities that touch its systems. */
 export function activitiesFor(queue: TaskQueue) {

@@ -235,3 +235,43 @@ export async function smokeRows(input: { certifiedKey: string; rows: number }): 
   }
   return lines.slice(1).map((line) => line.split(',').slice(0, -1).map(Number));
 }
+
+/**
+ * Takes one version of a model out of Triton (a retirement): the model is reloaded serving its other
+ * READY versions, or unloaded when none is left. Refuses (`StillDeployed`) a version the registry
+ * still says is deployed, so the reconciler would not load it again. Idempotent: a version Triton
+ * does not serve is reported `unloaded: false`.
+ */
+export async function unloadVersion(input: { modelVersionId: number }): Promise<{ unloaded: boolean; remaining: number[] }> {
+  const { env, db } = activityDeps();
+  const mv = await db.selectFrom('model_versions').select(['model_name', 'version', 'state']).where('id', '=', input.modelVersionId).executeTakeFirstOrThrow();
+  if (mv.state === 'deployed') {
+    throw ApplicationFailure.nonRetryable(`${mv.model_name}@${mv.version} is still deployed in the registry: not unloaded`, 'StillDeployed');
+  }
+  const triton = new TritonClient(tritonUrl(env));
+  const ready = (await triton.index({ ready: true })).filter((e) => e.name === mv.model_name && e.state === 'READY').map((e) => Number(e.version));
+  if (!ready.includes(mv.version)) return { unloaded: false, remaining: ready };
+  const remaining = ready.filter((v) => v !== mv.version);
+  if (remaining.length === 0) {
+    await triton.unload(mv.model_name);
+  } else {
+    // The width the model was deployed with (its smoke inference's rows), as the reconciler reads it.
+    const d = await db
+      .selectFrom('deployments')
+      .select('smoke')
+      .where('model_version_id', '=', input.modelVersionId)
+      .orderBy('deployed_at', 'desc')
+      .limit(1)
+      .executeTakeFirstOrThrow();
+    const rows = (d.smoke as { input?: number[][]; output?: number[][] }) ?? {};
+    const width = (r?: number[][]) => r?.[0]?.length ?? 0;
+    await triton.load(mv.model_name, {
+      config: modelConfig({ model: mv.model_name, inputWidth: width(rows.input), outputWidth: width(rows.output) || 1, versions: remaining }),
+    });
+  }
+  for (let i = 0; await triton.versionReady(mv.model_name, mv.version); i++) {
+    if (i > 60) throw ApplicationFailure.retryable(`${mv.model_name} version ${mv.version} still ready after unloading`, 'StillServed');
+    await sleep(500);
+  }
+  return { unloaded: true, remaining };
+}

@@ -4,3 +4,4 @@ export { modelLifecycle } from './lifecycle.ts';
 export { noopChain } from './bench.ts';
 export { auditCheckpoint } from './audit-checkpoint.ts';
 export { historyArchiver } from './history-archiver.ts';
+export { modelRetirement } from './retirement.ts';

@@ -5,6 +5,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ZodError } from 'zod';
 import { type AcceptedDecision, type ApprovalStatus, DECISIONS, MEANINGS, type Decision, signatureLine } from '../domain/approval.ts';
 import { type LifecycleOutcome, lifecycleInputSchema } from '../domain/lifecycle.ts';
+import type { RetirementOutcome } from '../domain/retirement.ts';
 import {
   type FailureCause,
   type LifecycleListItem,
@@ -31,6 +32,7 @@ import {
   waitClosed,
 } from '../lifecycle/client.ts';
 import { type Agreement, type RegistryView, endEventOf, projectionAgreement, registryView } from '../lifecycle/projection.ts';
+import { type ServingView, renderServing, servingView } from '../trace/serving.ts';
 import { withDb, withTemporal } from './context.ts';
 import { signFor, signingKeyFor, statementSubject } from './sign.ts';
 import { strictInt } from './options.ts';
@@ -40,7 +42,9 @@ function zodMessage(err: ZodError): string {
   return err.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ');
 }
 
-export function renderOutcome(o: LifecycleOutcome): string {
+export function renderOutcome(o: LifecycleOutcome | RetirementOutcome): string {
+  // `status` of a retirement (workflows/retirement.ts) shows its outcome the same way.
+  if (o.outcome === 'retired') return `retired ${o.modelName}@${o.version} at ${o.retiredAt}`;
   return o.outcome === 'deployed'
     ? `deployed ${o.modelName}@${o.version} (${o.artifactDigest}) → Triton ${o.tritonModel}: ${o.endpoint}`
     : `rejected ${o.modelName}${o.version ? `@${o.version}` : ''}: ${o.reason}`;
@@ -123,6 +127,25 @@ async function readRegistry(workflowId: string): Promise<RegistryView | { unavai
     setTimeout(() => resolve({ unavailable: 'registry not read: the database did not answer within 1.5 s' }), 1_500).unref(),
   );
   const read = withDb((db) => registryView(db, workflowId)).catch((err: Error) => ({ unavailable: `registry not read: ${err.message.split('\n')[0]}` }));
+  return Promise.race([read, timeout]);
+}
+
+/**
+ * The serving state of the version a lifecycle registered (or a retirement names) and its model's
+ * deployment history, read within 1.5 s like the registry; never fatal to `status`.
+ */
+async function readServing(workflowId: string): Promise<(ServingView & { modelName: string }) | { unavailable: string } | undefined> {
+  const timeout = new Promise<{ unavailable: string }>((resolve) =>
+    setTimeout(() => resolve({ unavailable: 'serving state not read: the database did not answer within 1.5 s' }), 1_500).unref(),
+  );
+  const retirement = /^retire-(.+)-([1-9]\d{0,8})$/.exec(workflowId);
+  const read = withDb(async (db) => {
+    let q = db.selectFrom('model_versions').select(['model_name', 'version', 'state']);
+    q = retirement ? q.where('model_name', '=', retirement[1]!).where('version', '=', Number(retirement[2])) : q.where('workflow_id', '=', workflowId);
+    const mv = await q.orderBy('id', 'desc').limit(1).executeTakeFirst();
+    if (!mv) return undefined;
+    return { modelName: mv.model_name, ...(await servingView(db, mv.model_name, { number: mv.version, registryState: mv.state })) };
+  }).catch((err: Error) => ({ unavailable: `serving state not read: ${err.message.split('\n')[0]}` }));
   return Promise.race([read, timeout]);
 }
 
@@ -393,12 +416,26 @@ export function registerLifecycle(program: Command): void {
     .action(async (workflowId: string, opts) => {
       const out = createOutput(!!opts.json);
       // The registry is read while Temporal answers: `status` must stay fast when workers are down.
-      const view = readRegistry(workflowId);
+      const isRetirement = workflowId.startsWith('retire-');
+      const view = isRetirement ? undefined : readRegistry(workflowId);
+      const serving = readServing(workflowId);
       const state = await withTemporal((client) => lifecycleState(client, workflowId, { queryTimeoutMs: queryBudget() }));
-      const registry = await registryAgreement(await view, state);
-      // The query's answer keeps its documented shape; Temporal's view and the registry's are added beside it.
-      const json = { ...(state.status ? { ...state.status, workflowId, runId: state.runId, temporalStatus: state.temporalStatus } : state), registry };
-      out.result(json, () => `${renderState(escapeDeep(state))}\n${renderRegistry(escapeDeep(registry))}`);
+      // A retirement registers nothing: the registry agreement is a lifecycle's.
+      const registry = view ? registryAgreement(await view, state) : undefined;
+      const served = await serving;
+      // The query's answer keeps its documented shape; Temporal's view, the registry's and the serving state are added beside it.
+      const json = {
+        ...(state.status ? { ...state.status, workflowId, runId: state.runId, temporalStatus: state.temporalStatus } : state),
+        ...(registry ? { registry } : {}),
+        ...(served ? { serving: served } : {}),
+      };
+      out.result(json, () =>
+        [
+          renderState(escapeDeep(state)),
+          ...(registry ? [renderRegistry(escapeDeep(registry))] : []),
+          ...(served ? ('unavailable' in served ? [`  ${served.unavailable}`] : renderServing(served.modelName, escapeDeep(served)).map((l) => `  ${l}`)) : []),
+        ].join('\n'),
+      );
       if (state.workersAnswering === false) throw workersNotAnswering(workflowId);
       if (state.result?.outcome === 'rejected') process.exitCode = EXIT.rejected;
       else if (state.temporalStatus !== 'RUNNING' && state.temporalStatus !== 'COMPLETED') {

@@ -12,6 +12,7 @@ const capacity: Registrar = async () => (await import('./capacity.ts')).register
 const sign: Registrar = async () => (await import('./sign.ts')).registerSign;
 const gateway: Registrar = async () => (await import('./gateway.ts')).registerGateway;
 const history: Registrar = async () => (await import('./audit.ts')).registerHistory;
+const retire: Registrar = async () => (await import('./retire.ts')).registerRetire;
 /**
  * Each top-level command's module, loaded only when that command runs: `factory trace` must not
  * pay for loading the Temporal client, the S3 SDK and the stack (it answers in well under a second).
@@ -33,6 +34,7 @@ const byCommand: Record<string, Registrar> = {
   policy: sign,
   gateway,
   request: gateway,
+  retire,
 };
 
 const program = new Command('factory')

@@ -13,6 +13,7 @@ export interface Database {
   gateway_requests: GatewayRequestsTable;
   payload_reads: PayloadReadsTable;
   history_exports: HistoryExportsTable;
+  retirements: RetirementsTable;
 }
 
 /** What the gateway serves per model (migration 0010): one row a rollback switches. */
@@ -78,6 +79,7 @@ export interface DatasetVersionsTable {
 
 /** deployed, rejected, failed and cancelled are final (migrations 0003, 0004). */
 import type { ModelState } from '../domain/model-state.ts';
+import type { RetentionExtension } from '../domain/retirement.ts';
 export type { ModelState };
 
 export interface ModelVersionsTable {
@@ -171,4 +173,24 @@ export interface HistoryExportsTable {
   bytes: ColumnType<string, number | string, never>;
   retain_until: ColumnType<Date, Date | string, never>;
   exported_at: CreatedAt;
+}
+
+/** One row per retired model version (migration 0013). Insert-only. */
+export interface RetirementsTable {
+  /** `<workflow id>/<run id>/retirement`: a retried activity inserts nothing twice. */
+  id: string;
+  model_version_id: number;
+  model_name: string;
+  version: number;
+  /** The registry state it left: deployed, rolled-back or approved. */
+  previous_state: string;
+  reason: string;
+  requested_by: string;
+  workflow_id: string;
+  run_id: string;
+  /** Whether the gateway route of the model named this version (and now answers 410). */
+  route_retired: boolean;
+  retention: JSONColumnType<RetentionExtension[]>;
+  policy_digest: string;
+  retired_at: ColumnType<Date, Date | string, never>;
 }

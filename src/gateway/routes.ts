@@ -20,6 +20,35 @@ export interface ServedRoute {
 
 export type RouteLookup = { kind: 'route'; route: ServedRoute } | { kind: 'no-route' } | { kind: 'unknown-model' };
 
+/** A version a caller named (`/versions/{v}/`) other than the one the route serves: what the registry says of it. */
+export interface NamedVersion {
+  modelVersionId: number;
+  version: number;
+  registryState: string;
+  artifactDigest: string;
+  /** Why it was retired (the retirement's reason), when it was. */
+  retiredReason?: string;
+}
+
+/** A named version of a model, with its retirement's reason (one indexed query: model_versions by name and version). */
+export async function namedVersion(db: Kysely<Database>, modelName: string, version: number): Promise<NamedVersion | undefined> {
+  const row = await db
+    .selectFrom('model_versions as m')
+    .leftJoin('retirements as t', 't.model_version_id', 'm.id')
+    .select(['m.id', 'm.version', 'm.state', 'm.artifact_digest', 't.reason'])
+    .where('m.model_name', '=', modelName)
+    .where('m.version', '=', version)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  return {
+    modelVersionId: row.id,
+    version: row.version,
+    registryState: row.state,
+    artifactDigest: row.artifact_digest,
+    ...(row.reason ? { retiredReason: row.reason } : {}),
+  };
+}
+
 /** Routes of all models, or of one (status, trace). */
 export async function servingRoutes(db: Kysely<Database>, modelName?: string): Promise<ServedRoute[]> {
   let q = db
@@ -64,6 +93,7 @@ export async function servingRoutes(db: Kysely<Database>, modelName?: string): P
  */
 export class RouteTable {
   private readonly cache = new Map<string, { at: number; value: Promise<RouteLookup> }>();
+  private readonly versions = new Map<string, { at: number; value: Promise<NamedVersion | undefined> }>();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -77,6 +107,18 @@ export class RouteTable {
     this.cache.set(modelName, { at: Date.now(), value });
     value.catch(() => this.cache.delete(modelName));
     if (this.cache.size > 10_000) this.cache.clear();
+    return value;
+  }
+
+  /** A version named by a caller, cached like routes (a retirement is refused within ttlMs). */
+  version(modelName: string, version: number): Promise<NamedVersion | undefined> {
+    const k = `${modelName}@${version}`;
+    const hit = this.versions.get(k);
+    if (hit && Date.now() - hit.at < this.ttlMs) return hit.value;
+    const value = namedVersion(this.db, modelName, version);
+    this.versions.set(k, { at: Date.now(), value });
+    value.catch(() => this.versions.delete(k));
+    if (this.versions.size > 10_000) this.versions.clear();
     return value;
   }
 

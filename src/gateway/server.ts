@@ -7,7 +7,7 @@ import { canonicalJson, sha256Hex } from '../audit/canonical.ts';
 import type { Logger } from '../log.ts';
 import type { Caller, KeyRing } from './keys.ts';
 import type { RequestLog, RequestRow } from './request-log.ts';
-import type { RouteTable, ServedRoute } from './routes.ts';
+import type { NamedVersion, RouteTable, ServedRoute } from './routes.ts';
 
 /** Stable reason codes of the gateway's errors (README, "Inference gateway"): clients may switch on them. */
 export type RefusalReason =
@@ -18,6 +18,8 @@ export type RefusalReason =
   | 'unknown-model'
   | 'not-served'
   | 'version-not-served'
+  | 'rolled-back'
+  | 'retired'
   | 'invalid-request'
   | 'body-too-large'
   | 'unsupported-media-type'
@@ -97,6 +99,8 @@ interface GatewayContext {
   caller?: Caller;
   modelName?: string;
   route?: ServedRoute;
+  /** A version the caller named that is not the one served: logged as the version asked for. */
+  named?: NamedVersion;
   inputDigest?: string;
   outputs?: InferOutput[];
   payloadRequest?: unknown;
@@ -261,6 +265,10 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     if (found.kind === 'no-route') throw new Refusal(409, 'not-served', `model ${model} has no deployed version: nothing approved and deployed is served`);
     const route = found.route;
     req.gw.route = route;
+    // A retired model answers 410 whatever version is named: nothing of it is served any more.
+    if (route.routeState === 'retired') {
+      throw new Refusal(410, 'retired', `model ${model} is retired (version ${route.version}, since ${route.switchedAt}): ${route.reason}`);
+    }
     if (route.registryState !== 'deployed') {
       throw new Refusal(409, 'not-served', `model ${model} version ${route.version} is ${route.registryState} in the registry, not deployed`);
     }
@@ -271,10 +279,33 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
         `use case ${caller.useCase.name} may not call ${route.riskTier}-risk models (${model} version ${route.version})`,
       );
     }
-    if (version !== undefined && Number(version) !== route.version) {
-      throw new Refusal(409, 'version-not-served', `model ${model} version ${version} is not served; version ${route.version} is`);
-    }
+    if (version !== undefined && Number(version) !== route.version) throw await namedVersionRefusal(req, model, Number(version), route);
     return route;
+  }
+
+  /** Why a named version other than the served one is refused: retired (410), rolled back, or not served (with its registry state). */
+  async function namedVersionRefusal(req: FastifyRequest, model: string, version: number, route: ServedRoute): Promise<Refusal> {
+    const named = await deps.routes.version(model, version);
+    const served = `version ${route.version} is served`;
+    if (!named) {
+      req.gw.route = undefined; // logged as no version: the one asked for does not exist
+      return new Refusal(409, 'version-not-served', `model ${model} has no version ${version}; ${served}`);
+    }
+    req.gw.named = named;
+    if (named.registryState === 'retired') {
+      return new Refusal(410, 'retired', `model ${model} version ${version} is retired${named.retiredReason ? `: ${named.retiredReason}` : ''}; ${served}`);
+    }
+    if (named.registryState === 'rolled-back') {
+      return new Refusal(409, 'rolled-back', `model ${model} version ${version} was rolled back and is not served; ${served}`);
+    }
+    if (named.registryState !== 'deployed') {
+      return new Refusal(
+        409,
+        'version-not-served',
+        `model ${model} version ${version} is ${named.registryState} in the registry, not approved and deployed; ${served}`,
+      );
+    }
+    return new Refusal(409, 'version-not-served', `model ${model} version ${version} is not served; ${served}`);
   }
 
   const infer = async (req: FastifyRequest, reply: FastifyReply) => {
@@ -377,9 +408,10 @@ function logRow(req: FastifyRequest, status: number): RequestRow {
     method: req.method.slice(0, 10),
     route: (req.url.split('?')[0] ?? '').slice(0, 200),
     model_name: gw.modelName ?? null,
-    model_version: route?.version ?? null,
-    model_version_id: route?.modelVersionId ?? null,
-    artifact_digest: route?.artifactDigest ?? null,
+    // A refused request naming another version than the served one is logged as the version it asked for.
+    model_version: gw.named?.version ?? route?.version ?? null,
+    model_version_id: gw.named?.modelVersionId ?? route?.modelVersionId ?? null,
+    artifact_digest: gw.named?.artifactDigest ?? route?.artifactDigest ?? null,
     input_digest: gw.inputDigest ?? null,
     output_digest: served ? `sha256:${sha256Hex(canonicalJson(gw.outputs))}` : null,
     output_summary: served ? JSON.stringify(outputSummary(gw.outputs!)) : null,

@@ -77,6 +77,8 @@ function storable(s: unknown): string {
 }
 
 const FINAL: ModelState[] = ['deployed', 'rejected', 'failed', 'cancelled'];
+/** States a version reaches after its lifecycle, by other workflows (rollback, retirement). */
+const AFTER_LIFECYCLE: ModelState[] = ['rolled-back', 'retired'];
 
 interface AuditInHistory {
   kind: string;
@@ -152,6 +154,11 @@ export function historyFacts(runs: RunHistoryJson[]): HistoryFacts {
               if (!FINAL.includes(now)) facts.states.set(i.modelVersionId, i.outcome);
             }
           }
+        } else if (type === 'recordRetirement' && done) {
+          // A retirement (workflows/retirement.ts) appends model.retired in the transaction that retires the version.
+          const i = input[0] as { workflowId?: string; runId?: string; requestedBy?: string } | undefined;
+          if (i?.workflowId && i.runId)
+            facts.audit.set(`${i.workflowId}/${i.runId}/model.retired`, { kind: 'model.retired', actor: storable(i.requestedBy), completed: true });
         } else if (type === 'setModelState' && done) {
           const i = input[0] as { id?: number; to?: ModelState } | undefined;
           if (typeof i?.id === 'number' && i.to) facts.states.set(i.id, i.to);
@@ -295,7 +302,10 @@ export function crossCheck(
     }
     if (reg.version !== mv.version) add('differs', 'model_versions', String(mv.id), `version is ${mv.version} in the registry, ${reg.version} in the history`);
     const expected = facts.states.get(mv.id) ?? 'registered';
-    if (expected !== mv.state) add('differs', 'model_versions', String(mv.id), `state is ${mv.state} in the registry, the history leads to ${expected}`);
+    // Rollbacks and retirements are workflows of their own: a version the lifecycle left deployed (or approved) may since be rolled back or retired.
+    const laterState = (expected === 'deployed' || expected === 'approved') && AFTER_LIFECYCLE.includes(mv.state);
+    if (expected !== mv.state && !laterState)
+      add('differs', 'model_versions', String(mv.id), `state is ${mv.state} in the registry, the history leads to ${expected}`);
   }
   for (const [id, reg] of facts.registered) {
     if (!versionIds.has(id))

@@ -2,6 +2,8 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import type { ObjectRef } from '../audit/objects.ts';
 import { DECISION_DONE, type Decision, signatureLine } from '../domain/approval.ts';
+import type { RetentionExtension } from '../domain/retirement.ts';
+import { type ServingView, renderServing, servingView } from './serving.ts';
 
 export interface ModelTrace {
   model: {
@@ -60,6 +62,17 @@ export interface ModelTrace {
   };
   /** Each object the trace names, as object storage has it now (absent when not asked). */
   objects?: TracedObject[];
+  /** The version's serving state (live, shadow, rolled-back, retired, not-served), its model's, and the model's deployment history. */
+  serving: ServingView;
+  /** Its retirement, when it was retired: why, by whom, the approvals, and evidence retention from that date. */
+  retirement?: {
+    at: string;
+    reason: string;
+    requestedBy: string;
+    workflowId: string;
+    approvals: Array<{ approver: string; role: string; at: string; signatureVerified: boolean | null }>;
+    retention: RetentionExtension[];
+  };
   /** The gateway's route for the model (what it serves now); absent when the gateway serves no version of it. */
   gateway?: { state: string; version: number; thisVersion: boolean; since: string; reason: string };
 }
@@ -126,12 +139,21 @@ export async function traceModel(db: Kysely<Database>, ref: string, principalNam
   const m = await q.executeTakeFirst();
   if (!m) throw new TraceNotFound(`no registered model ${ref}`);
   // The accepted decisions in order, and only a count of the refused ones (a storm can leave thousands): index approvals_model_version.
-  const [accepted, refused, deployment, route] = await Promise.all([
-    db.selectFrom('approvals').selectAll().where('model_version_id', '=', m.id).where('accepted', '=', true).orderBy('decided_at').execute(),
+  // Approvals of its release (its lifecycle's); a retirement's approvals are the retirement's, shown with it.
+  const [accepted, refused, deployment, route, serving, retirement] = await Promise.all([
+    db
+      .selectFrom('approvals')
+      .selectAll()
+      .where('model_version_id', '=', m.id)
+      .where('workflow_id', '=', m.workflow_id)
+      .where('accepted', '=', true)
+      .orderBy('decided_at')
+      .execute(),
     db
       .selectFrom('approvals')
       .select((eb) => eb.fn.countAll<string>().as('n'))
       .where('model_version_id', '=', m.id)
+      .where('workflow_id', '=', m.workflow_id)
       .where('accepted', '=', false)
       .executeTakeFirstOrThrow(),
     db.selectFrom('deployments').selectAll().where('model_version_id', '=', m.id).orderBy('deployed_at', 'desc').limit(1).executeTakeFirst(),
@@ -142,6 +164,8 @@ export async function traceModel(db: Kysely<Database>, ref: string, principalNam
       .select(['v.version', 'r.state', 'r.switched_at', 'r.reason'])
       .where('r.model_name', '=', m.model_name)
       .executeTakeFirst(),
+    servingView(db, m.model_name, { number: m.version, registryState: m.state }),
+    m.state === 'retired' ? retirementOf(db, m.id) : Promise.resolve(undefined),
   ]);
   return {
     model: {
@@ -185,6 +209,8 @@ export async function traceModel(db: Kysely<Database>, ref: string, principalNam
       signedAt: a.signed_at ? new Date(a.signed_at).toISOString() : null,
     })),
     refusedDecisions: Number(refused.n),
+    serving,
+    ...(retirement ? { retirement } : {}),
     ...(route
       ? {
           gateway: {
@@ -207,6 +233,34 @@ export async function traceModel(db: Kysely<Database>, ref: string, principalNam
           },
         }
       : {}),
+  };
+}
+
+/** A retired version's retirement: the row and the accepted decisions of its workflow. */
+async function retirementOf(db: Kysely<Database>, modelVersionId: number): Promise<ModelTrace['retirement']> {
+  const r = await db.selectFrom('retirements').selectAll().where('model_version_id', '=', modelVersionId).executeTakeFirst();
+  if (!r) return undefined;
+  const approvals = await db
+    .selectFrom('approvals')
+    .select(['approver', 'role', 'decided_at', 'signature_verified'])
+    .where('model_version_id', '=', modelVersionId)
+    .where('workflow_id', '=', r.workflow_id)
+    .where('accepted', '=', true)
+    .where('decision', '=', 'approve')
+    .orderBy('decided_at')
+    .execute();
+  return {
+    at: new Date(r.retired_at).toISOString(),
+    reason: r.reason,
+    requestedBy: r.requested_by,
+    workflowId: r.workflow_id,
+    approvals: approvals.map((a) => ({
+      approver: a.approver,
+      role: a.role,
+      at: new Date(a.decided_at).toISOString(),
+      signatureVerified: a.signature_verified,
+    })),
+    retention: r.retention,
   };
 }
 
@@ -265,6 +319,18 @@ export function renderTrace(t: ModelTrace): string {
     ...(t.gateway
       ? [
           `  gateway      ${t.gateway.state} route → ${t.model.name}@${t.gateway.version}${t.gateway.thisVersion ? ' (this version)' : ' (NOT this version)'} since ${t.gateway.since} (${t.gateway.reason})`,
+        ]
+      : []),
+    ...renderServing(t.model.name, t.serving),
+    ...(t.retirement
+      ? [
+          'retirement',
+          `  ${t.retirement.at}  requested by ${t.retirement.requestedBy}  (${t.retirement.workflowId})  "${t.retirement.reason}"`,
+          ...t.retirement.approvals.map(
+            (a) =>
+              `  approved ${a.at}  ${a.approver}  role=${a.role}  ${a.signatureVerified === null ? 'unsigned' : a.signatureVerified ? 'signature verified' : 'signature NOT verified'}`,
+          ),
+          `  evidence kept until ${t.retirement.retention.map((r) => r.retainUntil).sort()[0] ?? '(none recorded)'} at least (${t.retirement.retention.length} object(s), retention from the retirement date)`,
         ]
       : []),
   ];

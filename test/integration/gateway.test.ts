@@ -1,10 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { projectRoot } from '../../src/config/env.ts';
 import type { LifecycleOutcome } from '../../src/domain/lifecycle.ts';
 import { createKey, writeKeysFile } from '../../src/gateway/keys.ts';
 import { readPayload } from '../../src/gateway/request-log.ts';
@@ -12,7 +10,7 @@ import { policyPackPath } from '../../src/policy/pack.ts';
 import { createS3 } from '../../src/storage/s3.ts';
 import type { RequestTrace } from '../../src/trace/request.ts';
 import { env } from '../helpers.ts';
-import { factoryCli, lifecycleSuite, startTestLifecycle, waitForStatus } from './harness.ts';
+import { GatewayProcess, factoryCli, gatewayCall, lifecycleSuite, startTestLifecycle, waitForStatus } from './harness.ts';
 
 const suite = lifecycleSuite();
 // The first WDBC sample (malignant).
@@ -25,48 +23,8 @@ const BODY = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 30], datatype
 const PORT = env.FACTORY_GATEWAY_PORT + 1;
 const BASE = `http://127.0.0.1:${PORT}`;
 
-/** The gateway as its own process (so the test can SIGKILL it), on a pack naming the test's models and keys. */
-class GatewayProcess {
-  child?: ChildProcess;
-  constructor(private readonly extraEnv: NodeJS.ProcessEnv) {}
-
-  async start(): Promise<void> {
-    const log = path.join(env.FACTORY_HOME, 'logs', `test-gateway-${PORT}.log`);
-    fs.mkdirSync(path.dirname(log), { recursive: true });
-    const fd = fs.openSync(log, 'a');
-    this.child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'gateway', 'run.ts')], {
-      stdio: ['ignore', fd, fd],
-      env: { ...process.env, ...this.extraEnv, FACTORY_GATEWAY_PORT: String(PORT), LOG_LEVEL: 'info' },
-    });
-    fs.closeSync(fd);
-    for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(100)) {
-      if (this.child.exitCode !== null) throw new Error(`gateway exited:\n${fs.readFileSync(log, 'utf8').slice(-2000)}`);
-      const ok = await fetch(`${BASE}/v2/health/live`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (ok) return;
-    }
-    throw new Error('gateway did not start');
-  }
-
-  async kill(signal: NodeJS.Signals): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill(signal);
-    await exited;
-  }
-}
-
-function call(model: string, key: string | undefined, init: { body?: string; contentType?: string; version?: number } = {}) {
-  const route = init.version === undefined ? `/v2/models/${model}/infer` : `/v2/models/${model}/versions/${init.version}/infer`;
-  return fetch(`${BASE}${route}`, {
-    method: 'POST',
-    headers: { 'content-type': init.contentType ?? 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
-    body: init.body ?? BODY,
-  });
-}
+const call = (model: string, key: string | undefined, init: { body?: string; contentType?: string; version?: number } = {}) =>
+  gatewayCall(BASE, model, key, { body: BODY, ...init });
 
 /** The payload once the gateway has shipped its journal segment (every second). */
 async function payloadOf(id: string, uri: string) {
@@ -129,7 +87,7 @@ describe('the inference gateway (real Triton, gateway, Temporal, PostgreSQL, S3)
     key = k1.key;
     otherKey = k2.key;
     writeKeysFile(path.join(dir, 'keys.yaml'), [k1.entry, k2.entry]);
-    gateway = new GatewayProcess({ FACTORY_POLICY_PACK: path.join(dir, 'pack.yaml'), FACTORY_GATEWAY_KEYS_FILE: path.join(dir, 'keys.yaml') });
+    gateway = new GatewayProcess({ FACTORY_POLICY_PACK: path.join(dir, 'pack.yaml'), FACTORY_GATEWAY_KEYS_FILE: path.join(dir, 'keys.yaml') }, PORT);
     await gateway.start();
   }, 600_000);
 

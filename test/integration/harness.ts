@@ -235,3 +235,54 @@ export function lifecycleSuite({ workerEnv = {}, startWorkers = true }: { worker
   });
   return suite;
 }
+
+/** The gateway as its own process (so the test can SIGKILL it), on a pack naming the test's models and keys. */
+export class GatewayProcess {
+  child?: ChildProcess;
+  constructor(
+    private readonly extraEnv: NodeJS.ProcessEnv,
+    readonly port: number,
+  ) {}
+
+  get base(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const log = path.join(env.FACTORY_HOME, 'logs', `test-gateway-${this.port}.log`);
+    fs.mkdirSync(path.dirname(log), { recursive: true });
+    const fd = fs.openSync(log, 'a');
+    this.child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'gateway', 'run.ts')], {
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env, ...this.extraEnv, FACTORY_GATEWAY_PORT: String(this.port), LOG_LEVEL: 'info' },
+    });
+    fs.closeSync(fd);
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(100)) {
+      if (this.child.exitCode !== null) throw new Error(`gateway exited:\n${fs.readFileSync(log, 'utf8').slice(-2000)}`);
+      const ok = await fetch(`${this.base}/v2/health/live`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ok) return;
+    }
+    throw new Error('gateway did not start');
+  }
+
+  async kill(signal: NodeJS.Signals): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill(signal);
+    await exited;
+  }
+}
+
+/** One inference through a gateway at `base` (KServe v2 JSON). */
+export function gatewayCall(base: string, model: string, key: string | undefined, init: { body: string; contentType?: string; version?: number }) {
+  const route = init.version === undefined ? `/v2/models/${model}/infer` : `/v2/models/${model}/versions/${init.version}/infer`;
+  return fetch(`${base}${route}`, {
+    method: 'POST',
+    headers: { 'content-type': init.contentType ?? 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    body: init.body,
+  });
+}
