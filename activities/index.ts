@@ -1,8 +1,9 @@
-import type { TaskQueue } from '../src/domain/task-queues.ts';
+import { type TaskQueue, isGpuZoneQueue } from '../src/domain/task-queues.ts';
 import * as audit from './audit.ts';
 import * as checkpoint from './checkpoint.ts';
 import * as datasets from './datasets.ts';
 import * as history from './history.ts';
+import * as placement from './placement.ts';
 import * as policy from './policy.ts';
 import * as provenance from './provenance.ts';
 import * as registry from './registry.ts';
@@ -21,21 +22,36 @@ export const controlActivities = {
   ...audit,
   ...checkpoint,
   ...history,
+  zoneWorkers: placement.zoneWorkers,
   smokeRows: serving.smokeRows,
   signProvenance: provenance.signProvenance,
 };
-/** Activities of the on-prem GPU zone: training jobs and their evaluation. */
+/** Activities of a GPU zone (gpu-onprem, gpu-burst …): training jobs and their evaluation. */
 export const gpuActivities = { ...smoke, ...training };
 /** Activities of the serving zone: Triton model control. */
 export const servingActivities = { ...smoke, deployToTriton: serving.deployToTriton, unloadVersion: serving.unloadVersion };
 
+/** A GPU zone's activities: each job is checked against the zone's allowed classifications before it runs. */
+export function gpuActivitiesFor(zone: string): typeof gpuActivities {
+  return {
+    ...gpuActivities,
+    trainModel: async (input) => {
+      await placement.refuseOutsideZone(zone, input.schemaPath);
+      return training.trainModel(input);
+    },
+    evaluateModel: async (input) => {
+      await placement.refuseOutsideZone(zone, input.schemaPath);
+      return training.evaluateModel(input);
+    },
+  };
+}
+
 /** What each zone's worker may run. A zone gets only the activities that touch its systems. */
 export function activitiesFor(queue: TaskQueue) {
+  if (isGpuZoneQueue(queue)) return gpuActivitiesFor(queue);
   switch (queue) {
     case 'control':
       return controlActivities;
-    case 'gpu-onprem':
-      return gpuActivities;
     case 'serving':
       return servingActivities;
   }

@@ -6,6 +6,7 @@ import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporali
 import { loadEnv } from '../src/config/env.ts';
 import { ALL_TASK_QUEUES, type TaskQueue } from '../src/domain/task-queues.ts';
 import { createLogger } from '../src/log.ts';
+import { loadPolicyPack, policyPackPath } from '../src/policy/pack.ts';
 import { writeWorkerReady } from '../src/process/worker-ready.ts';
 import { closeActivityDeps } from '../activities/deps.ts';
 import { startServingReconciler } from '../activities/serving.ts';
@@ -15,9 +16,11 @@ import { temporalCredentials } from '../src/temporal.ts';
 const env = loadEnv();
 const log = createLogger('worker', env.LOG_LEVEL);
 const requested = process.argv.slice(2);
-const unknown = requested.filter((q) => !ALL_TASK_QUEUES.includes(q as TaskQueue));
+// The GPU zones are the policy pack's (gpu-onprem, gpu-burst …): a worker polls only a zone the pack knows.
+const known = [...new Set<string>([...ALL_TASK_QUEUES, ...loadPolicyPack(policyPackPath()).pack.zones.map((z) => z.name)])];
+const unknown = requested.filter((q) => !known.includes(q));
 if (unknown.length) {
-  log.fatal({ unknown, known: ALL_TASK_QUEUES }, 'unknown task queue');
+  log.fatal({ unknown, known }, 'unknown task queue');
   process.exit(2);
 }
 const queues = (requested.length ? requested : ALL_TASK_QUEUES) as TaskQueue[];

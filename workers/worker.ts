@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { DefaultLogger, NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { activitiesFor } from '../activities/index.ts';
 import type { Env } from '../src/config/env.ts';
-import type { TaskQueue } from '../src/domain/task-queues.ts';
+import { type TaskQueue, isGpuZoneQueue } from '../src/domain/task-queues.ts';
 import { temporalCredentials } from '../src/temporal.ts';
 
 const workflowsPath = path.join(path.dirname(fileURLToPath(import.meta.url)), '../workflows/index.ts');
@@ -26,6 +26,6 @@ export async function createWorker(env: Env, queue: TaskQueue, connection?: Nati
     ...(queue === 'control' ? { workflowBundle: await workflowBundle() } : {}),
     // Each training or evaluation job is a process with its own memory and cores: cap how many one
     // worker runs at once (the rest wait in the task queue, where another worker may take them).
-    ...(queue === 'gpu-onprem' ? { maxConcurrentActivityTaskExecutions: env.FACTORY_GPU_MAX_CONCURRENT_JOBS } : {}),
+    ...(isGpuZoneQueue(queue) ? { maxConcurrentActivityTaskExecutions: env.FACTORY_GPU_MAX_CONCURRENT_JOBS } : {}),
   });
 }

@@ -130,7 +130,7 @@ export class ApprovalGate {
   private candidate?: Candidate;
   private modelVersionId = 0;
   private policy: LoadedPolicy = {
-    pack: { version: '', riskTiers: {} as PolicyPack['riskTiers'], principals: [], evidenceRetention: { default: '7y' } },
+    pack: { version: '', riskTiers: {} as PolicyPack['riskTiers'], principals: [], evidenceRetention: { default: '7y' }, zones: [] },
     digest: '',
   };
   private onRejection: TierPolicy['onRejection'] = 'end-gate';

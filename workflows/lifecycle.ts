@@ -15,6 +15,7 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
   startChild,
   upsertSearchAttributes,
   workflowInfo,
@@ -24,8 +25,10 @@ import { LifecycleStageKey, ModelNameKey, PendingRolesKey, RiskTierKey } from '.
 import { type ApprovalStatus, escapeUnsafe } from '../src/domain/approval.ts';
 import { type LifecycleCheckpoint, type LifecycleInput, type LifecycleOutcome, type LifecycleStage, lifecycleInputSchema } from '../src/domain/lifecycle.ts';
 import { CANCEL_REQUEST_SIGNAL, cancelRequestSchema } from '../src/domain/cancel.ts';
-import { queuesFor } from '../src/domain/task-queues.ts';
-import { durationMs } from '../src/policy/schema.ts';
+import { queuePrefix, queuesFor } from '../src/domain/task-queues.ts';
+import { dataClassificationSchema } from '../src/domain/classification.ts';
+import { chooseZone, placeJob, waitingReason } from '../src/placement/place.ts';
+import { DEFAULT_ZONES, durationMs } from '../src/policy/schema.ts';
 import { archiverWorkflowId } from '../src/domain/history.ts';
 import { ApprovalGate, type LoadedPolicy } from './approval-gate.ts';
 import { historyArchiver } from './history-archiver.ts';
@@ -42,6 +45,16 @@ export const TERMINAL_RECORDS_PATCH = 'terminal-records';
  * in a DSSE envelope) before registering it, and their deployment verifies it before Triton loads.
  */
 export const SIGNED_PROVENANCE_PATCH = 'signed-provenance';
+
+/**
+ * Lifecycles that reach training after this change are placed by policy: the zones allowed for the
+ * dataset's classification (the pack's `zones`), the decision recorded, training and evaluation
+ * scheduled on an allowed zone with a live worker, waiting (and saying why) while none has one.
+ */
+export const PLACEMENT_PATCH = 'placement';
+/** Checks of zone availability while training waits for an allowed zone: first after 2 s, then less often, at most every 30 s. */
+const PLACEMENT_FIRST_RECHECK_MS = 2_000;
+const PLACEMENT_MAX_RECHECK_MS = 30_000;
 
 /** Lifecycles that end after this change anchor the audit chain: a signed checkpoint of its head, outside the database. */
 export const AUDIT_CHECKPOINT_PATCH = 'audit-checkpoint';
@@ -191,12 +204,13 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
   // attempt on purpose (the job keeps running; the retry re-attaches), so each restart uses an attempt:
   // 20 allow many restarts in one training, while the launcher fails a job that keeps failing for good
   // after 3 runs (MAX_FAILED_JOB_RUNS).
-  const gpu = proxyActivities<typeof gpuActivities>({
-    taskQueue: zones.gpuOnprem,
-    startToCloseTimeout: '6 hours',
-    heartbeatTimeout: '10 seconds',
-    retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 20 },
-  });
+  const gpuOn = (queue: string) =>
+    proxyActivities<typeof gpuActivities>({
+      taskQueue: queue,
+      startToCloseTimeout: '6 hours',
+      heartbeatTimeout: '10 seconds',
+      retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 20 },
+    });
   const serving = proxyActivities<typeof servingActivities>({
     taskQueue: zones.serving,
     startToCloseTimeout: '10 minutes',
@@ -270,8 +284,13 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
   const dataset = await data.certifyDataset({ workflowId, quarantined, schemaPath, maxExcludedFraction: tier.maxExcludedFraction });
   await audit('dataset.certified', { ...dataset });
 
+  // ---- place ----------------------------------------------------------------------------------
+  let gpuQueue = zones.gpuOnprem;
+  if (patched(PLACEMENT_PATCH)) gpuQueue = await placeTraining(dataset.classification);
+  const gpu = gpuOn(gpuQueue);
+
   // ---- train ----------------------------------------------------------------------------------
-  enterStage('train', `Training on ${zones.gpuOnprem} (${input.training.epochs} epochs)`);
+  enterStage('train', `Training on ${gpuQueue} (${input.training.epochs} epochs)`);
   const trainingStartedOn = now();
   const trained = await gpu.trainModel({
     workflowId,
@@ -331,7 +350,7 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
       training: input.training,
       measured: trained.measured,
       policy: { digest: policy.digest, source: policy.source, version: policy.pack.version },
-      queues: { gpu: zones.gpuOnprem },
+      queues: { gpu: gpuQueue },
       startedOn: trainingStartedOn,
       finishedOn: trainingFinishedOn,
     });
@@ -387,6 +406,54 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
       ...(provenance ? { provenance: { uri: provenance.uri, digest: provenance.digest } } : {}),
     },
   });
+
+  /**
+   * Asks the pure placement function which zones may train on data of `classification`, records the
+   * decision, and returns the queue of an allowed zone once one has a live worker. A zone it may not use
+   * is never chosen, however free: the lifecycle waits, and its status and current details say why.
+   */
+  async function placeTraining(classification: string): Promise<string> {
+    const parsedClass = dataClassificationSchema.safeParse(classification);
+    if (!parsedClass.success) throw ApplicationFailure.nonRetryable(`unknown data classification ${JSON.stringify(classification)}`, 'InvalidClassification');
+    const job = { classification: parsedClass.data };
+    enterStage('train', `Placing training on a zone allowed for ${parsedClass.data} data`);
+    const packZones = policy.pack.zones ?? DEFAULT_ZONES;
+    const decision = placeJob(job, packZones);
+    const allowedZones = decision.allowed.map((z) => z.zone);
+    await audit('placement.decided', { classification, allowed: decision.allowed, refused: decision.refused, policyDigest: policy.digest });
+    if (!allowedZones.length) {
+      const reason = waitingReason(job, decision, {});
+      status.placement = { classification, allowedZones, waiting: false, reason };
+      throw ApplicationFailure.nonRetryable(reason, 'NoZoneAllowed');
+    }
+    const prefix = queuePrefix(taskQueue);
+    let recheckMs = PLACEMENT_FIRST_RECHECK_MS;
+    let waitRecorded = false;
+    for (;;) {
+      const live = await control.zoneWorkers({ prefix, zones: packZones.map((z) => z.name) });
+      const chosen = chooseZone(decision, live);
+      if (chosen) {
+        status.placement = { classification, allowedZones, zone: chosen.zone, waiting: false, reason: chosen.reason };
+        await audit('placement.scheduled', {
+          zone: chosen.zone,
+          location: chosen.location,
+          queue: `${prefix}${chosen.zone}`,
+          reason: chosen.reason,
+          liveWorkers: live,
+        });
+        return `${prefix}${chosen.zone}`;
+      }
+      const reason = waitingReason(job, decision, live);
+      status.placement = { classification, allowedZones, waiting: true, reason };
+      setCurrentDetails(`Training waits: ${reason}`);
+      if (!waitRecorded) {
+        await audit('placement.waiting', { reason, liveWorkers: live });
+        waitRecorded = true;
+      }
+      await sleep(recheckMs);
+      recheckMs = Math.min(recheckMs * 2, PLACEMENT_MAX_RECHECK_MS);
+    }
+  }
 
   /** The gate and what follows it; a continued run starts here with the checkpoint its previous run handed on. */
   async function awaitApproval(from: LifecycleCheckpoint): Promise<LifecycleOutcome> {

@@ -70,6 +70,11 @@ export function renderStatus(s: ApprovalStatus): string {
   return [
     `${s.modelName}${s.version ? `@${s.version}` : ''}  stage=${s.stage}  risk=${s.riskTier}${s.outcome ? `  outcome=${s.outcome}` : ''}`,
     s.modelDigest ? `  candidate ${s.modelDigest}` : '',
+    s.placement
+      ? s.placement.zone
+        ? `  placement: ${s.placement.zone} (${s.placement.reason})`
+        : `  placement: ${s.placement.waiting ? 'WAITING' : 'REFUSED'}: ${s.placement.reason}`
+      : '',
     s.requiredRoles.length
       ? `  roles required: ${s.requiredRoles.join(', ')}; pending: ${s.pendingRoles.join(', ') || 'none'}${s.waiting ? ` (until ${s.deadline})` : ''}`
       : '',

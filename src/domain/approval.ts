@@ -160,6 +160,18 @@ export interface ApprovalStatus {
   continuedRuns?: number;
   deadline?: string;
   outcome?: string;
+  /** Where training was placed (or why it waits): lifecycles that passed the placement step only. */
+  placement?: PlacementStatus;
+}
+
+export interface PlacementStatus {
+  classification: string;
+  /** Zones the policy allows for this classification. */
+  allowedZones: string[];
+  /** The zone training was scheduled on; absent while waiting. */
+  zone?: string;
+  waiting: boolean;
+  reason: string;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { dataClassificationSchema } from '../domain/classification.ts';
 import { SSHSIG_LIMITS, parsePublicKeyLine } from '../signing/sshsig.ts';
 
 /** Policy pack schema: pure (no Node built-ins) so workflow code can use the types and durations. */
@@ -101,6 +102,29 @@ export type EvidenceRetention = z.infer<typeof evidenceRetentionSchema>;
 /** A pack written before retention was part of it keeps evidence 7 years. */
 export const DEFAULT_EVIDENCE_RETENTION: EvidenceRetention = { default: '7y' };
 
+/**
+ * A compute zone: a task queue (its name, before any deployment prefix) whose workers run training and
+ * evaluation jobs, with what placement decides from: where it is (`on-prem` in the organisation's own
+ * site, `burst` at a cloud or a partner), which data classifications it may hold, and the GPU types
+ * attested for it. Placement (src/placement/) reads these; a zone's worker enforces them too.
+ */
+export const ZONE_LOCATIONS = ['on-prem', 'burst'] as const;
+export const zoneSchema = z
+  .object({
+    name: z.string().regex(/^gpu-[a-z0-9][a-z0-9-]{0,40}$/, 'gpu-<name>: lower-case letters, digits and -, at most 44 characters'),
+    location: z.enum(ZONE_LOCATIONS),
+    classifications: z.array(dataClassificationSchema).min(1),
+    gpuTypes: z
+      .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$/))
+      .max(32)
+      .default([]),
+    description: z.string().max(500).optional(),
+  })
+  .strict();
+export type Zone = z.infer<typeof zoneSchema>;
+/** A pack written before zones existed: one on-prem zone holding every classification (what ran until then). */
+export const DEFAULT_ZONES: Zone[] = [{ name: 'gpu-onprem', location: 'on-prem', classifications: ['public', 'financial', 'pii', 'phi'], gpuTypes: [] }];
+
 export const policyPackSchema = z.object({
   version: z.string().min(1),
   riskTiers: z.object({ low: tierPolicySchema, medium: tierPolicySchema, high: tierPolicySchema }).strict(),
@@ -110,6 +134,13 @@ export const policyPackSchema = z.object({
   gatewayKeys: z.array(gatewayKeySchema).optional(),
 
   evidenceRetention: evidenceRetentionSchema.default(DEFAULT_EVIDENCE_RETENTION),
+  /** The compute zones training may be placed on (src/placement/); absent: gpu-onprem alone, holding everything. */
+  zones: z
+    .array(zoneSchema)
+    .min(1)
+    .max(64)
+    .refine((zs) => new Set(zs.map((z) => z.name)).size === zs.length, 'a zone name appears twice')
+    .default(DEFAULT_ZONES),
 });
 export type PolicyPack = z.infer<typeof policyPackSchema>;
 export type TierPolicy = z.infer<typeof tierPolicySchema>;

@@ -15,6 +15,8 @@ const EXPECTED_STEPS = [
   'lifecycle.started',
   'dataset.quarantined',
   'dataset.certified',
+  'placement.decided',
+  'placement.scheduled',
   'training.completed',
   'evaluation.completed',
   'provenance.signed',
