@@ -2,6 +2,7 @@ import { type TaskQueue, isGpuZoneQueue } from '../src/domain/task-queues.ts';
 import * as audit from './audit.ts';
 import * as checkpoint from './checkpoint.ts';
 import * as datasets from './datasets.ts';
+import * as evidence from './evidence.ts';
 import * as history from './history.ts';
 import * as placement from './placement.ts';
 import * as policy from './policy.ts';
@@ -25,6 +26,7 @@ export const controlActivities = {
   zoneWorkers: placement.zoneWorkers,
   smokeRows: serving.smokeRows,
   signProvenance: provenance.signProvenance,
+  exportEvidencePack: evidence.exportEvidencePack,
 };
 /** Activities of a GPU zone (gpu-onprem, gpu-burst …): training jobs and their evaluation. */
 export const gpuActivities = { ...smoke, ...training };

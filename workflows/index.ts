@@ -5,3 +5,4 @@ export { noopChain } from './bench.ts';
 export { auditCheckpoint } from './audit-checkpoint.ts';
 export { historyArchiver } from './history-archiver.ts';
 export { modelRetirement } from './retirement.ts';
+export { evidenceExport } from './evidence-export.ts';

@@ -13,6 +13,8 @@ const sign: Registrar = async () => (await import('./sign.ts')).registerSign;
 const gateway: Registrar = async () => (await import('./gateway.ts')).registerGateway;
 const history: Registrar = async () => (await import('./audit.ts')).registerHistory;
 const retire: Registrar = async () => (await import('./retire.ts')).registerRetire;
+const evidence: Registrar = async () => (await import('./evidence.ts')).registerEvidence;
+const inventory: Registrar = async () => (await import('./evidence.ts')).registerInventory;
 /**
  * Each top-level command's module, loaded only when that command runs: `factory trace` must not
  * pay for loading the Temporal client, the S3 SDK and the stack (it answers in well under a second).
@@ -35,6 +37,8 @@ const byCommand: Record<string, Registrar> = {
   gateway,
   request: gateway,
   retire,
+  evidence,
+  inventory,
 };
 
 const program = new Command('factory')
@@ -101,7 +105,8 @@ async function report(err: unknown): Promise<number> {
 
 const wanted = byCommand[process.argv[2] ?? ''];
 try {
-  for (const registrar of wanted ? [wanted] : [dev, lifecycle, audit, history, demo, keys, capacity, gateway]) (await registrar())(program);
+  for (const registrar of wanted ? [wanted] : [dev, lifecycle, audit, history, demo, keys, capacity, gateway, evidence, inventory])
+    (await registrar())(program);
   await program.parseAsync(process.argv);
 } catch (err) {
   process.exitCode = await report(err);

@@ -26,6 +26,11 @@ export const tierPolicySchema = z.object({
    * factory-approval) by one of the approver's keys over the decision's statement (21 CFR 11.50, 11.70).
    */
   requireSignature: z.boolean().default(false),
+  /**
+   * How long a validation stands (SR 11-7 periodic review): a version in use is due for revalidation this
+   * long after it was last validated, and `factory inventory` flags it overdue after that. Optional (older packs have none).
+   */
+  revalidateEvery: duration.optional(),
 });
 
 export const principalSchema = z.object({
@@ -71,7 +76,7 @@ export const gatewayKeySchema = z.object({
 export type GatewayKey = z.infer<typeof gatewayKeySchema>;
 
 /** The kinds of evidence object; each is kept under Object Lock (COMPLIANCE) until its retain-until. */
-export const EVIDENCE_KINDS = ['raw', 'certified', 'artifacts', 'evaluations', 'provenance', 'checkpoints', 'histories'] as const;
+export const EVIDENCE_KINDS = ['raw', 'certified', 'artifacts', 'evaluations', 'provenance', 'checkpoints', 'histories', 'packs'] as const;
 export type EvidenceKind = (typeof EVIDENCE_KINDS)[number];
 
 /** A retention: whole years (calendar years, e.g. 7y for SEC 17a-4) or days (e.g. 2190d). At most 100 years. */
@@ -96,6 +101,8 @@ export const evidenceRetentionSchema = z
     provenance: retentionSchema.optional(),
     checkpoints: retentionSchema.optional(),
     histories: retentionSchema.optional(),
+    /** Evidence packs exported for an examination (`factory evidence export`). */
+    packs: retentionSchema.optional(),
   })
   .strict();
 export type EvidenceRetention = z.infer<typeof evidenceRetentionSchema>;
