@@ -2,12 +2,16 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  ParentClosePolicy,
   allHandlersFinished,
   condition,
   continueAsNew,
+  log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -24,7 +28,9 @@ import {
 } from '../src/domain/retirement.ts';
 import { queuesFor } from '../src/domain/task-queues.ts';
 import { durationMs } from '../src/policy/schema.ts';
+import { archiverWorkflowId } from '../src/domain/history.ts';
 import { ApprovalGate, type LoadedPolicy } from './approval-gate.ts';
+import { historyArchiver } from './history-archiver.ts';
 import { approvalStatusQuery } from './lifecycle.ts';
 
 /**
@@ -34,6 +40,7 @@ import { approvalStatusQuery } from './lifecycle.ts';
  * version's evidence is extended to run from the retirement date, the registry moves it to `retired`
  * and the gateway route naming it to `retired` (410 with the reason) in one transaction with the
  * audit event `model.retired`, and then Triton unloads it. Rejected or timed out: nothing changes.
+ * Either way its history is exported as evidence when it closes (the lifecycle's archiver).
  * The `approvalStatus` query and the `approve`/`reject`/`withdraw` signals and `decide` update are the
  * lifecycle's, so `factory status|approve|reject` and the Web UI work on a retirement as on a lifecycle.
  */
@@ -166,6 +173,7 @@ export async function modelRetirement(rawInput: RetirementInput, checkpoint?: Re
     await appendAudit('retirement.rejected', 'retirement.rejected', { modelVersionId: target.id, version: input.version, reason });
     status.outcome = `rejected: ${reason}`;
     enter('rejected', `Not retired: ${reason}`);
+    await archiveOnClose();
     await gate.refuseLeftovers(target.id, policy);
     await condition(allHandlersFinished);
     return { outcome: 'rejected', modelName: input.modelName, version: input.version, reason };
@@ -191,6 +199,7 @@ export async function modelRetirement(rawInput: RetirementInput, checkpoint?: Re
   status.outcome = 'retired';
   enter('retired', `Retired ${input.modelName}@${input.version}: ${input.reason}`);
   await anchorChain(zones.control, `retirement: ${workflowId}`);
+  await archiveOnClose();
   await gate.refuseLeftovers(target.id, policy);
   await condition(allHandlersFinished);
   return {
@@ -216,4 +225,28 @@ async function anchorChain(queue: string, reason: string): Promise<void> {
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
   }
+}
+
+/** Retirements that close after this change export their history (the first retirements on main did not). */
+export const RETIREMENT_HISTORY_EXPORT_PATCH = 'retirement-history-export';
+
+/**
+ * The retirement's history is evidence of its approval, as a lifecycle's is: the archiver (started as
+ * it closes, ABANDON) stores every run of its chain under Object Lock once it has closed. One that
+ * cannot start is logged; `factory history export` does the same work.
+ */
+async function archiveOnClose(): Promise<void> {
+  if (!patched(RETIREMENT_HISTORY_EXPORT_PATCH)) return;
+  const { workflowId, runId } = workflowInfo();
+  await CancellationScope.nonCancellable(async () => {
+    try {
+      await startChild(historyArchiver, {
+        workflowId: archiverWorkflowId(workflowId, runId),
+        args: [{ workflowId, runId }],
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+      });
+    } catch (err) {
+      log.warn('history archiver not started; run `factory history export` for this retirement', { error: String(err) });
+    }
+  });
 }

@@ -188,6 +188,20 @@ describe('retirement of a model version (real Temporal, PostgreSQL, S3, Triton, 
     expect(st.serving.version.state).toBe('retired');
     expect(st.serving.history).toHaveLength(2);
 
+    // Its history is evidence too (exported as it closed: both runs), and the registry agrees with both histories.
+    const retirementId = `retire-${model}-${version}`;
+    await waitFor(
+      'the retirement histories exported',
+      async () =>
+        (await suite.db.selectFrom('history_exports').select('run_id').where('workflow_id', '=', retirementId).execute()).length >= 2 ? true : undefined,
+      60_000,
+    );
+    for (const id of [lifecycleId, retirementId]) {
+      const verified = await factoryCli(['audit', 'verify', '--history', '--workflow', id, '--json']);
+      const h = (JSON.parse(verified.stdout) as { history: { discrepancies: unknown[] } }).history;
+      expect(h.discrepancies, id).toEqual([]);
+    }
+
     const again = await factoryCli(['retire', `${model}@${version}`, '--reason', REASON, '--as', 'ci@hospital.example', '--json'], cliEnv());
     expect(again.code).toBe(4);
     expect(JSON.parse(again.stdout)).toMatchObject({ refused: true, state: 'retired' });

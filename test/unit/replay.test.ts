@@ -13,7 +13,8 @@ Runtime.install({ logger: new DefaultLogger('WARN') });
  * would break running workflows (non-determinism) fails here.
  */
 describe('replay of recorded lifecycle histories', () => {
-  const files = fs.readdirSync(fixtures).filter((f) => f.startsWith('lifecycle-') && f.endsWith('.json'));
+  // Lifecycles, and retirements (workflows/retirement.ts): one history per terminal path.
+  const files = fs.readdirSync(fixtures).filter((f) => /^(lifecycle|retirement)-.*\.json$/.test(f));
 
   it('has recorded histories to replay', () => {
     expect(files.length).toBeGreaterThan(0);
