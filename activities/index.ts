@@ -3,6 +3,7 @@ import * as audit from './audit.ts';
 import * as checkpoint from './checkpoint.ts';
 import * as datasets from './datasets.ts';
 import * as evidence from './evidence.ts';
+import * as governance from './governance.ts';
 import * as history from './history.ts';
 import * as placement from './placement.ts';
 import * as policy from './policy.ts';
@@ -24,6 +25,7 @@ export const controlActivities = {
   ...checkpoint,
   ...history,
   zoneWorkers: placement.zoneWorkers,
+  ...governance,
   smokeRows: serving.smokeRows,
   signProvenance: provenance.signProvenance,
   exportEvidencePack: evidence.exportEvidencePack,

@@ -6,3 +6,4 @@ export { auditCheckpoint } from './audit-checkpoint.ts';
 export { historyArchiver } from './history-archiver.ts';
 export { modelRetirement } from './retirement.ts';
 export { evidenceExport } from './evidence-export.ts';
+export { legalHold, retentionSweep } from './governance.ts';

@@ -15,6 +15,7 @@ const history: Registrar = async () => (await import('./audit.ts')).registerHist
 const retire: Registrar = async () => (await import('./retire.ts')).registerRetire;
 const evidence: Registrar = async () => (await import('./evidence.ts')).registerEvidence;
 const inventory: Registrar = async () => (await import('./evidence.ts')).registerInventory;
+const governance: Registrar = async () => (await import('./governance.ts')).registerGovernance;
 /**
  * Each top-level command's module, loaded only when that command runs: `factory trace` must not
  * pay for loading the Temporal client, the S3 SDK and the stack (it answers in well under a second).
@@ -39,6 +40,8 @@ const byCommand: Record<string, Registrar> = {
   retire,
   evidence,
   inventory,
+  hold: governance,
+  retention: governance,
 };
 
 const program = new Command('factory')

@@ -134,6 +134,8 @@ export const envSchema = z.object({
   FACTORY_SIGNING_KEY_FILE: z.string().optional(),
   /** Minutes between the schedule's signed checkpoints of the audit chain (none written while the head stands still). */
   FACTORY_AUDIT_CHECKPOINT_MINUTES: z.coerce.number().int().min(1).max(1440).default(5),
+  /** How often the retention job (schedule retention-sweep) deletes what policy allows, in hours. */
+  FACTORY_RETENTION_SWEEP_HOURS: z.coerce.number().int().min(1).max(8760).default(24),
   /** Public keys verification also trusts (keys rotated out, or the one an examiner was handed): PEM blocks and/or ssh-ed25519 lines. */
   FACTORY_TRUSTED_KEYS_FILE: z.string().optional(),
 });

@@ -14,6 +14,53 @@ export interface Database {
   payload_reads: PayloadReadsTable;
   history_exports: HistoryExportsTable;
   retirements: RetirementsTable;
+  legal_holds: LegalHoldsTable;
+  legal_hold_objects: LegalHoldObjectsTable;
+  legal_hold_releases: LegalHoldReleasesTable;
+  retention_tombstones: RetentionTombstonesTable;
+}
+
+/** A legal hold case (migration 0016): what it holds and who placed it. Facts: insert only. */
+export interface LegalHoldsTable {
+  case_id: string;
+  scope_kind: 'model' | 'dataset';
+  scope_name: string;
+  placed_by: string;
+  reason: string;
+  workflow_id: string;
+  placed_at: CreatedAt;
+}
+
+/** Each object version a hold put an S3 legal hold on. */
+export interface LegalHoldObjectsTable {
+  case_id: string;
+  bucket: string;
+  key: string;
+  version_id: string;
+}
+
+/** A case's release; the database refuses one by the principal who placed the hold. */
+export interface LegalHoldReleasesTable {
+  case_id: string;
+  released_by: string;
+  reason: string;
+  workflow_id: string;
+  released_at: CreatedAt;
+}
+
+/** One object version the retention job deleted, recorded before the delete. */
+export interface RetentionTombstonesTable {
+  id: Generated<string>;
+  bucket: string;
+  key: string;
+  version_id: string;
+  record_type: string;
+  classification: string;
+  retain_until: Date | null;
+  size_bytes: string | null;
+  sha256: string | null;
+  sweep_id: string;
+  deleted_at: CreatedAt;
 }
 
 /** What the gateway serves per model (migration 0010): one row a rollback switches. */

@@ -11,6 +11,7 @@ import * as m0010 from './0010_gateway_requests.ts';
 import * as m0008 from './0008_history_exports.ts';
 import * as m0011 from './0011_serving_states.ts';
 import * as m0013 from './0013_retirements.ts';
+import * as m0016 from './0016_legal_holds_and_retention.ts';
 
 /** Migrations are listed in code (not read from a folder) so they bundle and type-check with the rest. */
 export const migrations: Record<string, Migration> = {
@@ -26,6 +27,7 @@ export const migrations: Record<string, Migration> = {
   '0008_history_exports': m0008,
   '0011_serving_states': m0011,
   '0013_retirements': m0013,
+  '0016_legal_holds_and_retention': m0016,
 };
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations };

@@ -105,10 +105,16 @@ export const workers: Component = {
     // Running workers found healthy were started with it; a first `up` after an upgrade makes it too.
     devSigningKeyEnv(ctx.env);
     // The audit chain is anchored every N minutes while events flow (and at every lifecycle's end).
-    const [{ connectClient }, { ensureCheckpointSchedule }] = await Promise.all([import('../../temporal.ts'), import('../../lifecycle/checkpoints.ts')]);
+    // The retention job deletes what policy allows (retain-until passed, no legal hold) once a day.
+    const [{ connectClient }, { ensureCheckpointSchedule }, { ensureRetentionSchedule }] = await Promise.all([
+      import('../../temporal.ts'),
+      import('../../lifecycle/checkpoints.ts'),
+      import('../../lifecycle/governance.ts'),
+    ]);
     const client = await connectClient(ctx.env);
     try {
       await ensureCheckpointSchedule(client, { everyMinutes: ctx.env.FACTORY_AUDIT_CHECKPOINT_MINUTES, taskQueuePrefix: ctx.env.FACTORY_TASK_QUEUE_PREFIX });
+      await ensureRetentionSchedule(client, { everyHours: ctx.env.FACTORY_RETENTION_SWEEP_HOURS, taskQueuePrefix: ctx.env.FACTORY_TASK_QUEUE_PREFIX });
     } finally {
       await client.connection.close();
     }
