@@ -10,6 +10,7 @@ import * as policy from './policy.ts';
 import * as provenance from './provenance.ts';
 import * as registry from './registry.ts';
 import * as retirement from './retirement.ts';
+import * as rollback from './rollback.ts';
 import * as serving from './serving.ts';
 import * as smoke from './smoke.ts';
 import * as training from './training.ts';
@@ -29,11 +30,23 @@ export const controlActivities = {
   smokeRows: serving.smokeRows,
   signProvenance: provenance.signProvenance,
   exportEvidencePack: evidence.exportEvidencePack,
+  planRollback: rollback.planRollback,
+  switchRollbackRoute: rollback.switchRollbackRoute,
+  recordRollbackRecovery: rollback.recordRollbackRecovery,
+  switchShadowRoute: rollback.switchShadowRoute,
+  recordDrill: rollback.recordDrill,
 };
 /** Activities of a GPU zone (gpu-onprem, gpu-burst …): training jobs and their evaluation. */
 export const gpuActivities = { ...smoke, ...training };
 /** Activities of the serving zone: Triton model control. */
-export const servingActivities = { ...smoke, deployToTriton: serving.deployToTriton, unloadVersion: serving.unloadVersion };
+export const servingActivities = {
+  ...smoke,
+  deployToTriton: serving.deployToTriton,
+  unloadVersion: serving.unloadVersion,
+  serveForRollback: rollback.serveForRollback,
+  awaitFirstCorrectInference: rollback.awaitFirstCorrectInference,
+  unloadShadow: rollback.unloadShadow,
+};
 
 /** A GPU zone's activities: each job is checked against the zone's allowed classifications before it runs. */
 export function gpuActivitiesFor(zone: string): typeof gpuActivities {

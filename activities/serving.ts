@@ -67,6 +67,22 @@ function deployHeartbeat() {
  * non-retryable `EvidenceMissing` naming the key; different bytes are `TamperedArtifact`.
  */
 export async function deployToTriton(input: DeployInput): Promise<DeployResult> {
+  return serveVerified(input, { allowedStates: ['approved', 'deployed'] });
+}
+
+export interface ServeOptions {
+  /** Registry states a version may be in to be loaded (a deployment: approved or deployed; a rollback: deployed or rolled-back). */
+  allowedStates: readonly string[];
+  /** Triton's name for it: the model's own name (default), or a drill's shadow model (`<model>--shadow`). */
+  tritonModel?: string;
+}
+
+/**
+ * The one path that puts a version in front of Triton: signed provenance, artifact digest against the
+ * registry, repository entry, load beside the versions served now, readiness and smoke. The
+ * deployment, a rollback and a drill's shadow deployment all go through it (nothing is copied).
+ */
+export async function serveVerified(input: DeployInput, opts: ServeOptions): Promise<DeployResult> {
   const { env, s3, db } = activityDeps();
   const hb = deployHeartbeat();
   hb.beat('check', {}, true);
@@ -87,9 +103,10 @@ export async function deployToTriton(input: DeployInput): Promise<DeployResult> 
     ])
     .where('id', '=', input.modelVersionId)
     .executeTakeFirstOrThrow();
-  if (mv.state !== 'approved' && mv.state !== 'deployed') {
-    throw ApplicationFailure.nonRetryable(`model version ${mv.model_name}@${mv.version} is ${mv.state}, not approved`, 'NotApproved');
+  if (!opts.allowedStates.includes(mv.state)) {
+    throw ApplicationFailure.nonRetryable(`model version ${mv.model_name}@${mv.version} is ${mv.state}, not ${opts.allowedStates.join(' or ')}`, 'NotApproved');
   }
+  const tritonModel = opts.tritonModel ?? mv.model_name;
   // Provenance first: nothing is downloaded into the repository, let alone loaded, for a version whose
   // signed provenance does not verify or disagrees with the registry.
   let provenance: DeployResult['provenance'];
@@ -100,7 +117,7 @@ export async function deployToTriton(input: DeployInput): Promise<DeployResult> 
     else provenance = { uri: verdict.uri, digest: verdict.digest, keyId: verdict.keyId };
   }
   const repository = tritonPaths(env).modelRepository;
-  const scratch = repositoryScratchFile(repository, mv.model_name);
+  const scratch = repositoryScratchFile(repository, tritonModel);
   const Bucket = bucket(env, 'artifacts');
   const width = input.smokeInput[0]?.length ?? 0;
   try {
@@ -110,7 +127,7 @@ export async function deployToTriton(input: DeployInput): Promise<DeployResult> 
         onProgress: (bytes) => hb.beat('download', { bytes }),
       }),
     );
-    writeRepositoryEntry({ repository, model: mv.model_name, version: mv.version, onnx: { file: scratch }, inputWidth: width, outputWidth: 1 });
+    writeRepositoryEntry({ repository, model: tritonModel, version: mv.version, onnx: { file: scratch }, inputWidth: width, outputWidth: 1 });
   } catch (err) {
     if (err instanceof EvidenceMissing) {
       throw ApplicationFailure.create({
@@ -134,24 +151,24 @@ export async function deployToTriton(input: DeployInput): Promise<DeployResult> 
   const triton = new TritonClient(tritonUrl(env));
   await hb.during('load', async () => {
     const serving = (await triton.index({ ready: true, signal: hb.signal }))
-      .filter((e) => e.name === mv.model_name && e.state === 'READY')
+      .filter((e) => e.name === tritonModel && e.state === 'READY')
       .map((e) => Number(e.version));
-    const config = modelConfig({ model: mv.model_name, inputWidth: width, outputWidth: 1, versions: [...serving, mv.version] });
-    await triton.load(mv.model_name, { config, signal: hb.signal });
+    const config = modelConfig({ model: tritonModel, inputWidth: width, outputWidth: 1, versions: [...serving, mv.version] });
+    await triton.load(tritonModel, { config, signal: hb.signal });
   });
-  for (let i = 0; !(await triton.versionReady(mv.model_name, mv.version, { signal: hb.signal })); i++) {
-    if (i > 120) throw ApplicationFailure.retryable(`${mv.model_name} version ${mv.version} not ready after loading`, 'NotReady');
+  for (let i = 0; !(await triton.versionReady(tritonModel, mv.version, { signal: hb.signal })); i++) {
+    if (i > 120) throw ApplicationFailure.retryable(`${tritonModel} version ${mv.version} not ready after loading`, 'NotReady');
     hb.beat('readiness', { polls: i });
     await sleep(500);
   }
-  const { outputs } = await hb.during('smoke', () => triton.infer(mv.model_name, input.smokeInput, mv.version, { signal: hb.signal }));
+  const { outputs } = await hb.during('smoke', () => triton.infer(tritonModel, input.smokeInput, mv.version, { signal: hb.signal }));
   if (!outputs.every((row) => row.every((v) => Number.isFinite(v) && v >= 0 && v <= 1))) {
     throw ApplicationFailure.nonRetryable(`smoke inference returned ${JSON.stringify(outputs).slice(0, 200)}, not probabilities`, 'SmokeFailed');
   }
   return {
-    tritonModel: mv.model_name,
+    tritonModel,
     tritonVersion: mv.version,
-    endpoint: `${tritonUrl(env)}/v2/models/${mv.model_name}/versions/${mv.version}/infer`,
+    endpoint: `${tritonUrl(env)}/v2/models/${tritonModel}/versions/${mv.version}/infer`,
     artifactDigest: mv.artifact_digest,
     smokeOutput: outputs,
     ...(provenance ? { provenance } : {}),

@@ -7,3 +7,4 @@ export { historyArchiver } from './history-archiver.ts';
 export { modelRetirement } from './retirement.ts';
 export { evidenceExport } from './evidence-export.ts';
 export { legalHold, retentionSweep } from './governance.ts';
+export { modelRollback, rollbackDrill } from './rollback.ts';

@@ -16,6 +16,7 @@ const retire: Registrar = async () => (await import('./retire.ts')).registerReti
 const evidence: Registrar = async () => (await import('./evidence.ts')).registerEvidence;
 const inventory: Registrar = async () => (await import('./evidence.ts')).registerInventory;
 const governance: Registrar = async () => (await import('./governance.ts')).registerGovernance;
+const rollback: Registrar = async () => (await import('./rollback.ts')).registerRollback;
 /**
  * Each top-level command's module, loaded only when that command runs: `factory trace` must not
  * pay for loading the Temporal client, the S3 SDK and the stack (it answers in well under a second).
@@ -42,6 +43,8 @@ const byCommand: Record<string, Registrar> = {
   inventory,
   hold: governance,
   retention: governance,
+  rollback,
+  drill: rollback,
 };
 
 const program = new Command('factory')
@@ -108,7 +111,7 @@ async function report(err: unknown): Promise<number> {
 
 const wanted = byCommand[process.argv[2] ?? ''];
 try {
-  for (const registrar of wanted ? [wanted] : [dev, lifecycle, audit, history, demo, keys, capacity, gateway, evidence, inventory])
+  for (const registrar of wanted ? [wanted] : [dev, lifecycle, audit, history, demo, keys, capacity, gateway, evidence, inventory, rollback])
     (await registrar())(program);
   await program.parseAsync(process.argv);
 } catch (err) {

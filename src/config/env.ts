@@ -98,6 +98,12 @@ export const envSchema = z.object({
   FACTORY_GATEWAY_URL: z.url().optional(),
   /** API keys beside the pack's (hashes only, same format: `factory gateway key create`); `dev up` puts its dev key here. */
   FACTORY_GATEWAY_KEYS_FILE: z.string().optional(),
+  /**
+   * An API key of the gateway (a service principal's, `factory gateway key create`) that the serving
+   * workers use to see a rollback's first correct inference THROUGH the gateway (the RTO's end). Its
+   * use case must list the models (and their `--shadow` drill routes). Unset: Triton is asked directly.
+   */
+  FACTORY_GATEWAY_SERVICE_KEY: z.string().optional(),
   /** Largest request body the gateway reads (bytes); a larger one is refused with 413 and logged. */
   FACTORY_GATEWAY_MAX_BODY_BYTES: z.coerce
     .number()

@@ -18,6 +18,9 @@ export interface Database {
   legal_hold_objects: LegalHoldObjectsTable;
   legal_hold_releases: LegalHoldReleasesTable;
   retention_tombstones: RetentionTombstonesTable;
+  rollbacks: RollbacksTable;
+  rollback_recoveries: RollbackRecoveriesTable;
+  rollback_drills: RollbackDrillsTable;
 }
 
 /** A legal hold case (migration 0016): what it holds and who placed it. Facts: insert only. */
@@ -240,4 +243,47 @@ export interface RetirementsTable {
   retention: JSONColumnType<RetentionExtension[]>;
   policy_digest: string;
   retired_at: ColumnType<Date, Date | string, never>;
+}
+
+/** One row per rollback, written with the route switch and the registry change (migration 0012). Append-only. */
+export interface RollbacksTable {
+  id: string;
+  model_name: string;
+  from_version_id: number;
+  to_version_id: number;
+  from_version: number;
+  to_version: number;
+  trigger: 'manual' | 'monitoring' | 'drill';
+  requested_by: string;
+  reason: string;
+  artifact_digest: string;
+  requested_at: ColumnType<Date, Date | string, never>;
+  switched_at: CreatedAt;
+}
+
+/** The measured recovery of a rollback: its first correct inference and RTO (migration 0012). Append-only. */
+export interface RollbackRecoveriesTable {
+  rollback_id: string;
+  first_correct_at: ColumnType<Date, Date | string, never>;
+  rto_ms: number;
+  verified_via: 'gateway' | 'triton';
+}
+
+/** One row per rollback drill on a shadow deployment (migration 0012). Append-only. */
+export interface RollbackDrillsTable {
+  id: string;
+  model_name: string;
+  shadow_model: string;
+  live_version: number | null;
+  previous_version: number | null;
+  verdict: 'passed' | 'failed' | 'exceeded-rto';
+  rto_ms: number | null;
+  forward_ms: number | null;
+  policy_rto_seconds: number | null;
+  reason: string | null;
+  evidence_uri: string | null;
+  evidence_digest: string | null;
+  requested_by: string;
+  started_at: ColumnType<Date, Date | string, never>;
+  finished_at: CreatedAt;
 }

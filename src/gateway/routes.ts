@@ -89,7 +89,8 @@ export async function servingRoutes(db: Kysely<Database>, modelName?: string): P
 
 /**
  * The gateway's view of routes, cached for `ttlMs` per model (one indexed query per model per
- * second at most): a route switched in the database is served within ttlMs.
+ * second at most). `invalidate` (called on the database's route-change notification, see
+ * route-events.ts) drops a model's entry at once; without notifications a switch is served within ttlMs.
  */
 export class RouteTable {
   private readonly cache = new Map<string, { at: number; value: Promise<RouteLookup> }>();
@@ -120,6 +121,17 @@ export class RouteTable {
     value.catch(() => this.versions.delete(k));
     if (this.versions.size > 10_000) this.versions.clear();
     return value;
+  }
+
+  /** Forget a model's cached route and named versions (or everything): its next request reads the rows again. */
+  invalidate(modelName?: string): void {
+    if (modelName === undefined) {
+      this.cache.clear();
+      this.versions.clear();
+      return;
+    }
+    this.cache.delete(modelName);
+    for (const k of this.versions.keys()) if (k.startsWith(`${modelName}@`)) this.versions.delete(k);
   }
 
   private async load(modelName: string): Promise<RouteLookup> {

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { sql } from 'kysely';
 import { loadEnv } from '../config/env.ts';
-import { createEnvDb } from '../db/connect.ts';
+import { createEnvDb, databaseUrlFor } from '../db/connect.ts';
 import { createLogger } from '../log.ts';
 import { loadPolicyPack, policyPackPath } from '../policy/pack.ts';
 import { tritonUrl } from '../serving/triton.ts';
@@ -15,6 +15,7 @@ import { bucket, createS3 } from '../storage/s3.ts';
 import { KeyRing, readKeysFile } from './keys.ts';
 import { PayloadJournal } from './payload-journal.ts';
 import { RequestLog } from './request-log.ts';
+import { listenForRouteChanges } from './route-events.ts';
 import { RouteTable } from './routes.ts';
 import { buildGateway } from './server.ts';
 
@@ -43,9 +44,14 @@ setInterval(() => {
   logger.info({ batches: batches.n, rowsPerBatch: +(batches.rows / batches.n).toFixed(1), msPerBatch: +(batches.ms / batches.n).toFixed(1) }, 'request log');
   Object.assign(batches, { n: 0, rows: 0, ms: 0 });
 }, 10_000).unref();
+const routes = new RouteTable(db);
+// A route switch (rollback, deployment, retirement) is served from the next request: PostgreSQL
+// NOTIFYs at commit. The embedded PGlite (no DATABASE_URL) multiplexes one backend, so there the
+// 1 s cache TTL alone applies.
+const routeEvents = env.DATABASE_URL ? listenForRouteChanges(databaseUrlFor(env, 'worker'), (model) => routes.invalidate(model), logger) : undefined;
 const app = await buildGateway({
   keys,
-  routes: new RouteTable(db),
+  routes,
   log: requestLog,
   tritonUrl: tritonUrl(env),
   logger,
@@ -68,6 +74,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     stopping = true;
     void (async () => {
       await app.close();
+      await routeEvents?.stop();
       await requestLog.drain();
       await payloads.close();
       s3.destroy();

@@ -22,6 +22,12 @@ export const tierPolicySchema = z.object({
    */
   onRejection: z.enum(['end-gate', 'reopen-role']).default('end-gate'),
   /**
+   * The longest a rollback of this tier's models may take (command → first correct inference on the
+   * previous version): a rollback drill slower than this raises a finding (`drill.exceeded-rto`).
+   * Default 900 s (the seed's "rollback in under 15 minutes").
+   */
+  rollbackRtoSeconds: z.number().int().min(1).max(86_400).default(900),
+  /**
    * Whether an approval or rejection in this tier must carry an OpenSSH signature (namespace
    * factory-approval) by one of the approver's keys over the decision's statement (21 CFR 11.50, 11.70).
    */

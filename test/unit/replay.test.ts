@@ -9,12 +9,12 @@ const fixtures = path.join(projectRoot, 'test', 'fixtures');
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
 /**
- * Recorded histories of real lifecycles, replayed against the current workflow code: a change that
- * would break running workflows (non-determinism) fails here.
+ * Recorded histories of real lifecycles (and rollbacks, drills), replayed against the current
+ * workflow code: a change that would break running workflows (non-determinism) fails here.
  */
 describe('replay of recorded lifecycle histories', () => {
-  // Lifecycles, and retirements (workflows/retirement.ts): one history per terminal path.
-  const files = fs.readdirSync(fixtures).filter((f) => /^(lifecycle|retirement)-.*\.json$/.test(f));
+  // Lifecycles, retirements (workflows/retirement.ts), rollbacks and drills (workflows/rollback.ts): one history per terminal path.
+  const files = fs.readdirSync(fixtures).filter((f) => /^(lifecycle|retirement|rollback|drill)-.*\.json$/.test(f));
 
   it('has recorded histories to replay', () => {
     expect(files.length).toBeGreaterThan(0);

@@ -10,6 +10,7 @@ import * as m0009 from './0009_registry_lookup_indexes.ts';
 import * as m0010 from './0010_gateway_requests.ts';
 import * as m0008 from './0008_history_exports.ts';
 import * as m0011 from './0011_serving_states.ts';
+import * as m0012 from './0012_rollbacks.ts';
 import * as m0013 from './0013_retirements.ts';
 import * as m0016 from './0016_legal_holds_and_retention.ts';
 
@@ -26,6 +27,7 @@ export const migrations: Record<string, Migration> = {
   '0010_gateway_requests': m0010,
   '0008_history_exports': m0008,
   '0011_serving_states': m0011,
+  '0012_rollbacks': m0012,
   '0013_retirements': m0013,
   '0016_legal_holds_and_retention': m0016,
 };

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Env, projectRoot } from '../../config/env.ts';
+import { gatewayUrl } from '../../gateway/address.ts';
 import { createKey, readKeysFile, writeKeysFile } from '../../gateway/keys.ts';
 import { loadPolicyPack } from '../../policy/pack.ts';
 import type { Component, StackContext } from '../component.ts';
@@ -9,10 +10,7 @@ import { newestSourceMtime } from '../newest-source.mjs';
 import { ownedPid, processFiles, startDetached } from '../process.ts';
 import { packInUse } from '../../process/worker-ready.ts';
 
-/** The gateway's address: FACTORY_GATEWAY_URL when it runs elsewhere, else the local one. */
-export function gatewayUrl(env: Env): string {
-  return env.FACTORY_GATEWAY_URL ?? `http://127.0.0.1:${env.FACTORY_GATEWAY_PORT}`;
-}
+export { gatewayUrl };
 
 /** The local stack's dev key: the key itself (0600, for the demo) and the keys file holding its hash. */
 export function devKeyPaths(home: string): { key: string; keysFile: string } {
