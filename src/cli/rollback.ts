@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { Command } from 'commander';
-import { type RollbackOutcome, ROLLBACK_WORKFLOW, rollbackInputSchema, rollbackWorkflowId } from '../domain/rollback.ts';
+import { type DrillOutcome, type RollbackOutcome, ROLLBACK_WORKFLOW, drillInputSchema, rollbackInputSchema, rollbackWorkflowId } from '../domain/rollback.ts';
 import { TASK_QUEUES } from '../domain/task-queues.ts';
 import { withTemporal } from './context.ts';
 import { strictInt } from './options.ts';
@@ -85,5 +85,64 @@ export function registerRollback(program: Command): void {
           ].join('\n'),
         );
       });
+    });
+
+  const drill = program.command('drill').description('rollback drills: a rollback and roll-forward rehearsed on a shadow deployment, never live traffic');
+  drill
+    .command('run <model>')
+    .description(
+      'run one drill now: load the live and previous versions as <model>--shadow, roll back and forward on its own gateway route, record RTO and verdict',
+    )
+    .option('--reason <text>', 'why (recorded; 3 to 1000 characters)', 'rollback drill')
+    .option('--as <who>', 'who asks (recorded; default: this user@host)')
+    .option('--json', 'print JSON')
+    .action(async (model: string, opts: { reason: string; as?: string; json?: boolean }) => {
+      const out = createOutput(!!opts.json);
+      const parsed = drillInputSchema.safeParse({ modelName: model, requestedBy: opts.as ?? defaultActor(), reason: opts.reason });
+      if (!parsed.success) throw new CliError(`invalid drill: ${usageFromZod(parsed.error.issues)}`, EXIT.usage);
+      const { runDrill } = await import('../lifecycle/drills.ts');
+      const outcome: DrillOutcome = await withTemporal(async (client, env) => {
+        out.progress(`drilling a rollback of ${parsed.data.modelName} on ${parsed.data.modelName}--shadow…`);
+        return runDrill(client, { input: parsed.data, unique: uniqueSuffix(), taskQueuePrefix: env.FACTORY_TASK_QUEUE_PREFIX });
+      });
+      out.result(outcome, (r) =>
+        [
+          `drill ${r.drillId}: ${r.verdict.toUpperCase()}`,
+          `  ${r.shadowModel}: v${r.liveVersion ?? '?'} → v${r.previousVersion ?? '?'} → v${r.liveVersion ?? '?'}`,
+          ...(r.rtoMs !== undefined
+            ? [`  RTO ${(r.rtoMs / 1000).toFixed(2)} s (policy: ${r.policyRtoSeconds ?? '?'} s); roll forward ${((r.forwardMs ?? 0) / 1000).toFixed(2)} s`]
+            : []),
+          ...(r.reason ? [`  finding: ${r.reason}`] : []),
+          ...(r.evidenceUri ? [`  evidence ${r.evidenceUri}`] : []),
+        ].join('\n'),
+      );
+      if (outcome.verdict !== 'passed') process.exitCode = EXIT.failure;
+    });
+  drill
+    .command('schedule <model>')
+    .description('run a drill of <model> on a Temporal Schedule (created, or updated when it exists)')
+    .requiredOption('--every <interval>', 'how often: hours or days, e.g. 30d, 12h (1h to 366d)')
+    .option('--as <who>', "who schedules (recorded as the drills' requester; default: this user@host)")
+    .option('--json', 'print JSON')
+    .action(async (model: string, opts: { every: string; as?: string; json?: boolean }) => {
+      const out = createOutput(!!opts.json);
+      const { drillEveryHours, scheduleDrill } = await import('../lifecycle/drills.ts');
+      if (drillEveryHours(opts.every) === undefined)
+        throw new CliError(`--every must be hours or days from 1h to 366d, e.g. 30d (got ${JSON.stringify(opts.every.slice(0, 40))})`, EXIT.usage);
+      const parsed = drillInputSchema.safeParse({ modelName: model, requestedBy: opts.as ?? defaultActor() });
+      if (!parsed.success) throw new CliError(`invalid drill: ${usageFromZod(parsed.error.issues)}`, EXIT.usage);
+      const res = await withTemporal((client, env) =>
+        scheduleDrill(client, {
+          modelName: parsed.data.modelName,
+          every: opts.every,
+          requestedBy: parsed.data.requestedBy,
+          taskQueuePrefix: env.FACTORY_TASK_QUEUE_PREFIX,
+        }),
+      );
+      out.result(
+        { ...res, modelName: parsed.data.modelName, every: opts.every },
+        (r) =>
+          `${r.created ? 'created' : 'updated'} schedule ${r.scheduleId}: a rollback drill of ${r.modelName} every ${r.every} (see it: temporal schedule describe --schedule-id ${r.scheduleId})`,
+      );
     });
 }

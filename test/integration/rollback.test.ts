@@ -90,6 +90,67 @@ describe('rollback and rollback drills (real Triton, gateway, Temporal, PostgreS
     await gateway.kill('SIGTERM');
   });
 
+  it('drills a rollback on the shadow deployment: live traffic, the live route and the registry untouched; RTO and verdict recorded as evidence', async () => {
+    const liveRoute = () => suite.db.selectFrom('gateway_routes').selectAll().where('model_name', '=', MODEL).executeTakeFirstOrThrow();
+    const before = await liveRoute();
+    // Live traffic all through the drill.
+    const seen: Array<{ status: number; version?: string }> = [];
+    let stop = false;
+    const traffic = (async () => {
+      while (!stop) seen.push(await infer(MODEL));
+    })();
+    const run = await cli(['drill', 'run', MODEL, '--as', 'vera@hospital.example', '--json']);
+    stop = true;
+    await traffic;
+    expect(run.code, run.stderr).toBe(0);
+    const outcome = JSON.parse(run.stdout) as Record<string, unknown>;
+    expect(outcome).toMatchObject({
+      verdict: 'passed',
+      modelName: MODEL,
+      shadowModel: SHADOW,
+      liveVersion: newer,
+      previousVersion: older,
+      policyRtoSeconds: 900,
+    });
+    expect(outcome.rtoMs).toBeGreaterThan(0);
+    expect(outcome.forwardMs).toBeGreaterThan(0);
+    expect(outcome.evidenceUri).toMatch(/^s3:\/\/.+\/drills\//);
+
+    expect(seen.length).toBeGreaterThan(5);
+    expect(seen.filter((r) => r.status !== 200 || r.version !== String(newer))).toEqual([]);
+    expect(await liveRoute()).toEqual(before);
+    const states = await suite.db.selectFrom('model_versions').select(['version', 'state']).where('model_name', '=', MODEL).orderBy('version').execute();
+    expect(states.map((r) => r.state)).toEqual(['deployed', 'deployed']);
+    const shadow = await suite.db.selectFrom('gateway_routes').selectAll().where('model_name', '=', SHADOW).executeTakeFirstOrThrow();
+    expect(shadow).toMatchObject({ state: 'shadow', model_version_id: before.model_version_id, triton_model: SHADOW });
+
+    const row = await suite.db
+      .selectFrom('rollback_drills')
+      .selectAll()
+      .where('id', '=', outcome.drillId as string)
+      .executeTakeFirstOrThrow();
+    expect(row).toMatchObject({
+      verdict: 'passed',
+      rto_ms: outcome.rtoMs,
+      forward_ms: outcome.forwardMs,
+      requested_by: 'vera@hospital.example',
+      evidence_uri: outcome.evidenceUri,
+    });
+    const events = await suite.db.selectFrom('audit_events').select(['kind']).where('workflow_id', '=', row.id).execute();
+    expect(events.map((e) => e.kind)).toEqual(['drill.passed']);
+
+    // The schedule: created, then updated in place; a per-minute drill is refused.
+    const sched = await cli(['drill', 'schedule', MODEL, '--every', '30d', '--json']);
+    expect(sched.code, sched.stderr).toBe(0);
+    const { scheduleId, created } = JSON.parse(sched.stdout) as { scheduleId: string; created: boolean };
+    expect(created).toBe(true);
+    const described = await suite.client.schedule.getHandle(scheduleId).describe();
+    expect(described.action).toMatchObject({ workflowType: 'rollbackDrill', taskQueue: `${suite.workers.prefix}control` });
+    expect((await cli(['drill', 'schedule', MODEL, '--every', '7d', '--json'])).code).toBe(0);
+    expect((await cli(['drill', 'schedule', MODEL, '--every', '5m'])).code).toBe(2);
+    await suite.client.schedule.getHandle(scheduleId).delete();
+  });
+
   it('rolls back to the previous version: the gateway serves it at once, the registry and the trail say who and why, the RTO is recorded', async () => {
     expect(await infer(MODEL)).toMatchObject({ status: 200, version: String(newer) });
 
@@ -167,6 +228,18 @@ describe('rollback and rollback drills (real Triton, gateway, Temporal, PostgreS
       (err: Error & { cause?: Error }) => err.cause?.message,
     );
     expect(failure).toMatch(/^invalid rollback input: reason/);
+    expect(await infer(MODEL)).toMatchObject({ status: 200, version: String(newer) });
+  });
+
+  it('raises a finding when a drill cannot roll back (nothing deployed below the live version)', async () => {
+    // After the tests above: the newer version is live and the older one rolled back.
+    const run = await cli(['drill', 'run', MODEL, '--json']);
+    expect(run.code).toBe(1);
+    const outcome = JSON.parse(run.stdout) as { drillId: string; verdict: string; reason: string };
+    expect(outcome).toMatchObject({ verdict: 'failed' });
+    expect(outcome.reason).toMatch(/^VersionNotEligible: /);
+    const events = await suite.db.selectFrom('audit_events').select(['kind', 'payload']).where('workflow_id', '=', outcome.drillId).execute();
+    expect(events).toEqual([expect.objectContaining({ kind: 'drill.failed', payload: expect.objectContaining({ finding: true }) })]);
     expect(await infer(MODEL)).toMatchObject({ status: 200, version: String(newer) });
   });
 });
