@@ -9,12 +9,16 @@ import type { Env } from '../src/config/env.ts';
 import { EmptyFileError, certifyStream } from '../src/datasets/certify.ts';
 import { InputRefused, describeSize } from '../src/datasets/lanes.ts';
 import { type InputLanes, MAX_SCHEMA_BYTES, inputLanes, openInput, readInput } from '../src/datasets/open-input.ts';
-import { type DatasetSchema, SchemaMismatchError, datasetSchemaSchema } from '../src/datasets/schema.ts';
-import { retainUntilInForce } from '../src/policy/pack.ts';
+import { type DatasetSchema, PurposeRefused, SchemaMismatchError, datasetSchemaSchema } from '../src/datasets/schema.ts';
+import { type ApprovedOverride, MAX_OVERRIDE_BYTES, OverrideRefused, judgeOverride } from '../src/datasets/override.ts';
+import { datasetLineage } from '../src/datasets/lineage.ts';
+import { loadPolicyPack, policyPackPath, retainUntilInForce } from '../src/policy/pack.ts';
 import { bucket } from '../src/storage/s3.ts';
 import { putOnce, sha256Digest } from '../src/storage/objects.ts';
 import { DigestCounter, objectStream, putFileOnce } from '../src/storage/stream.ts';
+import { customFacet, datasetRef, identityColumnLineage, schemaFacets } from '../src/lineage/openlineage.ts';
 import { activityDeps } from './deps.ts';
+import { withLineage } from './lineage.ts';
 
 /**
  * Past this many exclusions a dataset is refused whatever the fraction: every exclusion is kept in
@@ -35,6 +39,8 @@ function refusal(err: unknown): unknown {
   if (err instanceof InputRefused) return ApplicationFailure.nonRetryable(err.message, err.type);
   if (err instanceof SchemaMismatchError) return ApplicationFailure.nonRetryable(err.message, 'SchemaMismatch');
   if (err instanceof EmptyFileError) return ApplicationFailure.nonRetryable(err.message, 'EmptyDataset');
+  if (err instanceof PurposeRefused) return ApplicationFailure.nonRetryable(err.message, 'PurposeRefused');
+  if (err instanceof OverrideRefused) return ApplicationFailure.nonRetryable(err.message, 'OverrideRefused');
   return err;
 }
 
@@ -79,6 +85,30 @@ function heartbeater(): (details?: unknown) => void {
  * the bytes hashed are the bytes stored, in bounded memory.
  */
 export async function quarantineRaw(input: { datasetPath: string; schemaPath: string }): Promise<QuarantinedFile> {
+  const source = datasetRef(input.datasetPath);
+  return withLineage(
+    'factory.ingest',
+    { inputs: [source] },
+    () => quarantine(input),
+    ({ file, schema }) => {
+      const lineage = datasetLineage(schema);
+      return {
+        inputs: [source],
+        outputs: [
+          {
+            ...datasetRef(file.rawUri),
+            facets: {
+              ...schemaFacets(schema, lineage.columns, lineage.derivationsSha256, false),
+              factory_digest: customFacet('DigestDatasetFacet', { sha256: file.rawSha256, bytes: file.bytes }),
+            },
+          },
+        ],
+      };
+    },
+  ).then((r) => r.file);
+}
+
+async function quarantine(input: { datasetPath: string; schemaPath: string }): Promise<{ file: QuarantinedFile; schema: DatasetSchema }> {
   const { env, s3 } = activityDeps();
   const lanes = inputLanes(env);
   const staging = stagingFile(env, 'raw');
@@ -108,7 +138,7 @@ export async function quarantineRaw(input: { datasetPath: string; schemaPath: st
       canonicalJson({ file, source: opened.source, sha256: digest, bytes: counter.bytes, schema: schema.name }),
       { contentType: 'application/json', retainUntil },
     );
-    return { datasetName: schema.name, rawUri: put.uri, rawKey: key, rawSha256: digest, bytes: counter.bytes };
+    return { file: { datasetName: schema.name, rawUri: put.uri, rawKey: key, rawSha256: digest, bytes: counter.bytes }, schema };
   } catch (err) {
     throw refusal(err);
   } finally {
@@ -129,6 +159,12 @@ export interface CertifiedDataset {
   /** The first exclusions (all of them are in the manifest and the registry). */
   exclusions: Array<{ line: number; reason: string }>;
   classification: string;
+  /** Rows excluded for lack of consent to the lifecycle's purpose (part of rowsExcluded). */
+  rowsExcludedForConsent?: number;
+  /** The approved manual override applied, if any (who, under which key, which lines). */
+  override?: ApprovedOverride;
+  /** sha256 of the declared feature derivations (canonical JSON), as in the manifest. */
+  derivationsSha256?: string;
 }
 
 export interface CertifyInput {
@@ -137,6 +173,23 @@ export interface CertifyInput {
   schemaPath: string;
   /** The risk tier's limit on excluded rows (policy `maxExcludedFraction`); absent: no limit (lifecycles started before it existed). */
   maxExcludedFraction?: number;
+  /** The lifecycle's declared purpose: consent and the dataset's allowed purposes are judged against it. */
+  purpose?: string;
+  /** A signed override statement (its signature at `<path>.sig`) re-including consent exclusions. */
+  overridePath?: string;
+}
+
+/** Reads and judges the override (statement and `.sig`) against the pack in force; refuses what is not approved. */
+async function loadOverride(s3: S3Client, lanes: InputLanes, overridePath: string, expected: Parameters<typeof judgeOverride>[3]) {
+  const statement = await readInput(s3, overridePath, 'override', lanes, MAX_OVERRIDE_BYTES);
+  const signature = await readInput(s3, `${overridePath}.sig`, 'override signature', lanes, 16 * 1024).then(
+    (b) => b.toString('utf8'),
+    (err: unknown) => {
+      if (err instanceof InputRefused && err.type === 'DatasetUnreadable') return undefined;
+      throw err;
+    },
+  );
+  return judgeOverride(statement, signature, loadPolicyPack(policyPackPath()).pack, expected);
 }
 
 /**
@@ -147,6 +200,43 @@ export interface CertifyInput {
  * object that changed since ingest is refused, as is a file whose excluded fraction passes the tier's limit.
  */
 export async function certifyDataset(input: CertifyInput): Promise<CertifiedDataset> {
+  const raw = datasetRef(input.quarantined.rawUri);
+  return withLineage(
+    'factory.certify',
+    { inputs: [raw], ...(input.purpose ? { runFacets: { factory_purpose: customFacet('PurposeRunFacet', { purpose: input.purpose }) } } : {}) },
+    () => certify(input),
+    ({ out, schema, reasons }) => {
+      const lineage = datasetLineage(schema);
+      return {
+        inputs: [{ ...raw, facets: schemaFacets(schema, lineage.columns, lineage.derivationsSha256, false) }],
+        outputs: [
+          {
+            ...datasetRef(out.certifiedUri),
+            facets: {
+              ...schemaFacets(schema, lineage.columns, lineage.derivationsSha256, true),
+              columnLineage: identityColumnLineage(raw, lineage.columns),
+              factory_digest: customFacet('DigestDatasetFacet', { sha256: out.certifiedSha256 }),
+              factory_exclusions: customFacet('ExclusionsDatasetFacet', {
+                rowsTotal: out.rowsTotal,
+                rowsAccepted: out.rowsAccepted,
+                rowsExcluded: out.rowsExcluded,
+                rowsExcludedForConsent: out.rowsExcludedForConsent ?? 0,
+                reasons,
+                manifestUri: out.manifestUri,
+                manifestDigest: out.manifestDigest,
+                ...(input.purpose ? { purpose: input.purpose } : {}),
+              }),
+              ...(out.override ? { factory_override: customFacet('OverrideDatasetFacet', { ...out.override }) } : {}),
+            },
+          },
+        ],
+        ...(input.purpose ? { runFacets: { factory_purpose: customFacet('PurposeRunFacet', { purpose: input.purpose }) } } : {}),
+      };
+    },
+  ).then((r) => r.out);
+}
+
+async function certify(input: CertifyInput): Promise<{ out: CertifiedDataset; schema: DatasetSchema; reasons: Array<{ reason: string; rows: number }> }> {
   const { env, s3, db } = activityDeps();
   const { quarantined } = input;
   const lanes = inputLanes(env);
@@ -154,19 +244,35 @@ export async function certifyDataset(input: CertifyInput): Promise<CertifiedData
   const beat = heartbeater();
   try {
     const { schema, text: schemaText } = await loadSchema(s3, input.schemaPath, lanes);
+    const override = input.overridePath
+      ? await loadOverride(s3, lanes, input.overridePath, { dataset: schema.name, rawSha256: quarantined.rawSha256, purpose: input.purpose })
+      : undefined;
     const { body } = await objectStream(s3, bucket(env, 'quarantine'), quarantined.rawKey);
     const result = await certifyStream({
       source: body,
       schema,
       outFile: staging,
       maxRecordedExclusions: MAX_RECORDED_EXCLUSIONS,
+      ...(input.purpose ? { purpose: input.purpose } : {}),
+      ...(override ? { reinclude: new Set(override.approved.lines) } : {}),
       onProgress: (rows) => beat({ phase: 'validate', rows }),
     });
+    if (override) {
+      // An override is applied whole or not at all: a line it names must be a consent exclusion of this file.
+      const applied = new Set(result.overridden.map((o) => o.line));
+      const stray = override.approved.lines.filter((l) => !applied.has(l));
+      if (stray.length) {
+        throw new OverrideRefused(
+          `the override names line${stray.length === 1 ? '' : 's'} ${stray.slice(0, 10).join(', ')} that certification did not exclude for consent: an override re-includes only consent exclusions`,
+        );
+      }
+    }
     if (result.rawSha256 !== quarantined.rawSha256) {
       throw ApplicationFailure.nonRetryable(`quarantined file ${quarantined.rawUri} no longer matches its digest ${quarantined.rawSha256}`, 'TamperedArtifact');
     }
     if (result.rowsAccepted === 0) throw ApplicationFailure.nonRetryable('no row of the dataset passed validation', 'EmptyDataset');
-    const fraction = result.rowsExcluded / result.rowsTotal;
+    // Rows without consent are not data errors: only schema violations count against the tier's limit.
+    const fraction = (result.rowsExcluded - result.rowsExcludedForConsent) / result.rowsTotal;
     const limit = input.maxExcludedFraction;
     if ((limit !== undefined && fraction > limit) || result.exclusionsTruncated) {
       const top = result.reasonCounts.slice(0, 5);
@@ -176,7 +282,7 @@ export async function certifyDataset(input: CertifyInput): Promise<CertifiedData
       throw ApplicationFailure.create({
         nonRetryable: true,
         type: 'ExcessiveExclusions',
-        message: `${(fraction * 100).toFixed(2)}% of rows excluded (${result.rowsExcluded} of ${result.rowsTotal}), ${why}; top reasons: ${top.map((r) => `${r.reason} (${r.rows} rows)`).join('; ')}`,
+        message: `${(fraction * 100).toFixed(2)}% of rows excluded (${result.rowsExcluded - result.rowsExcludedForConsent} of ${result.rowsTotal}), ${why}; top reasons: ${top.map((r) => `${r.reason} (${r.rows} rows)`).join('; ')}`,
         details: [{ fraction, limit: limit ?? null, rowsExcluded: result.rowsExcluded, rowsTotal: result.rowsTotal, reasons: top }],
       });
     }
@@ -188,9 +294,17 @@ export async function certifyDataset(input: CertifyInput): Promise<CertifiedData
       retainUntil,
       onProgress: (bytes) => beat({ phase: 'upload', bytes }),
     });
+    const lineage = datasetLineage(schema);
     const manifest = {
       dataset: schema.name,
       classification: schema.classification,
+      // Fields added with governance (consent, purposes, overrides, derivations) appear only where they apply,
+      // so the manifest of a dataset without them is byte for byte what it was.
+      ...(schema.governance ? { governance: schema.governance, columns: lineage.columns } : {}),
+      ...(input.purpose ? { purpose: input.purpose } : {}),
+      ...(schema.consent ? { consent: { column: schema.consent.column, rowsExcluded: result.rowsExcludedForConsent } } : {}),
+      ...(override ? { override: { ...override.approved, reincluded: result.overridden } } : {}),
+      ...(schema.derivations ? { derivations: schema.derivations, derivationsSha256: lineage.derivationsSha256 } : {}),
       schemaSha256: sha256Digest(canonicalJson(JSON.parse(schemaText))),
       raw: { uri: quarantined.rawUri, sha256: quarantined.rawSha256, bytes: quarantined.bytes },
       certified: { uri: put.uri, sha256: certifiedSha256, rows: result.rowsAccepted },
@@ -223,7 +337,7 @@ export async function certifyDataset(input: CertifyInput): Promise<CertifiedData
       })
       .onConflict((oc) => oc.column('manifest_digest').doNothing())
       .execute();
-    return {
+    const out: CertifiedDataset = {
       datasetName: schema.name,
       manifestDigest,
       manifestUri: evidence.uri,
@@ -235,7 +349,11 @@ export async function certifyDataset(input: CertifyInput): Promise<CertifiedData
       rowsExcluded: result.rowsExcluded,
       exclusions: result.exclusions.slice(0, 50),
       classification: schema.classification,
+      ...(schema.consent ? { rowsExcludedForConsent: result.rowsExcludedForConsent } : {}),
+      ...(override ? { override: override.approved } : {}),
+      ...(schema.derivations ? { derivationsSha256: lineage.derivationsSha256 } : {}),
     };
+    return { out, schema, reasons: result.reasonCounts.slice(0, 50) };
   } catch (err) {
     throw refusal(err);
   } finally {

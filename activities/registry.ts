@@ -8,7 +8,9 @@ import type { DecisionRecord, DecisionWithEvent } from '../src/domain/approval.t
 export type { DecisionRecord, DecisionWithEvent };
 import type { ModelState } from '../src/db/schema.ts';
 import { MODEL_STATE_TRANSITIONS } from '../src/domain/model-state.ts';
+import { customFacet, datasetRef } from '../src/lineage/openlineage.ts';
 import { activityDeps } from './deps.ts';
+import { withLineage } from './lineage.ts';
 
 export interface RegisterInput {
   workflowId: string;
@@ -36,6 +38,32 @@ export interface RegisterInput {
 
 /** Registers the candidate as the model's next version. One row per lifecycle run: a retried activity returns it. */
 export async function registerModel(input: RegisterInput): Promise<{ id: number; version: number }> {
+  const artifact = {
+    ...datasetRef(input.artifactUri),
+    facets: { factory_artifact: customFacet('ArtifactDatasetFacet', { artifactDigest: input.artifactDigest, imageDigest: input.imageDigest }) },
+  };
+  return withLineage(
+    `factory.register.${input.modelName}`,
+    { inputs: [artifact] },
+    () => register(input),
+    (mv) => ({
+      inputs: [artifact],
+      runFacets: {
+        factory_registration: customFacet('RegistrationRunFacet', {
+          modelName: input.modelName,
+          version: mv.version,
+          riskTier: input.riskTier,
+          datasetManifestDigest: input.datasetManifestDigest,
+          commitSha: input.commitSha,
+          policyDigest: input.policyDigest,
+          ...(input.provenance ? { provenanceUri: input.provenance.uri, provenanceDigest: input.provenance.digest } : {}),
+        }),
+      },
+    }),
+  );
+}
+
+async function register(input: RegisterInput): Promise<{ id: number; version: number }> {
   const { db } = activityDeps();
   const runId = input.runId ?? null;
   // The conflict target names the unique index the row falls under (migration 0004): per run, or per workflow id for older callers.

@@ -10,7 +10,9 @@ import { TritonClient, modelConfig, repositoryScratchFile, writeRepositoryEntry 
 import { appendAuditEvent } from '../src/audit/append.ts';
 import { verifyStoredProvenance } from '../src/provenance/verify.ts';
 import { bucket } from '../src/storage/s3.ts';
+import { customFacet, datasetRef } from '../src/lineage/openlineage.ts';
 import { activityDeps } from './deps.ts';
+import { withLineage } from './lineage.ts';
 
 export interface DeployInput {
   modelVersionId: number;
@@ -67,7 +69,39 @@ function deployHeartbeat() {
  * non-retryable `EvidenceMissing` naming the key; different bytes are `TamperedArtifact`.
  */
 export async function deployToTriton(input: DeployInput): Promise<DeployResult> {
-  return serveVerified(input, { allowedStates: ['approved', 'deployed'] });
+  const { env } = activityDeps();
+  const artifact = datasetRef(`s3://${bucket(env, 'artifacts')}/${input.artifactKey}`);
+  return withLineage(
+    'factory.deploy',
+    { inputs: [artifact] },
+    () => serveVerified(input, { allowedStates: ['approved', 'deployed'] }),
+    async (deployed) => ({
+      inputs: [{ ...artifact, facets: { factory_artifact: customFacet('ArtifactDatasetFacet', { artifactDigest: deployed.artifactDigest }) } }],
+      outputs: [{ namespace: `triton:${deployed.endpoint.replace(/\/v2\/.*$/, '')}`, name: `${deployed.tritonModel}/${deployed.tritonVersion}` }],
+      runFacets: {
+        factory_approvals: customFacet('ApprovalsRunFacet', { modelVersionId: input.modelVersionId, approvals: await approvalsOf(input.modelVersionId) }),
+      },
+    }),
+  );
+}
+
+/** The accepted decisions behind a deployment: who approved, in which role, signed or not. */
+async function approvalsOf(modelVersionId: number) {
+  const rows = await activityDeps()
+    .db.selectFrom('approvals')
+    .select(['approver', 'role', 'meaning', 'decision', 'decided_at', 'key_fingerprint'])
+    .where('model_version_id', '=', modelVersionId)
+    .where('accepted', '=', true)
+    .orderBy('decided_at')
+    .execute();
+  return rows.map((r) => ({
+    approver: r.approver,
+    role: r.role,
+    meaning: r.meaning,
+    decision: r.decision,
+    decidedAt: new Date(r.decided_at).toISOString(),
+    keyFingerprint: r.key_fingerprint,
+  }));
 }
 
 export interface ServeOptions {

@@ -14,7 +14,10 @@ import { bucket } from '../src/storage/s3.ts';
 import { retainUntilInForce } from '../src/policy/pack.ts';
 import { getBytes, putOnce, sha256Digest } from '../src/storage/objects.ts';
 import { downloadToFile } from '../src/storage/stream.ts';
+import { type DatasetSchema, datasetSchemaSchema } from '../src/datasets/schema.ts';
+import { customFacet, datasetRef, modelColumnLineage } from '../src/lineage/openlineage.ts';
 import { activityDeps } from './deps.ts';
+import { withLineage } from './lineage.ts';
 
 export interface TrainInput {
   workflowId: string;
@@ -439,6 +442,52 @@ async function claimForRun(dir: string, previous: Partial<JobHandle> | undefined
  * a worker shutting down detaches from it (the next attempt re-attaches).
  */
 export async function trainModel(input: TrainInput): Promise<TrainedModel> {
+  const certified = certifiedRef(input.certifiedKey);
+  return withLineage(
+    `factory.train.${input.modelName}`,
+    { inputs: [certified], runFacets: { factory_image: customFacet('ImageRunFacet', { imageDigest: input.imageDigest }) } },
+    () => train(input),
+    async (trained) => {
+      const schema = await lineageSchema(input.schemaPath);
+      return {
+        inputs: [certified],
+        outputs: [
+          {
+            ...datasetRef(trained.artifactUri),
+            facets: {
+              ...(schema ? { columnLineage: modelColumnLineage(certified, schema) } : {}),
+              factory_artifact: customFacet('ArtifactDatasetFacet', {
+                artifactDigest: trained.artifactDigest,
+                imageDigest: input.imageDigest,
+                attach: trained.attach,
+              }),
+            },
+          },
+        ],
+        runFacets: {
+          factory_image: customFacet('ImageRunFacet', { imageDigest: input.imageDigest, trainerCodeDigest: trained.measured?.trainerCode.digest ?? null }),
+        },
+      };
+    },
+  );
+}
+
+/** The certified dataset as OpenLineage names it. */
+function certifiedRef(certifiedKey: string): { namespace: string; name: string } {
+  return datasetRef(`s3://${bucket(activityDeps().env, 'certified')}/${certifiedKey}`);
+}
+
+/** The schema for facets only: unreadable here means fewer facets, never a failed stage. */
+async function lineageSchema(schemaPath: string): Promise<DatasetSchema | undefined> {
+  const { env, s3 } = activityDeps();
+  try {
+    return datasetSchemaSchema.parse(JSON.parse((await readInput(s3, schemaPath, 'schema', inputLanes(env), MAX_SCHEMA_BYTES)).toString('utf8')));
+  } catch {
+    return undefined;
+  }
+}
+
+async function train(input: TrainInput): Promise<TrainedModel> {
   const ctx = Context.current();
   const { env, s3 } = activityDeps();
   const jobDir = path.join(jobsDirFor(input.workflowId), 'train');
@@ -528,6 +577,29 @@ export async function trainModel(input: TrainInput): Promise<TrainedModel> {
  * new one starts.
  */
 export async function evaluateModel(input: {
+  workflowId: string;
+  artifactKey: string;
+  artifactDigest: string;
+  certifiedKey: string;
+  schemaPath: string;
+  seed: number;
+}): Promise<Record<string, number>> {
+  const { env } = activityDeps();
+  const artifact = datasetRef(`s3://${bucket(env, 'artifacts')}/${input.artifactKey}`);
+  const evaluation = datasetRef(`s3://${bucket(env, 'evidence')}/${input.artifactKey}.evaluation.json`);
+  const inputs = [
+    { ...artifact, facets: { factory_artifact: customFacet('ArtifactDatasetFacet', { artifactDigest: input.artifactDigest }) } },
+    certifiedRef(input.certifiedKey),
+  ];
+  return withLineage(
+    'factory.evaluate',
+    { inputs },
+    () => evaluate(input),
+    (metrics) => ({ inputs, outputs: [evaluation], runFacets: { factory_metrics: customFacet('MetricsRunFacet', { metrics }) } }),
+  );
+}
+
+async function evaluate(input: {
   workflowId: string;
   artifactKey: string;
   artifactDigest: string;

@@ -50,11 +50,32 @@ def load_schema(schema_path):
         return json.load(f)
 
 
+# The feature derivations this trainer applies, as a schema declares them (src/datasets/schema.ts):
+# standardisation of every feature, fitted on the training split, built into the exported model.
+SUPPORTED_TRANSFORMS = {"standardize"}
+
+
+def check_derivations(schema):
+    """Refuses a schema whose declared derivations are not what this trainer applies: the manifest
+    hashes the declaration, so it must describe the model that is trained."""
+    declared = schema.get("derivations")
+    if declared is None:
+        return
+    features = [f["name"] for f in schema["features"]]
+    for d in declared:
+        if d.get("transform") not in SUPPORTED_TRANSFORMS or d.get("fittedOn") != "training-split":
+            raise CertifiedDataRefused(f"derivation {d.get('output')!r}: this trainer applies only standardize fitted on the training split")
+    covered = [i for d in declared for i in d.get("inputs", [])]
+    if sorted(covered) != sorted(features):
+        raise CertifiedDataRefused("the declared derivations must standardize every feature exactly once (this trainer standardizes them all)")
+
+
 def load_certified(csv_path, schema_path):
     """Reads a certified CSV into float32 features and 0/1 labels, CHUNK_ROWS rows at a time (no
     per-row dicts: a 200 MB file stays a few hundred MB in memory). Any cell that breaks the numeric
     rule or the schema raises CertifiedDataRefused."""
     schema = load_schema(schema_path)
+    check_derivations(schema)
     features = [f["name"] for f in schema["features"]]
     label = schema["label"]
     values = set(label["values"])

@@ -78,6 +78,12 @@ async function checkpointAtEnd(reason: string): Promise<void> {
   }
 }
 
+/**
+ * Lifecycles that certify after this change hand their declared purpose and override (if any) to the
+ * certifier: consent is judged per row, and a signed override may re-include consent exclusions.
+ */
+export const DATASET_PURPOSE_PATCH = 'dataset-purpose';
+
 /** Lifecycles that close after this change start the archiver that exports their full history as evidence. */
 export const HISTORY_EXPORT_PATCH = 'history-export';
 
@@ -281,7 +287,10 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
 
   const quarantined = await data.quarantineRaw({ datasetPath: input.datasetPath, schemaPath });
   await audit('dataset.quarantined', { ...quarantined });
-  const dataset = await data.certifyDataset({ workflowId, quarantined, schemaPath, maxExcludedFraction: tier.maxExcludedFraction });
+  const governed = patched(DATASET_PURPOSE_PATCH)
+    ? { ...(input.purpose ? { purpose: input.purpose } : {}), ...(input.overridePath ? { overridePath: input.overridePath } : {}) }
+    : {};
+  const dataset = await data.certifyDataset({ workflowId, quarantined, schemaPath, maxExcludedFraction: tier.maxExcludedFraction, ...governed });
   await audit('dataset.certified', { ...dataset });
 
   // ---- place ----------------------------------------------------------------------------------

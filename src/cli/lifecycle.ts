@@ -254,6 +254,8 @@ export function registerLifecycle(program: Command): void {
     .requiredOption('--requester <email>', 'who requests the release')
     .requiredOption('--developer <email>', 'who developed the model (cannot approve it)')
     .option('--epochs <n>', 'training epochs (a whole number, 1 to 1000000; default 300)', strictInt(1, 1_000_000))
+    .option('--purpose <id>', "why the data is used: one of the dataset's declared purposes (required where rows carry consent)")
+    .option('--override <path>', 'a signed manual override re-including consent exclusions (signature at <path>.sig)')
     .option('--wait', 'wait for the outcome (exit 0 deployed, 5 rejected, 1 failed)')
     .option('--json', 'print JSON')
     .action(async (opts) => {
@@ -272,6 +274,8 @@ export function registerLifecycle(program: Command): void {
               riskTier: opts.risk,
               requester: opts.requester,
               developer: opts.developer,
+              ...(opts.purpose !== undefined ? { purpose: opts.purpose as string } : {}),
+              ...(opts.override !== undefined ? { overridePath: cliInputLocation(opts.override as string) } : {}),
               ...(opts.epochs !== undefined ? { training: { epochs: opts.epochs as number, seed: 7 } } : {}),
             },
             // An isolated deployment (or a test's workers) serves prefixed queues: start there too.

@@ -88,6 +88,19 @@ export const envSchema = z.object({
    * (50 at once timed out with 4: docs/benchmarks.md).
    */
   FACTORY_WORKER_DB_POOL: z.coerce.number().int().min(1).max(100).default(10),
+  /**
+   * Where each stage's OpenLineage RunEvents (START, COMPLETE, FAIL) go: `file` appends JSON lines to
+   * FACTORY_OPENLINEAGE_FILE (default $FACTORY_HOME/openlineage/events.jsonl), `http` POSTs each event to
+   * FACTORY_OPENLINEAGE_URL (Marquez-compatible: <base>/api/v1/lineage), `off` emits nothing.
+   */
+  FACTORY_OPENLINEAGE_TRANSPORT: z.enum(['off', 'file', 'http']).default('file'),
+  FACTORY_OPENLINEAGE_FILE: z.string().optional(),
+  FACTORY_OPENLINEAGE_URL: z.url().optional(),
+  /** The OpenLineage namespace of the factory's jobs (one per deployment). */
+  FACTORY_OPENLINEAGE_NAMESPACE: z
+    .string()
+    .regex(/^[\w.:/-]{1,200}$/)
+    .default('ai-factory'),
   /** Training and evaluation jobs one gpu-onprem worker runs at once. */
   FACTORY_GPU_MAX_CONCURRENT_JOBS: z.coerce.number().int().min(1).max(64).default(2),
 

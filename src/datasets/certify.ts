@@ -11,6 +11,10 @@ export interface CertifyOutcome {
   rowsTotal: number;
   rowsAccepted: number;
   rowsExcluded: number;
+  /** Of the excluded rows, those without consent for the declared purpose (the rest break the schema). */
+  rowsExcludedForConsent: number;
+  /** Consent exclusions re-included by an approved override: line and the reason that was set aside. */
+  overridden: Exclusion[];
   /** Every exclusion, up to `maxRecordedExclusions` (then `exclusionsTruncated`). */
   exclusions: Exclusion[];
   exclusionsTruncated: boolean;
@@ -36,12 +40,18 @@ export async function certifyStream(opts: {
   schema: DatasetSchema;
   outFile: string;
   maxRecordedExclusions: number;
+  /** The lifecycle's declared purpose (consent is judged against it). */
+  purpose?: string;
+  /** Lines (1-based, as in exclusions) an approved override re-includes; only consent exclusions can be. */
+  reinclude?: ReadonlySet<number>;
   onProgress?: (rows: number) => void;
 }): Promise<CertifyOutcome> {
   const raw = new DigestCounter();
   const exclusions: Exclusion[] = [];
   const counts = new Map<string, number>();
   let excluded = 0;
+  let excludedForConsent = 0;
+  const overridden: Exclusion[] = [];
   const exclude = (line: number, reason: string, kind: string) => {
     excluded += 1;
     counts.set(kind, (counts.get(kind) ?? 0) + 1);
@@ -71,7 +81,7 @@ export async function certifyStream(opts: {
   try {
     for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
       if (!validator) {
-        validator = new RowValidator(opts.schema, record);
+        validator = new RowValidator(opts.schema, record, opts.purpose);
         await write(`${validator.headerLine}\n`);
         continue;
       }
@@ -80,7 +90,14 @@ export async function certifyStream(opts: {
       if (v.ok) {
         accepted += 1;
         await write(`${v.line}\n`);
-      } else exclude(info.lines, v.reason, v.kind);
+      } else if (v.category === 'consent' && opts.reinclude?.has(info.lines)) {
+        accepted += 1;
+        if (overridden.length < opts.maxRecordedExclusions) overridden.push({ line: info.lines, reason: v.reason });
+        await write(`${v.line}\n`);
+      } else {
+        if (v.category === 'consent') excludedForConsent += 1;
+        exclude(info.lines, v.reason, v.kind);
+      }
       if (rows % 20_000 === 0) opts.onProgress?.(rows);
     }
     await parsing;
@@ -96,6 +113,8 @@ export async function certifyStream(opts: {
     rowsTotal: rows + malformed,
     rowsAccepted: accepted,
     rowsExcluded: excluded,
+    rowsExcludedForConsent: excludedForConsent,
+    overridden,
     exclusions,
     exclusionsTruncated: excluded > exclusions.length,
     reasonCounts: [...counts.entries()].map(([reason, n]) => ({ reason, rows: n })).sort((a, b) => b.rows - a.rows || a.reason.localeCompare(b.reason)),

@@ -1,20 +1,94 @@
 import type { Options as CsvOptions } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
 import { z } from 'zod';
-import { dataClassificationSchema } from '../domain/classification.ts';
+import { DATA_CLASSIFICATIONS, type DataClassification, dataClassificationSchema } from '../domain/classification.ts';
 import { parseNumber } from './numbers.ts';
 
-/** A dataset's declared schema (datasets/<name>/schema.json). */
-export const datasetSchemaSchema = z.object({
-  name: z.string().regex(/^[\w.-]{1,128}$/, 'letters, digits, ., _ and -'),
-  description: z.string().max(10_000).optional(),
-  classification: dataClassificationSchema,
-  label: z.object({ column: z.string().min(1).max(200), positive: z.string().max(200), values: z.array(z.string().max(200)).min(2).max(1_000) }),
-  features: z
-    .array(z.object({ name: z.string().min(1).max(200), type: z.literal('number'), min: z.number().optional(), max: z.number().optional() }))
-    .min(1)
-    .max(10_000),
+/** A purpose a dataset may be used for (and a lifecycle declares): a short lowercase id. */
+export const purposeSchema = z.string().regex(/^[a-z][a-z0-9-]{1,63}$/, 'a purpose id: lowercase letters, digits and -, 2 to 64 characters');
+
+const columnName = z.string().min(1).max(200);
+const shortText = z.string().min(1).max(500).regex(/^[^\p{Cc}]*$/u, 'no control characters');
+
+/**
+ * Who answers for the data and on what terms: owner, source system, the lawful basis, the purposes it
+ * may serve, and how long it is kept. Recorded in every manifest and OpenLineage event of the dataset.
+ */
+export const governanceSchema = z.object({
+  owner: z.string().email(),
+  sourceSystem: shortText,
+  legalBasis: shortText,
+  purposes: z.array(purposeSchema).min(1).max(50),
+  /** How long the raw and certified data are kept (a duration like 7y or 2190d). */
+  retention: z.string().regex(/^\d{1,5}[dy]$/, 'a duration like 7y or 2190d'),
 });
+
+/**
+ * A transform the trainer applies to the certified columns before the model sees them. Declared so the
+ * manifest (and through it the provenance) names them by digest; the trainer refuses one it does not apply.
+ */
+export const derivationSchema = z.object({
+  output: columnName,
+  transform: z.enum(['standardize']),
+  inputs: z.array(columnName).min(1).max(10_000),
+  /** Where the transform's parameters (mean, standard deviation) are fitted. */
+  fittedOn: z.enum(['training-split']),
+});
+
+/** A dataset's declared schema (datasets/<name>/schema.json). */
+export const datasetSchemaSchema = z
+  .object({
+    name: z.string().regex(/^[\w.-]{1,128}$/, 'letters, digits, ., _ and -'),
+    description: z.string().max(10_000).optional(),
+    /** The dataset's lineage domain (placement, retention and read logging follow it). */
+    classification: dataClassificationSchema,
+    governance: governanceSchema.optional(),
+    /**
+     * Rows carry consent: this column lists the purposes (separated by ";") each row's subject agreed to.
+     * Absent: the dataset has no consent column and rests on `governance.legalBasis`.
+     */
+    consent: z.object({ column: columnName, separator: z.literal(';').default(';') }).optional(),
+    /** Columns kept for traceability only (a record id): checked present, never certified nor trained on. */
+    identifiers: z.array(z.object({ name: columnName, classification: dataClassificationSchema.optional() })).max(10).optional(),
+    label: z.object({
+      column: columnName,
+      positive: z.string().max(200),
+      values: z.array(z.string().max(200)).min(2).max(1_000),
+      classification: dataClassificationSchema.optional(),
+    }),
+    features: z
+      .array(
+        z.object({
+          name: columnName,
+          type: z.literal('number'),
+          min: z.number().optional(),
+          max: z.number().optional(),
+          /** The column's own lineage domain; absent: the dataset's. */
+          classification: dataClassificationSchema.optional(),
+        }),
+      )
+      .min(1)
+      .max(10_000),
+    derivations: z.array(derivationSchema).max(100).optional(),
+  })
+  .superRefine((s, ctx) => {
+    const rank = (c: DataClassification) => DATA_CLASSIFICATIONS.indexOf(c);
+    const columns = [...s.features, { name: s.label.column, classification: s.label.classification }, ...(s.identifiers ?? [])];
+    // Placement reads the dataset's class: a column more sensitive than its dataset would be under-protected.
+    for (const c of columns) {
+      if (c.classification && rank(c.classification) > rank(s.classification)) {
+        ctx.addIssue({ code: 'custom', path: ['classification'], message: `column ${c.name} is ${c.classification}, more sensitive than the dataset's ${s.classification}` });
+      }
+    }
+    const names = [...columns.map((c) => c.name), ...(s.consent ? [s.consent.column] : [])];
+    if (new Set(names).size !== names.length) ctx.addIssue({ code: 'custom', path: ['features'], message: 'a column is declared twice' });
+    if (s.consent && !s.governance) ctx.addIssue({ code: 'custom', path: ['governance'], message: 'a dataset with a consent column declares its governance (purposes)' });
+    const features = new Set(s.features.map((f) => f.name));
+    for (const d of s.derivations ?? []) {
+      const unknown = d.inputs.filter((i) => !features.has(i));
+      if (unknown.length) ctx.addIssue({ code: 'custom', path: ['derivations'], message: `derivation ${d.output} reads undeclared features: ${unknown.slice(0, 5).join(', ')}` });
+    }
+  });
 export type DatasetSchema = z.infer<typeof datasetSchemaSchema>;
 
 export interface Exclusion {
@@ -62,7 +136,17 @@ function quoteCell(cell: string): string {
   return /[",\r\n]/.test(cell) ? `"${cell.replaceAll('"', '""')}"` : cell;
 }
 
-export type RowVerdict = { ok: true; line: string } | { ok: false; reason: string; kind: string };
+/**
+ * A row's verdict. `category` separates what the data breaks (schema) from what its subject did not agree
+ * to (consent): only schema violations count against the tier's excluded fraction, and only a consent
+ * exclusion can be re-included by a signed override (its certified `line` is kept for that).
+ */
+export type RowVerdict = { ok: true; line: string } | { ok: false; reason: string; kind: string; category: 'schema' } | { ok: false; reason: string; kind: string; category: 'consent'; line: string };
+
+/** The lifecycle's declared purpose, judged against what the dataset allows. */
+export class PurposeRefused extends Error {
+  override name = 'PurposeRefused';
+}
 
 /**
  * Judges rows against a schema, one at a time (the certifier streams). `reason` names the row's
@@ -73,13 +157,22 @@ export class RowValidator {
   readonly headerLine: string;
   private readonly index: Map<string, number>;
   private readonly labels: Set<string>;
+  /** Indexes of the certified columns (features and label, in the file's order): identifiers and consent are not certified. */
+  private readonly kept: number[];
+  private readonly consentIndex: number | undefined;
 
   /** A header that does not match the schema refuses the whole file; the error names only schema columns and counts. */
   constructor(
     private readonly schema: DatasetSchema,
     header: string[],
+    private readonly purpose?: string,
   ) {
-    const expected = [...schema.features.map((f) => f.name), schema.label.column];
+    if (schema.consent && !purpose) throw new PurposeRefused(`dataset "${schema.name}" carries consent per row: the lifecycle must declare its purpose (one of ${schema.governance?.purposes.join(', ')})`);
+    if (purpose && schema.governance && !schema.governance.purposes.includes(purpose)) {
+      throw new PurposeRefused(`purpose "${purpose}" is not one the dataset "${schema.name}" may serve (${schema.governance.purposes.join(', ')})`);
+    }
+    const certified = [...schema.features.map((f) => f.name), schema.label.column];
+    const expected = [...certified, ...(schema.identifiers ?? []).map((c) => c.name), ...(schema.consent ? [schema.consent.column] : [])];
     const missing = expected.filter((c) => !header.includes(c));
     const extra = header.filter((c) => !expected.includes(c)).length;
     const repeated = header.length - new Set(header).size;
@@ -91,36 +184,48 @@ export class RowValidator {
       ].filter(Boolean);
       throw new SchemaMismatchError(`header does not match schema "${schema.name}": ${parts.join('; ')} (the file has ${header.length} columns; the schema expects ${expected.length})`);
     }
-    this.header = header;
-    this.headerLine = header.map(quoteCell).join(',');
+    this.header = header.filter((h) => certified.includes(h));
+    this.headerLine = this.header.map(quoteCell).join(',');
     this.index = new Map(header.map((h, i) => [h, i]));
+    this.kept = this.header.map((h) => this.index.get(h)!);
+    this.consentIndex = schema.consent ? this.index.get(schema.consent.column) : undefined;
     this.labels = new Set(schema.label.values);
   }
 
   row(cells: string[]): RowVerdict {
-    const width = this.header.length;
-    if (cells.length !== width) return { ok: false, reason: `expected ${width} fields, found ${cells.length}`, kind: 'wrong number of fields' };
+    const width = this.index.size;
+    if (cells.length !== width) return { ok: false, reason: `expected ${width} fields, found ${cells.length}`, kind: 'wrong number of fields', category: 'schema' };
     for (const f of this.schema.features) {
       const raw = cells[this.index.get(f.name)!]!;
       const n = parseNumber(raw);
       if (!n.ok) {
-        if (n.reason === 'empty') return { ok: false, reason: `${f.name} is empty`, kind: `${f.name}: empty` };
+        if (n.reason === 'empty') return { ok: false, reason: `${f.name} is empty`, kind: `${f.name}: empty`, category: 'schema' };
         return {
           ok: false,
+          category: 'schema',
           reason: `${f.name}=${show(raw)} is not a number${n.reason === 'not-decimal' ? '' : ` (${n.reason})`}`,
           kind: `${f.name}: not a number (${n.reason})`,
         };
       }
       const shown = raw.length > 40 ? show(raw) : raw;
-      if (f.min !== undefined && n.value < f.min) return { ok: false, reason: `${f.name}=${shown} is below the minimum ${f.min}`, kind: `${f.name}: below the minimum ${f.min}` };
-      if (f.max !== undefined && n.value > f.max) return { ok: false, reason: `${f.name}=${shown} is above the maximum ${f.max}`, kind: `${f.name}: above the maximum ${f.max}` };
+      if (f.min !== undefined && n.value < f.min) return { ok: false, reason: `${f.name}=${shown} is below the minimum ${f.min}`, kind: `${f.name}: below the minimum ${f.min}`, category: 'schema' };
+      if (f.max !== undefined && n.value > f.max) return { ok: false, reason: `${f.name}=${shown} is above the maximum ${f.max}`, kind: `${f.name}: above the maximum ${f.max}`, category: 'schema' };
     }
     const column = this.schema.label.column;
     const label = cells[this.index.get(column)!]!;
     if (!this.labels.has(label)) {
-      return { ok: false, reason: `${column}=${show(label)} is not one of ${this.schema.label.values.join(', ')}`, kind: `${column}: not one of the labels` };
+      return { ok: false, reason: `${column}=${show(label)} is not one of ${this.schema.label.values.join(', ')}`, kind: `${column}: not one of the labels`, category: 'schema' };
     }
-    return { ok: true, line: this.header.map((h) => quoteCell(cells[this.index.get(h)!]!)).join(',') };
+    const line = this.kept.map((i) => quoteCell(cells[i]!)).join(',');
+    if (this.consentIndex !== undefined) {
+      // Exact tokens: a consent recorded as "Research " is not consent to "research".
+      const consented = cells[this.consentIndex]!.split(this.schema.consent!.separator);
+      if (!consented.includes(this.purpose!)) {
+        const column = this.schema.consent!.column;
+        return { ok: false, reason: `no consent for purpose "${this.purpose}" (${column}=${show(cells[this.consentIndex]!)})`, kind: `consent: none for purpose ${this.purpose}`, category: 'consent', line };
+      }
+    }
+    return { ok: true, line };
   }
 }
 
@@ -128,7 +233,7 @@ export class RowValidator {
  * Validates a whole CSV text (small files and tests; the certifier streams through the same
  * RowValidator). Bad rows are excluded with a reason each; nothing is dropped silently.
  */
-export function validateRows(text: string, schema: DatasetSchema): ValidationResult {
+export function validateRows(text: string, schema: DatasetSchema, purpose?: string): ValidationResult {
   const exclusions: Exclusion[] = [];
   const records = parseSync(text, {
     ...CSV_OPTIONS,
@@ -137,7 +242,7 @@ export function validateRows(text: string, schema: DatasetSchema): ValidationRes
     },
   }) as unknown as Array<{ record: string[]; info: { lines: number } }>;
   const [head, ...rows] = records;
-  const validator = new RowValidator(schema, head?.record ?? []);
+  const validator = new RowValidator(schema, head?.record ?? [], purpose);
   const accepted: string[] = [];
   for (const { record, info } of rows) {
     const v = validator.row(record);

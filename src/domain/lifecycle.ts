@@ -17,6 +17,16 @@ export const lifecycleInputSchema = z.object({
   riskTier: riskTierSchema,
   requester: emailSchema,
   developer: emailSchema,
+  /**
+   * Why the data is used (a purpose id the dataset's governance allows, e.g. diagnosis-research). Rows
+   * whose consent does not name it are excluded; required for a dataset that carries consent per row.
+   */
+  purpose: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{1,63}$/, 'a purpose id: lowercase letters, digits and -, 2 to 64 characters')
+    .optional(),
+  /** A signed manual override (JSON statement, its OpenSSH signature at `<path>.sig`) re-including consent exclusions. */
+  overridePath: z.string().min(1).max(4096).optional(),
   training: z
     .object({ epochs: z.number().int().min(1).max(1_000_000).default(300), seed: z.number().int().min(0).default(7) })
     .default({ epochs: 300, seed: 7 }),
