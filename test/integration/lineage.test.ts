@@ -26,7 +26,7 @@ afterAll(() => s3.destroy());
 function consentedDataset(): { csv: string; schema: string; noConsentLines: number[] } {
   const dir = path.join(TEST_DATA, `consent-${process.pid}-${Date.now()}`);
   fs.mkdirSync(dir, { recursive: true });
-  const [header, ...rows] = fs.readFileSync(DATASET, 'utf8').trimEnd().split('\n');
+  const [header, ...rows] = fs.readFileSync(DATASET, 'utf8').trimEnd().split(/\r?\n/);
   const noConsentLines: number[] = [];
   const lines = rows.map((r, i) => {
     const teachingOnly = i % 7 === 3;
