@@ -8,7 +8,9 @@ import { venvPaths } from '../../src/config/venv.ts';
 import { datasetLineage } from '../../src/datasets/lineage.ts';
 import { datasetSchemaSchema } from '../../src/datasets/schema.ts';
 import { customFacet, datasetRef, identityColumnLineage, modelColumnLineage, runEvent, runUuid, schemaFacets } from '../../src/lineage/openlineage.ts';
-import { lineageEndpoint } from '../../src/lineage/transport.ts';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { lineageEndpoint, openLineageFile, sendRunEvent } from '../../src/lineage/transport.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'openlineage-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -88,5 +90,30 @@ describe('OpenLineage RunEvents (checked by the official openlineage-python clie
     expect(runUuid('a')).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(lineageEndpoint('http://marquez:5000')).toBe('http://marquez:5000/api/v1/lineage');
     expect(lineageEndpoint('http://marquez:5000/api/v1/lineage')).toBe('http://marquez:5000/api/v1/lineage');
+  });
+
+  it('sends each event as one POST to <base>/api/v1/lineage (Marquez), or appends one line to the file', async () => {
+    const got: Array<{ url?: string; type?: string; body: string }> = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        got.push({ url: req.url, type: req.headers['content-type'], body });
+        res.writeHead(201).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const env = loadEnv({ ...process.env, FACTORY_HOME: tmp, FACTORY_OPENLINEAGE_TRANSPORT: 'http', FACTORY_OPENLINEAGE_URL: base });
+      await sendRunEvent(env, certifyComplete);
+      expect(got).toEqual([{ url: '/api/v1/lineage', type: 'application/json', body: JSON.stringify(certifyComplete) }]);
+      const fileEnv = loadEnv({ ...process.env, FACTORY_HOME: tmp, FACTORY_OPENLINEAGE_TRANSPORT: 'file' });
+      await sendRunEvent(fileEnv, certifyComplete);
+      await sendRunEvent(fileEnv, certifyComplete);
+      expect(fs.readFileSync(openLineageFile(fileEnv), 'utf8')).toBe(`${JSON.stringify(certifyComplete)}\n`.repeat(2));
+    } finally {
+      server.close();
+    }
   });
 });
