@@ -14,13 +14,16 @@ export function registerEvidence(program: Command): void {
   evidence
     .command('export <model@version>')
     .description(
-      "export one model version's evidence pack (provenance, datasets, evaluation, approvals with signatures and keys, deployments, histories, audit events up to a signed checkpoint, the policy pack, a signed manifest) through the evidenceExport workflow; it is kept under Object Lock and the export recorded (exit 0 exported; 6 no such version; 1 failed)",
+      "export one model version's evidence pack (provenance, datasets, evaluation, approvals with signatures and keys, deployments, histories, audit events up to a signed checkpoint, the policy pack, a signed manifest) through the evidenceExport workflow; it is kept under Object Lock and the export recorded (exit 0 exported; 2 bad input; 3 not finished in --timeout (workers down?); 6 no such version; 1 failed)",
     )
     .requiredOption('--out <file>', 'where to write the pack (a .zip)')
     .option('--case <id>', 'the examination or request this export answers, recorded with the export')
     .option('--as <principal>', 'who exports (default: user@host)')
+    .option('--timeout <seconds>', 'how long to wait for the export before giving up (it goes on; exit 3)', '600')
     .option('--json', 'print JSON')
-    .action(async (ref: string, opts: { out: string; case?: string; as?: string; json?: boolean }) => {
+    .action(async (ref: string, opts: { out: string; case?: string; as?: string; timeout: string; json?: boolean }) => {
+      if (!/^[1-9]\d{0,5}$/.test(opts.timeout)) throw new CliError(`--timeout ${opts.timeout}: a whole number of seconds (1-999999)`, EXIT.usage);
+      const timeoutMs = Number(opts.timeout) * 1000;
       const out = createOutput(!!opts.json);
       const { parseModelRef } = await import('../trace/trace.ts');
       const { name, version } = parseModelRef(ref);
@@ -49,8 +52,22 @@ export function registerEvidence(program: Command): void {
           taskQueue: `${env.FACTORY_TASK_QUEUE_PREFIX ?? ''}${TASK_QUEUES.control}`,
           args: [input.data],
         });
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new CliError(
+                  `the export ${handle.workflowId} did not finish within ${opts.timeout} s (it goes on)`,
+                  EXIT.unhealthy,
+                  'check the workers (npx factory dev status) and the evidenceExport workflow in the Web UI; the pack is at its result when it ends',
+                ),
+              ),
+            timeoutMs,
+          );
+        });
         try {
-          return (await handle.result()) as import('../domain/evidence.ts').EvidenceExportSummary;
+          return (await Promise.race([handle.result(), late])) as import('../domain/evidence.ts').EvidenceExportSummary;
         } catch (err) {
           if (err instanceof WorkflowFailedError) {
             const { rootCause, renderCause } = await import('../lifecycle/client.ts');
@@ -61,6 +78,8 @@ export function registerEvidence(program: Command): void {
             );
           }
           throw err;
+        } finally {
+          clearTimeout(timer);
         }
       });
       const [{ loadEnv }, { createS3 }, { getBytes, sha256Digest }, { parseS3Uri }] = await Promise.all([

@@ -257,6 +257,25 @@ export function verifyPack(archive: Uint8Array, { trusted }: { trusted?: readonl
   } else if (!envBytes && !listed.has(PACK_FILES.provenanceEnvelope))
     notes.push('no signed provenance in the pack (a version registered before provenance existed)');
 
+  // 3b. The certified dataset's manifest is the one the version (and its provenance) names; the
+  // evaluation report holds the metrics the registry recorded.
+  if (versionRaw) {
+    const manifests = [...files.keys()].filter((n) => n.startsWith(PACK_FILES.datasets) && n.endsWith('/manifest.json'));
+    const digests = manifests.filter(intact).map((n) => `sha256:${sha256Hex(files.get(n)!)}`);
+    if (manifests.length && !digests.includes(String(versionRaw.dataset_manifest_digest))) {
+      problem('records', `no dataset manifest in the pack has the version's digest ${String(versionRaw.dataset_manifest_digest)}`, manifests[0]);
+    }
+    const report = tryJson(get(PACK_FILES.evaluationReport));
+    const metrics = versionRaw.metrics;
+    if (report && typeof report === 'object' && metrics && typeof metrics === 'object') {
+      for (const [k, v] of Object.entries(metrics as Record<string, unknown>)) {
+        const r = (report as Record<string, unknown>)[k];
+        if (r !== undefined && r !== v)
+          problem('records', `the report's ${k} is ${String(r)}, the registry recorded ${String(v)}`, PACK_FILES.evaluationReport);
+      }
+    }
+  }
+
   // 4. The policy pack's bytes against its digest.
   const policy = get(PACK_FILES.policyPack);
   const policyDigest = get(PACK_FILES.policyDigest);

@@ -86,6 +86,16 @@ describe('evidence pack and model inventory (real Temporal, PostgreSQL, S3, Trit
     expect(event.actor).toBe('dana@hospital.example');
     expect(event.payload).toMatchObject({ model, version: mv.version, case: 'EXAM-2026-11', digest: summary.digest, lifecycleWorkflowId: workflowId });
 
+    // No worker on the queue: the CLI gives up after --timeout with exit 3 and the next step (the workflow goes on; ended here).
+    const stalled = await factoryCli(['evidence', 'export', `${model}@${mv.version}`, '--out', path.join(scratch, 'never.zip'), '--timeout', '2'], {
+      FACTORY_TASK_QUEUE_PREFIX: `${workers.prefix}nobody-`,
+    });
+    expect(stalled.code, stalled.stderr).toBe(3);
+    expect(stalled.stderr).toMatch(/did not finish within 2 s \(it goes on\)\nnext: check the workers/);
+    const stalledId = /the export (\S+) did not finish/.exec(stalled.stderr)![1]!;
+    await client.workflow.getHandle(stalledId).terminate('test: no worker polls this queue');
+    expect(fs.existsSync(path.join(scratch, 'never.zip'))).toBe(false);
+
     // Verify in a clean directory without the stack: the CLI with a scrubbed environment.
     const clean = fs.mkdtempSync(path.join(scratch, 'examiner-'));
     fs.copyFileSync(packFile, path.join(clean, 'pack.zip'));
@@ -206,5 +216,5 @@ describe('evidence pack and model inventory (real Temporal, PostgreSQL, S3, Trit
     expect(late.map((v) => [v.version, v.overdue, v.revalidateEvery])).toEqual([[mv.version, true, '1s']]);
     const text = await factoryCli(['inventory', '--model', model], { FACTORY_POLICY_PACK: tight });
     expect(text.stdout).toMatch(new RegExp(`deployed \\(1\\)\\n  ${model}@${mv.version}  tier=medium  owner=omar@hospital.example .*OVERDUE by 0 d`));
-  });
+  }, 600_000);
 });

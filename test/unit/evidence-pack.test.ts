@@ -19,6 +19,7 @@ const key = factoryKeyFromPem(generateFactoryKeyPem(), 'test');
 const otherKey = factoryKeyFromPem(generateFactoryKeyPem(), 'other');
 const d = (c: string) => `sha256:${c.repeat(64)}`;
 const WF = 'lifecycle-bc-abc1234';
+const DATASET_MANIFEST = '{"dataset":"wdbc","classification":"phi","exclusions":[]}';
 const facts: ProvenanceFacts = {
   artifact: { name: 'models/bc/aa/model.onnx', uri: 's3://factory-artifacts/models/bc/aa/model.onnx', digest: d('a') },
   dataset: {
@@ -26,7 +27,7 @@ const facts: ProvenanceFacts = {
     rawUri: 's3://q/raw',
     rawSha256: d('b'),
     manifestUri: 's3://c/m.json',
-    manifestDigest: d('c'),
+    manifestDigest: `sha256:${sha256Hex(DATASET_MANIFEST)}`,
     certifiedUri: 's3://c/data.csv',
     certifiedSha256: d('d'),
   },
@@ -94,15 +95,18 @@ function contents(events = chain(), signWith = key): Map<string, Uint8Array> {
           model_name: 'bc',
           version: 3,
           artifact_digest: d('a'),
-          dataset_manifest_digest: d('c'),
+          dataset_manifest_digest: facts.dataset.manifestDigest,
           commit_sha: 'abc1234',
           policy_digest: d('9'),
           image_digest: d('e'),
           provenance_digest: `sha256:${sha256Hex(provenance)}`,
+          metrics: { auc: 0.99, n: 114 },
         }),
       ),
     ],
     [PACK_FILES.provenanceEnvelope, provenance],
+    [`${PACK_FILES.datasets}cc/manifest.json`, b(DATASET_MANIFEST)],
+    [PACK_FILES.evaluationReport, b(JSON.stringify({ auc: 0.99, n: 114 }))],
     [PACK_FILES.approvals, b(JSON.stringify([]))],
     [PACK_FILES.auditEvents, b(`${events.map((e) => JSON.stringify(e)).join('\n')}\n`)],
     [PACK_FILES.auditCheckpoint, b(JSON.stringify(signEnvelope(signWith, CHECKPOINT_PAYLOAD_TYPE, JSON.stringify(checkpoint))))],
@@ -252,6 +256,19 @@ describe('evidence pack: offline verification', () => {
     const v = verifyPack(seal(history));
     expect(v.exitCode).toBe(VERIFY_EXIT.records);
     expect(v.problems[0]).toMatchObject({ file: 'history/r1.json', message: expect.stringMatching(/in no history.exported event/) });
+  });
+
+  it("catches a dataset manifest that is not the version's, and a report whose metrics are not the registry's (exit 26)", () => {
+    const dataset = contents();
+    dataset.set(`${PACK_FILES.datasets}cc/manifest.json`, Buffer.from('{"dataset":"wdbc","classification":"public","exclusions":[]}'));
+    expect(verifyPack(seal(dataset)).problems).toEqual([
+      expect.objectContaining({ class: 'records', file: `${PACK_FILES.datasets}cc/manifest.json`, message: expect.stringMatching(/no dataset manifest/) }),
+    ]);
+    const report = contents();
+    report.set(PACK_FILES.evaluationReport, Buffer.from(JSON.stringify({ auc: 0.999, n: 114 })));
+    expect(verifyPack(seal(report)).problems).toEqual([
+      { class: 'records', file: PACK_FILES.evaluationReport, message: "the report's auc is 0.999, the registry recorded 0.99" },
+    ]);
   });
 
   it('refuses what is not a pack, and archives over its limits, without reading them whole (exit 20)', () => {
