@@ -20,7 +20,8 @@ export const LEASE_FILE = 'lease';
 export const EXIT_CODE_FILE = 'exit_code';
 
 /**
- * The wrapper: runs the job in the background, records its exit status in $JOB_DIR/exit_code (a later
+ * The wrapper: runs the job in the background, records its exit status in $JOB_DIR/exit_code (written
+ * beside and renamed into place, so whoever sees the file sees its whole content; a later
  * attempt reads it when it was not the parent), and kills it when the lease has not been renewed for
  * $1 seconds (writing $JOB_DIR/orphaned). `wait -n -p` (bash >= 5.1) returns as soon as the job ends.
  * The Slurm launcher runs the same wrapper as its batch script (src/jobs/slurm.ts).
@@ -39,7 +40,7 @@ while :; do
     kill -KILL "$job" 2>/dev/null
   fi
 done
-echo "$status" > "$JOB_DIR/${EXIT_CODE_FILE}"`;
+echo "$status" > "$JOB_DIR/${EXIT_CODE_FILE}.tmp" && mv -f "$JOB_DIR/${EXIT_CODE_FILE}.tmp" "$JOB_DIR/${EXIT_CODE_FILE}"`;
 
 /**
  * Fires when the wrapper writes the job's exit status, so the launcher notices the end at once instead
