@@ -448,6 +448,14 @@ export function registerLifecycle(program: Command): void {
       if (state.workersAnswering === false) throw workersNotAnswering(workflowId);
       if (state.result?.outcome === 'rejected') process.exitCode = EXIT.rejected;
       else if (state.temporalStatus !== 'RUNNING' && state.temporalStatus !== 'COMPLETED') {
+        if (isRetirement) {
+          // A retirement refused before its gate (already retired, not retirable) or stopped: asked again with `retire`, not `lifecycle retry`.
+          throw new CliError(
+            `retirement ${workflowId} is closed (${closedSummary(state)})`,
+            EXIT.failure,
+            `fix the cause named above, then ask again: npx factory retire <model>@<version> --reason … --as …`,
+          );
+        }
         throw new CliError(`lifecycle ${workflowId} is closed (${closedSummary(state)})`, EXIT.failure, nextAfterFailure(workflowId, state.failure));
       }
     });

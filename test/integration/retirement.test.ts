@@ -7,6 +7,7 @@ import type { LifecycleOutcome } from '../../src/domain/lifecycle.ts';
 import type { RetirementOutcome } from '../../src/domain/retirement.ts';
 import { createKey, writeKeysFile } from '../../src/gateway/keys.ts';
 import { decide } from '../../src/lifecycle/client.ts';
+import { startRetirement } from '../../src/lifecycle/retirement.ts';
 import { policyPackPath } from '../../src/policy/pack.ts';
 import { parseS3Uri } from '../../src/serving/s3-uri.ts';
 import { TritonClient, tritonUrl } from '../../src/serving/triton.ts';
@@ -205,5 +206,16 @@ describe('retirement of a model version (real Temporal, PostgreSQL, S3, Triton, 
     const again = await factoryCli(['retire', `${model}@${version}`, '--reason', REASON, '--as', 'ci@hospital.example', '--json'], cliEnv());
     expect(again.code).toBe(4);
     expect(JSON.parse(again.stdout)).toMatchObject({ refused: true, state: 'retired' });
+    // Started past the CLI's check, the workflow refuses it for good (non-retryable), and status says what to do.
+    await startRetirement(
+      suite.client,
+      { modelName: model, version, reason: REASON, requestedBy: 'ci@hospital.example' },
+      { taskQueuePrefix: suite.workers.prefix },
+    );
+    await expect(suite.client.workflow.getHandle(retirementId).result()).rejects.toThrow();
+    const failed = await factoryCli(['status', retirementId]);
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toContain('AlreadyRetired');
+    expect(failed.stderr).toContain('npx factory retire');
   });
 });
