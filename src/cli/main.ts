@@ -111,8 +111,8 @@ async function report(err: unknown): Promise<number> {
 
 const wanted = byCommand[process.argv[2] ?? ''];
 try {
-  for (const registrar of wanted ? [wanted] : [dev, lifecycle, audit, history, demo, keys, capacity, gateway, evidence, inventory, rollback])
-    (await registrar())(program);
+  // `factory --help` (or an unknown command): every module, each once, so the list never forgets one.
+  for (const registrar of wanted ? [wanted] : new Set(Object.values(byCommand))) (await registrar())(program);
   await program.parseAsync(process.argv);
 } catch (err) {
   process.exitCode = await report(err);
