@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import type { LegalHoldInput, LegalHoldResult, RetentionReport } from '../domain/governance.ts';
 import { legalHoldInputSchema } from '../domain/governance.ts';
-import { withTemporal } from './context.ts';
+import os from 'node:os';
+import path from 'node:path';
+import { withDb, withTemporal } from './context.ts';
 import { CliError, EXIT, createOutput } from './output.ts';
 
 /** Refusal types of a hold action (the workflow's ApplicationFailure type): exit 4, with what to do next. */
@@ -104,4 +106,52 @@ export function registerGovernance(program: Command): void {
     .option('--prefix <key>', 'only objects whose key starts with this')
     .option('--json', 'print JSON (as report)')
     .action(async (o: { prefix?: string; json?: boolean }) => runSweep('delete', o.prefix, !!o.json));
+}
+
+export function registerDatasetRead(program: Command): void {
+  const dataset = program.command('dataset').description('certified datasets outside a lifecycle');
+  dataset
+    .command('read <name>')
+    .description(
+      'copy a certified dataset into a new file (mode 0600); the read (who, why, which version, its classification) is recorded first in the audit trail',
+    )
+    .requiredOption('--purpose <text>', 'why you read it (recorded; 3 to 500 characters, no control characters)')
+    .requiredOption('--out <file>', 'a new file to write (an existing one is refused)')
+    .option('--version <manifestDigest>', 'the version (its manifest digest); default: the newest')
+    .option('--as <who>', 'who reads (recorded; default: this user@host)')
+    .option('--json', 'print JSON: {read: {eventId, reader, purpose, at}, dataset, manifestDigest, classification, object, out, bytes, sha256}')
+    .action(async (name: string, o: { purpose: string; out: string; version?: string; as?: string; json?: boolean }) => {
+      const { READ_PURPOSE, DatasetReadRefused, readCertifiedDataset } = await import('../datasets/read-log.ts');
+      if (!READ_PURPOSE.test(o.purpose)) throw new CliError('--purpose must be 3 to 500 characters without control characters', EXIT.usage);
+      const reader = o.as ?? `${os.userInfo().username}@${os.hostname()}`;
+      if (!READ_PURPOSE.test(reader) || reader.length > 200) throw new CliError('--as must be 3 to 200 characters without control characters', EXIT.usage);
+      if (!/^[\w.-]{1,128}$/.test(name)) throw new CliError('<name>: letters, digits, ., _ and - (at most 128)', EXIT.usage);
+      if (o.version && !/^sha256:[0-9a-f]{64}$/.test(o.version)) throw new CliError('--version: a manifest digest sha256:<64 hex>', EXIT.usage);
+      const { createS3 } = await import('../storage/s3.ts');
+      const result = await withDb(async (db, env) => {
+        const s3 = createS3(env);
+        try {
+          return await readCertifiedDataset(db, s3, {
+            name,
+            reader,
+            purpose: o.purpose,
+            out: path.resolve(o.out),
+            ...(o.version ? { manifestDigest: o.version } : {}),
+          });
+        } catch (err) {
+          if (err instanceof DatasetReadRefused) {
+            const code = err.kind === 'not-found' ? EXIT.notFound : err.kind === 'integrity' ? EXIT.tampered : EXIT.usage;
+            throw new CliError(err.message, code, err.kind === 'not-found' ? 'list the datasets with `npx factory trace <model>@<version>`' : undefined);
+          }
+          throw err;
+        } finally {
+          s3.destroy();
+        }
+      }, 'worker');
+      createOutput(!!o.json).result(
+        result,
+        (r) =>
+          `read recorded: ${r.read.eventId} by ${r.read.reader} at ${r.read.at} for "${r.read.purpose}"\n${r.dataset} (${r.classification}) ${r.manifestDigest}: ${r.bytes} bytes to ${r.out} (${r.sha256})`,
+      );
+    });
 }

@@ -17,6 +17,7 @@ const evidence: Registrar = async () => (await import('./evidence.ts')).register
 const inventory: Registrar = async () => (await import('./evidence.ts')).registerInventory;
 const governance: Registrar = async () => (await import('./governance.ts')).registerGovernance;
 const rollback: Registrar = async () => (await import('./rollback.ts')).registerRollback;
+const datasetRead: Registrar = async () => (await import('./governance.ts')).registerDatasetRead;
 /**
  * Each top-level command's module, loaded only when that command runs: `factory trace` must not
  * pay for loading the Temporal client, the S3 SDK and the stack (it answers in well under a second).
@@ -45,6 +46,7 @@ const byCommand: Record<string, Registrar> = {
   retention: governance,
   rollback,
   drill: rollback,
+  dataset: datasetRead,
 };
 
 const program = new Command('factory')
