@@ -43,13 +43,9 @@ describe('placement by policy', () => {
       expect((await scheduledActivities(workflowId)).filter(([, q]) => q.endsWith('gpu-burst'))).toEqual([]);
 
       await workers.start('gpu-onprem');
-      await waitFor(
-        'training on-prem',
-        async () => ((await auditKinds(workflowId)).some((e) => e.kind === 'evaluation.completed') ? true : undefined),
-        400_000,
-        1_000,
-      );
-      const placed = await waitForStatus(client, workflowId, () => true);
+      // Up to the gate, or a rejection by evaluation (registered, its events written): the cancellation
+      // below then ends a consistent trail that `audit verify` accepts.
+      const placed = await waitForStatus(client, workflowId, (s) => s.stage === 'approval' || s.stage === 'rejected', 400_000);
       expect(placed.placement).toMatchObject({ zone: 'gpu-onprem', waiting: false });
       const scheduled = await scheduledActivities(workflowId);
       const jobs = scheduled.filter(([type]) => type === 'trainModel' || type === 'evaluateModel');
@@ -58,6 +54,12 @@ describe('placement by policy', () => {
       expect(scheduled.filter(([, q]) => q.endsWith('gpu-burst'))).toEqual([]);
       const scheduledEvent = (await auditKinds(workflowId)).find((e) => e.kind === 'placement.scheduled');
       expect(scheduledEvent?.payload).toMatchObject({ zone: 'gpu-onprem', location: 'on-prem' });
+      if (placed.stage === 'approval') {
+        await client.workflow.getHandle(workflowId).cancel();
+        await waitFor('the cancellation to be recorded', async () =>
+          (await auditKinds(workflowId)).some((e) => e.kind === 'lifecycle.cancelled') ? true : undefined,
+        );
+      }
     } finally {
       await client.workflow
         .getHandle(workflowId)

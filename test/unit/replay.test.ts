@@ -13,8 +13,9 @@ Runtime.install({ logger: new DefaultLogger('WARN') });
  * workflow code: a change that would break running workflows (non-determinism) fails here.
  */
 describe('replay of recorded lifecycle histories', () => {
-  // Lifecycles, retirements (workflows/retirement.ts), rollbacks and drills (workflows/rollback.ts): one history per terminal path.
-  const files = fs.readdirSync(fixtures).filter((f) => /^(lifecycle|retirement|rollback|drill)-.*\.json$/.test(f));
+  // Lifecycles, retirements (workflows/retirement.ts), rollbacks and drills (workflows/rollback.ts), legal holds and
+  // retention sweeps (workflows/governance.ts): one history per terminal path.
+  const files = fs.readdirSync(fixtures).filter((f) => /^(lifecycle|retirement|rollback|drill|legal-hold|retention)-.*\.json$/.test(f));
 
   it('has recorded histories to replay', () => {
     expect(files.length).toBeGreaterThan(0);
