@@ -172,7 +172,8 @@ export async function buildEvidencePack(deps: PackDeps, input: PackInput): Promi
   put(PACK_FILES.approvals, json(approvalRecords));
 
   put(PACK_FILES.deployments, json(await db.selectFrom('deployments').selectAll().where('model_version_id', '=', mv.id).orderBy('deployed_at').execute()));
-  for (const [table, rows] of await relatedRecords(db, mv.id, mv.dataset_manifest_digest)) put(`${PACK_FILES.records}${pathSegment(table)}.json`, json(rows));
+  for (const [table, rows] of await relatedRecords(db, mv, [...new Set(datasets.map((d) => d.name))]))
+    put(`${PACK_FILES.records}${pathSegment(table)}.json`, json(rows));
 
   // The lifecycle's exported Temporal histories, every run.
   const histories = await db
@@ -272,29 +273,60 @@ async function checkpointCovering(s3: S3Client, bucket: string, chain: string, s
 }
 
 /**
- * Records other features keep about this version (rollbacks, drills, retirement, holds) or its dataset
- * (classification, consent, placement): any table with a model_version_id or dataset manifest digest
- * column, read when it exists and the reader may read it. A section per table, present when it is.
+ * Records other features keep about this version, read defensively (a section per table, present when
+ * the table exists, the reader may read it and it has rows): any table with a column naming a model
+ * version by id (`model_version_id`, `from_version_id`, `to_version_id`: retirements, rollbacks…) or
+ * the version's dataset manifest digest; rollback drills and legal holds by model (and dataset) name.
+ * Request logs (gateway_requests and its monthly partitions) are left out: per request, traced apart.
  */
-async function relatedRecords(db: Kysely<Database>, modelVersionId: number, manifestDigest: string): Promise<Array<[string, unknown[]]>> {
+async function relatedRecords(
+  db: Kysely<Database>,
+  mv: { id: number; model_name: string; version: number; dataset_manifest_digest: string },
+  datasetNames: readonly string[],
+): Promise<Array<[string, unknown[]]>> {
+  // The catalog, not information_schema: partitions are told apart (relispartition) and no name is cast.
   const cols = await sql<{ table_name: string; column_name: string }>`
-    SELECT table_name, column_name FROM information_schema.columns
-    WHERE table_schema = current_schema() AND column_name IN ('model_version_id', 'dataset_manifest_digest', 'manifest_digest')
-    ORDER BY table_name`.execute(db);
+    SELECT c.relname AS table_name, a.attname AS column_name
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
+    WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND NOT a.attisdropped
+      AND a.attname IN ('model_version_id', 'from_version_id', 'to_version_id', 'dataset_manifest_digest', 'manifest_digest')
+    ORDER BY c.relname, a.attname`.execute(db);
+  const byTable = new Map<string, string[]>();
+  for (const { table_name: t, column_name: c } of cols.rows) byTable.set(t, [...(byTable.get(t) ?? []), c]);
   const out: Array<[string, unknown[]]> = [];
-  for (const { table_name: table, column_name: column } of cols.rows) {
-    if (EXCLUDED_TABLES.has(table) || table === 'dataset_versions' || !/^[a-z_][a-z0-9_]*$/.test(table)) continue;
-    const value = column === 'model_version_id' ? modelVersionId : manifestDigest;
+  const read = async (table: string, where: ReturnType<typeof sql>) => {
     try {
-      const rows = await sql<Record<string, unknown>>`SELECT * FROM ${sql.table(table)} WHERE ${sql.ref(column)} = ${value} LIMIT ${MAX_RECORD_ROWS}`.execute(
-        db,
-      );
+      const rows = await sql<Record<string, unknown>>`SELECT * FROM ${sql.table(table)} WHERE ${where} LIMIT ${MAX_RECORD_ROWS}`.execute(db);
       if (rows.rows.length) out.push([table, rows.rows]);
+      return rows.rows;
     } catch {
       // Not readable by this role (or gone): the section is left out, as for a table that does not exist.
+      return [];
+    }
+  };
+  for (const [table, columns] of byTable) {
+    if (EXCLUDED_TABLES.has(table) || table.startsWith('gateway_requests') || table === 'dataset_versions' || !/^[a-z_][a-z0-9_]*$/.test(table)) continue;
+    const conditions = columns.map((c) => sql`${sql.ref(c)} = ${c.endsWith('digest') ? mv.dataset_manifest_digest : mv.id}`);
+    const rows = await read(table, sql.join(conditions, sql` OR `));
+    if (table === 'rollbacks' && rows.length && (await tableExists(db, 'rollback_recoveries'))) {
+      await read('rollback_recoveries', sql`rollback_id IN (${sql.join(rows.map((r) => r.id))})`);
+    }
+  }
+  if (await tableExists(db, 'rollback_drills')) {
+    await read('rollback_drills', sql`model_name = ${mv.model_name} AND (live_version = ${mv.version} OR previous_version = ${mv.version})`);
+  }
+  if (await tableExists(db, 'legal_holds')) {
+    const holds = await read('legal_holds', sql`scope_name IN (${sql.join([mv.model_name, ...datasetNames])})`);
+    if (holds.length && (await tableExists(db, 'legal_hold_releases'))) {
+      await read('legal_hold_releases', sql`case_id IN (${sql.join(holds.map((h) => h.case_id))})`);
     }
   }
   return out;
+}
+
+async function tableExists(db: Kysely<Database>, table: string): Promise<boolean> {
+  const r = await sql<{ t: string | null }>`SELECT to_regclass(${table})::text AS t`.execute(db);
+  return !!r.rows[0]?.t;
 }
 
 function readme(input: PackInput, workflowId: string): string {

@@ -157,6 +157,8 @@ describe('evidence pack and model inventory (real Temporal, PostgreSQL, S3, Trit
       fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
       fs.writeFileSync(path.join(dir, name), bytes);
     }
+    // Related records by table: the version's live gateway route; never the request log (or its monthly partitions).
+    expect(fs.readdirSync(path.join(dir, 'records'))).toEqual(['gateway_routes.json']);
     const approvals = JSON.parse(fs.readFileSync(path.join(dir, 'approvals', 'approvals.json'), 'utf8')) as Array<{
       approver: string;
       statementFile?: string;
