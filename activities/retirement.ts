@@ -10,6 +10,7 @@ import { type EvidenceKind, evidenceRetainUntil } from '../src/policy/schema.ts'
 import { parseS3Uri } from '../src/serving/s3-uri.ts';
 import { extendLock } from '../src/storage/objects.ts';
 import { activityDeps } from './deps.ts';
+import { refusedByGuardIsFinal } from './guard-refusal.ts';
 
 /** The version a retirement names, as the registry has it now. */
 export interface RetirementTarget {
@@ -33,6 +34,20 @@ export async function retirementTarget(input: { modelName: string; version: numb
     .where('version', '=', input.version)
     .executeTakeFirst();
   if (!m) throw ApplicationFailure.nonRetryable(`no model version ${input.modelName}@${input.version} in the registry`, 'UnknownModelVersion');
+  // Refused before anyone is asked to approve: an open legal hold freezes the model's finished versions.
+  const hold = await db
+    .selectFrom('legal_holds as h')
+    .select('h.case_id')
+    .where('h.scope_kind', '=', 'model')
+    .where('h.scope_name', '=', m.model_name)
+    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('legal_hold_releases as r').select('r.case_id').whereRef('r.case_id', '=', 'h.case_id'))))
+    .executeTakeFirst();
+  if (hold) {
+    throw ApplicationFailure.nonRetryable(
+      `${m.model_name}@${m.version} is under legal hold ${hold.case_id}: it cannot be retired until the hold is released (factory hold release)`,
+      'RefusedByRegistryGuard',
+    );
+  }
   return {
     id: m.id,
     modelName: m.model_name,
@@ -139,74 +154,77 @@ export async function recordRetirement(input: RecordRetirementInput): Promise<{ 
     throw ApplicationFailure.nonRetryable(`reason must be a string of at most ${RETIREMENT_REASON_MAX} characters`, 'InvalidInput');
   }
   const id = `${input.workflowId}/${input.runId}/retirement`;
-  return db.transaction().execute(async (tx) => {
-    const m = await tx
-      .selectFrom('model_versions')
-      .select(['state', 'model_name', 'version'])
-      .where('id', '=', input.modelVersionId)
-      .forUpdate()
-      .executeTakeFirstOrThrow();
-    if (m.state === 'retired') {
-      const done = await tx
-        .selectFrom('retirements')
-        .select(['route_retired', 'previous_state', 'id'])
+  // Under an open legal hold the version is frozen (migration 0016): refused for good, not retried.
+  return refusedByGuardIsFinal(() =>
+    db.transaction().execute(async (tx) => {
+      const m = await tx
+        .selectFrom('model_versions')
+        .select(['state', 'model_name', 'version'])
+        .where('id', '=', input.modelVersionId)
+        .forUpdate()
+        .executeTakeFirstOrThrow();
+      if (m.state === 'retired') {
+        const done = await tx
+          .selectFrom('retirements')
+          .select(['route_retired', 'previous_state', 'id'])
+          .where('model_version_id', '=', input.modelVersionId)
+          .executeTakeFirst();
+        if (done?.id === id) return { routeRetired: done.route_retired, previousState: done.previous_state as ModelState };
+        throw ApplicationFailure.nonRetryable(`${m.model_name}@${m.version} is already retired${done ? ` (by ${done.id})` : ''}`, 'AlreadyRetired');
+      }
+      if (!MODEL_STATE_TRANSITIONS[m.state].includes('retired')) {
+        throw ApplicationFailure.nonRetryable(`${m.model_name}@${m.version} is ${m.state}: it cannot be retired`, 'IllegalTransition');
+      }
+      const at = new Date(input.retiredAt);
+      await tx.updateTable('model_versions').set({ state: 'retired', updated_at: at }).where('id', '=', input.modelVersionId).execute();
+      const route = await tx
+        .updateTable('gateway_routes')
+        .set({ state: 'retired', reason: `retired: ${input.reason}`.slice(0, 1_100), switched_at: at, switched_by: input.workflowId })
+        .where('model_name', '=', m.model_name)
         .where('model_version_id', '=', input.modelVersionId)
         .executeTakeFirst();
-      if (done?.id === id) return { routeRetired: done.route_retired, previousState: done.previous_state as ModelState };
-      throw ApplicationFailure.nonRetryable(`${m.model_name}@${m.version} is already retired${done ? ` (by ${done.id})` : ''}`, 'AlreadyRetired');
-    }
-    if (!MODEL_STATE_TRANSITIONS[m.state].includes('retired')) {
-      throw ApplicationFailure.nonRetryable(`${m.model_name}@${m.version} is ${m.state}: it cannot be retired`, 'IllegalTransition');
-    }
-    const at = new Date(input.retiredAt);
-    await tx.updateTable('model_versions').set({ state: 'retired', updated_at: at }).where('id', '=', input.modelVersionId).execute();
-    const route = await tx
-      .updateTable('gateway_routes')
-      .set({ state: 'retired', reason: `retired: ${input.reason}`.slice(0, 1_100), switched_at: at, switched_by: input.workflowId })
-      .where('model_name', '=', m.model_name)
-      .where('model_version_id', '=', input.modelVersionId)
-      .executeTakeFirst();
-    const routeRetired = Number(route.numUpdatedRows) > 0;
-    await tx
-      .insertInto('retirements')
-      .values({
-        id,
-        model_version_id: input.modelVersionId,
-        model_name: m.model_name,
-        version: m.version,
-        previous_state: m.state,
-        reason: input.reason,
-        requested_by: input.requestedBy,
-        workflow_id: input.workflowId,
-        run_id: input.runId,
-        route_retired: routeRetired,
-        retention: JSON.stringify(input.retention),
-        policy_digest: input.policyDigest,
-        retired_at: at,
-      })
-      .execute();
-    // The registry rows first: the append switches the transaction to the audit writer's role.
-    await appendAuditEventsIn(tx, [
-      {
-        workflowId: input.workflowId,
-        runId: input.runId,
-        step: 'model.retired',
-        kind: 'model.retired',
-        actor: input.requestedBy,
-        payload: {
-          modelVersionId: input.modelVersionId,
-          modelName: m.model_name,
+      const routeRetired = Number(route.numUpdatedRows) > 0;
+      await tx
+        .insertInto('retirements')
+        .values({
+          id,
+          model_version_id: input.modelVersionId,
+          model_name: m.model_name,
           version: m.version,
-          from: m.state,
+          previous_state: m.state,
           reason: input.reason,
-          routeRetired,
-          approvals: input.approvals,
-          retention: input.retention,
-          policyDigest: input.policyDigest,
+          requested_by: input.requestedBy,
+          workflow_id: input.workflowId,
+          run_id: input.runId,
+          route_retired: routeRetired,
+          retention: JSON.stringify(input.retention),
+          policy_digest: input.policyDigest,
+          retired_at: at,
+        })
+        .execute();
+      // The registry rows first: the append switches the transaction to the audit writer's role.
+      await appendAuditEventsIn(tx, [
+        {
+          workflowId: input.workflowId,
+          runId: input.runId,
+          step: 'model.retired',
+          kind: 'model.retired',
+          actor: input.requestedBy,
+          payload: {
+            modelVersionId: input.modelVersionId,
+            modelName: m.model_name,
+            version: m.version,
+            from: m.state,
+            reason: input.reason,
+            routeRetired,
+            approvals: input.approvals,
+            retention: input.retention,
+            policyDigest: input.policyDigest,
+          },
+          occurredAt: input.retiredAt,
         },
-        occurredAt: input.retiredAt,
-      },
-    ]);
-    return { routeRetired, previousState: m.state };
-  });
+      ]);
+      return { routeRetired, previousState: m.state };
+    }),
+  );
 }

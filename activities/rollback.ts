@@ -12,7 +12,8 @@ import { putOnce } from '../src/storage/objects.ts';
 import { bucket } from '../src/storage/s3.ts';
 import { parseS3Uri } from '../src/serving/s3-uri.ts';
 import { TritonClient, tritonUrl } from '../src/serving/triton.ts';
-import { activityDeps } from './deps.ts';
+import { type ActivityDeps, activityDeps } from './deps.ts';
+import { refusedByGuardIsFinal } from './guard-refusal.ts';
 import { serveVerified, type DeployResult } from './serving.ts';
 
 // ---- control zone: plan, switch, record ------------------------------------------------------------
@@ -124,6 +125,10 @@ export interface SwitchInput {
  */
 export async function switchRollbackRoute(input: SwitchInput): Promise<{ switchedAt: string }> {
   const { db } = activityDeps();
+  return refusedByGuardIsFinal(() => switchIn(db, input));
+}
+
+async function switchIn(db: ActivityDeps['db'], input: SwitchInput): Promise<{ switchedAt: string }> {
   return db.transaction().execute(async (tx) => {
     const done = await tx.selectFrom('rollbacks').select('switched_at').where('id', '=', input.rollbackId).executeTakeFirst();
     if (done) return { switchedAt: new Date(done.switched_at).toISOString() };

@@ -18,7 +18,7 @@ export function renderRetirement(o: RetirementOutcome): string {
   ].join('\n');
 }
 
-const REFUSED_TYPES = new Set(['AlreadyRetired', 'NotRetirable', 'IllegalTransition']);
+const REFUSED_TYPES = new Set(['AlreadyRetired', 'NotRetirable', 'IllegalTransition', 'RefusedByRegistryGuard']);
 
 export function registerRetire(program: Command): void {
   program

@@ -8,7 +8,14 @@ import { strictInt } from './options.ts';
 import { CliError, EXIT, createOutput } from './output.ts';
 
 /** Failure types that mean "this rollback is not allowed / not possible as asked" (exit 4), not "it broke" (exit 1). */
-export const ROLLBACK_REFUSALS = new Set(['NoLiveRoute', 'VersionNotEligible', 'RouteChanged', 'NotApproved', 'InvalidRollbackInput']);
+export const ROLLBACK_REFUSALS = new Set([
+  'NoLiveRoute',
+  'VersionNotEligible',
+  'RouteChanged',
+  'NotApproved',
+  'InvalidRollbackInput',
+  'RefusedByRegistryGuard',
+]);
 
 /** A unique, sortable tail for workflow ids: the time in base 36 and 4 random bytes. */
 export function uniqueSuffix(): string {

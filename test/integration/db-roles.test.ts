@@ -136,6 +136,43 @@ describe('database roles on PostgreSQL 15', () => {
     expect(await as('worker', statement)).toEqual(refused(message));
   });
 
+  it('under an open legal hold a deployed version may be rolled back and forward, not retired; after the release it may', async () => {
+    const digest = `sha256:${'b'.repeat(64)}`;
+    const run = (statement: string) => as('worker', statement);
+    expect(
+      await run(
+        `INSERT INTO dataset_versions (manifest_digest, name, raw_uri, raw_sha256, certified_uri, manifest_uri, rows_total, rows_accepted, rows_excluded, exclusions, workflow_id)
+         VALUES ('${digest}', 'dh', 's3://r', 'x', 's3://c', 's3://m', 1, 1, 0, '[]', 'wf-hold')`,
+      ),
+    ).toEqual({ ok: true });
+    expect(
+      await run(
+        `INSERT INTO model_versions (model_name, version, state, risk_tier, artifact_digest, artifact_uri, dataset_manifest_digest, commit_sha, image_digest, requester, developer, metrics, environment, policy_digest, workflow_id)
+         VALUES ('held', 1, 'registered', 'low', 'sha256:a', 's3://a', '${digest}', 'c', 'i', 'r', 'd', '{}', '{}', 'p', 'wf-hold')`,
+      ),
+    ).toEqual({ ok: true });
+    for (const state of ['validated', 'approved', 'deployed'])
+      expect(await run(`UPDATE model_versions SET state = '${state}' WHERE model_name = 'held'`)).toEqual({ ok: true });
+    expect(
+      await run(
+        `INSERT INTO legal_holds (case_id, scope_kind, scope_name, placed_by, reason, workflow_id) VALUES ('CASE-1', 'model', 'held', 'dana@x', 'litigation', 'wf-h')`,
+      ),
+    ).toEqual({ ok: true });
+    // A rollback and a roll-forward keep serving safe and delete nothing: allowed under the hold (migration 0018).
+    expect(await run(`UPDATE model_versions SET state = 'rolled-back' WHERE model_name = 'held'`)).toEqual({ ok: true });
+    expect(await run(`UPDATE model_versions SET state = 'deployed' WHERE model_name = 'held'`)).toEqual({ ok: true });
+    // Retirement starts the retention clock: refused while the case is open.
+    expect(await run(`UPDATE model_versions SET state = 'retired' WHERE model_name = 'held'`)).toMatchObject({
+      ok: false,
+      code: '42501',
+      message: expect.stringMatching(/frozen by legal hold CASE-1/),
+    });
+    expect(await run(`INSERT INTO legal_hold_releases (case_id, released_by, reason, workflow_id) VALUES ('CASE-1', 'max@x', 'closed', 'wf-r')`)).toEqual({
+      ok: true,
+    });
+    expect(await run(`UPDATE model_versions SET state = 'retired' WHERE model_name = 'held'`)).toEqual({ ok: true });
+  });
+
   it('the CLI role reads and writes nothing', async () => {
     expect(await as('reader', 'SELECT count(*) FROM audit_events')).toEqual({ ok: true });
     expect(

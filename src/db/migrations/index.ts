@@ -13,6 +13,7 @@ import * as m0011 from './0011_serving_states.ts';
 import * as m0012 from './0012_rollbacks.ts';
 import * as m0013 from './0013_retirements.ts';
 import * as m0016 from './0016_legal_holds_and_retention.ts';
+import * as m0018 from './0018_rollback_under_legal_hold.ts';
 
 /** Migrations are listed in code (not read from a folder) so they bundle and type-check with the rest. */
 export const migrations: Record<string, Migration> = {
@@ -30,6 +31,7 @@ export const migrations: Record<string, Migration> = {
   '0012_rollbacks': m0012,
   '0013_retirements': m0013,
   '0016_legal_holds_and_retention': m0016,
+  '0018_rollback_under_legal_hold': m0018,
 };
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations };
