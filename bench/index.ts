@@ -7,7 +7,7 @@
  *
  *   npm run bench -- --all [--quick] [--database URL] [--baseline <git ref>]
  *
- * --quick: smaller runs (trace samples, lifecycles, decisions) for a shorter pass (≈ 10 min);
+ * --quick: smaller runs (trace samples, lifecycles, decisions, rollbacks, a 100 MB ingest) for a shorter pass;
  * --baseline: bench:scale measures that commit's code too, without migration 0009's indexes.
  */
 import { spawnSync } from 'node:child_process';
@@ -55,6 +55,11 @@ if (!process.argv.includes('--all')) {
     ['governed vs bare, many at once', ['governed.ts', '--epochs', '20', ...(q ? ['--runs', '2', '--concurrency', '1,4', '--many', '10'] : [])]],
     ['approval latency', ['approval.ts', ...(q ? ['--lifecycles', '10', '--decisions', '50', '--storm', '200'] : [])]],
     ['lifecycle and trace, empty registry', ['lifecycle.ts', '--n', q ? '2' : '3']],
+    // The gateway bench measures the demo's deployed model through the dev stack's gateway.
+    ['demo (a model served by the gateway)', ['../bin/factory.mjs', 'demo']],
+    ['gateway vs Triton, trace from a request', ['gateway.ts', ...(q ? ['--seconds', '5', '--requests', '100000', '--trace-samples', '100'] : [])]],
+    ['rollback RTO', ['rollback.ts', ...(q ? ['--rollbacks', '6', '--epochs', '20'] : ['--epochs', '20'])]],
+    ['ingest and certify vs sha256sum', ['large-dataset.ts', '--mb', q ? '100' : '1000', '--skip-evaluate']],
   );
   const done: string[] = [];
   let failed = 0;
