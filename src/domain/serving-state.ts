@@ -61,18 +61,19 @@ export function modelServingState(modelName: string, own: RouteRef | undefined):
 export interface ServingEvent {
   /** UTC ISO time. */
   at: string;
-  kind: 'deployed' | 'rolled-back' | 'retired';
+  /** `served-again`: a rollback put this (earlier) version back on the live route. */
+  kind: 'deployed' | 'rolled-back' | 'served-again' | 'retired';
   version: number;
   /** Who or what made it (a deployment id, a principal). */
   by?: string;
   reason?: string;
 }
 
-const KIND_ORDER: Record<ServingEvent['kind'], number> = { deployed: 0, 'rolled-back': 1, retired: 2 };
+const KIND_ORDER: Record<ServingEvent['kind'], number> = { deployed: 0, 'rolled-back': 1, 'served-again': 2, retired: 3 };
 
 /**
  * A model's deployment history in time order (deployments, rollbacks, retirements), oldest first;
- * events at the same instant in the order deploy → roll back → retire, then by version. At most
+ * events at the same instant in the order deploy → roll back → serve again → retire, then by version. At most
  * `limit` (the newest kept).
  */
 export function servingHistory(events: readonly ServingEvent[], limit = 100): ServingEvent[] {

@@ -15,7 +15,7 @@ export interface ServingView {
 
 /**
  * Reads what the serving state is derived from (src/domain/serving-state.ts): the routes of the
- * model and those naming its versions, deployments, retirements, and versions rolled back. Four
+ * model and those naming its versions, deployments, retirements and live rollbacks. Four
  * indexed queries, each bounded.
  */
 export async function servingView(
@@ -23,7 +23,7 @@ export async function servingView(
   modelName: string,
   version?: { number: number; registryState: Database['model_versions']['state'] },
 ): Promise<ServingView> {
-  const [routes, deployments, retirements, rolledBack] = await Promise.all([
+  const [routes, deployments, retirements, rollbacks] = await Promise.all([
     db
       .selectFrom('gateway_routes as r')
       .innerJoin('model_versions as v', 'v.id', 'r.model_version_id')
@@ -46,13 +46,13 @@ export async function servingView(
       .orderBy('retired_at', 'desc')
       .limit(SERVING_HISTORY_LIMIT)
       .execute(),
-    // A rollback's own record is the rollback workflow's; the registry says which versions it took off and when.
+    // Live rollbacks (a drill never touches the live route): the version taken off and the one served again.
     db
-      .selectFrom('model_versions')
-      .select(['version', 'updated_at'])
+      .selectFrom('rollbacks')
+      .select(['id', 'from_version', 'to_version', 'switched_at', 'requested_by', 'reason', 'trigger'])
       .where('model_name', '=', modelName)
-      .where('state', '=', 'rolled-back')
-      .orderBy('updated_at', 'desc')
+      .where('trigger', '!=', 'drill')
+      .orderBy('switched_at', 'desc')
       .limit(SERVING_HISTORY_LIMIT)
       .execute(),
   ]);
@@ -64,7 +64,10 @@ export async function servingView(
   const history = servingHistory(
     [
       ...deployments.map((d): ServingEvent => ({ at: iso(d.deployed_at), kind: 'deployed', version: d.version, by: d.id })),
-      ...rolledBack.map((v): ServingEvent => ({ at: iso(v.updated_at), kind: 'rolled-back', version: v.version })),
+      ...rollbacks.flatMap((r): ServingEvent[] => [
+        { at: iso(r.switched_at), kind: 'rolled-back', version: r.from_version, by: r.requested_by, reason: `${r.reason} (${r.trigger}; to v${r.to_version})` },
+        { at: iso(r.switched_at), kind: 'served-again', version: r.to_version, by: `rollback ${r.id}` },
+      ]),
       ...retirements.map((r): ServingEvent => ({ at: iso(r.retired_at), kind: 'retired', version: r.version, by: r.requested_by, reason: r.reason })),
     ],
     SERVING_HISTORY_LIMIT,

@@ -56,8 +56,10 @@ describe("a model's deployment history (pure)", () => {
       { at: t(10), kind: 'deployed', version: 1 },
       { at: t(20), kind: 'rolled-back', version: 2 },
       { at: t(20), kind: 'deployed', version: 2 },
+      { at: t(25), kind: 'served-again', version: 1 },
+      { at: t(25), kind: 'rolled-back', version: 2 },
     ]);
-    expect(h.map((e) => `${e.kind}:${e.version}`)).toEqual(['deployed:1', 'deployed:2', 'rolled-back:2', 'retired:1']);
-    expect(servingHistory(h, 2).map((e) => e.kind)).toEqual(['rolled-back', 'retired']);
+    expect(h.map((e) => `${e.kind}:${e.version}`)).toEqual(['deployed:1', 'deployed:2', 'rolled-back:2', 'rolled-back:2', 'served-again:1', 'retired:1']);
+    expect(servingHistory(h, 2).map((e) => e.kind)).toEqual(['served-again', 'retired']);
   });
 });
