@@ -6,6 +6,7 @@ import * as evidence from './evidence.ts';
 import * as governance from './governance.ts';
 import * as history from './history.ts';
 import * as placement from './placement.ts';
+import * as monitoring from './monitoring.ts';
 import * as policy from './policy.ts';
 import * as provenance from './provenance.ts';
 import * as registry from './registry.ts';
@@ -27,6 +28,7 @@ export const controlActivities = {
   ...history,
   zoneWorkers: placement.zoneWorkers,
   ...governance,
+  ...monitoring,
   smokeRows: serving.smokeRows,
   signProvenance: provenance.signProvenance,
   exportEvidencePack: evidence.exportEvidencePack,

@@ -11,6 +11,7 @@ import { type LeaseOwner, abortAction, killGroup, renewLease, spawnJob, supersed
 import * as slurm from '../src/jobs/slurm.ts';
 import { z } from 'zod';
 import { bucket } from '../src/storage/s3.ts';
+import { trainingDistributionSchema } from '../src/monitoring/distribution.ts';
 import { retainUntilInForce } from '../src/policy/pack.ts';
 import { getBytes, putOnce, sha256Digest } from '../src/storage/objects.ts';
 import { downloadToFile } from '../src/storage/stream.ts';
@@ -100,6 +101,32 @@ async function keepMeasurements(jobDir: string, artifactKey: string): Promise<Tr
     },
     trainerCode: code.data,
   };
+}
+
+/**
+ * The trainer's training-distribution.json (per feature the decile edges of the training split and
+ * their proportions, and the model's score distribution), checked against its schema and stored
+ * under Object Lock in the evidence bucket; its URI and digest go into the version's environment.
+ * Absent (a trainer before this change): undefined, and the version is monitored without drift.
+ */
+async function keepDistribution(jobDir: string, artifactKey: string): Promise<{ uri: string; digest: string } | undefined> {
+  const file = path.join(jobDir, 'training-distribution.json');
+  if (!fs.existsSync(file)) return undefined;
+  if (fs.statSync(file).size > MAX_MEASURED_BYTES)
+    throw ApplicationFailure.nonRetryable('the trainer wrote a training distribution larger than 4 MiB: refused', 'MeasurementRefused');
+  const bytes = fs.readFileSync(file);
+  const parsed = trainingDistributionSchema.safeParse(JSON.parse(bytes.toString('utf8')));
+  if (!parsed.success)
+    throw ApplicationFailure.nonRetryable(
+      `the trainer wrote a training distribution of an unknown shape: ${parsed.error.issues[0]?.message}`,
+      'MeasurementRefused',
+    );
+  const { env: config, s3 } = activityDeps();
+  const put = await putOnce(s3, bucket(config, 'evidence'), `${artifactKey}.training-distribution.json`, bytes, {
+    contentType: 'application/json',
+    retainUntil: retainUntilInForce('artifacts'),
+  });
+  return { uri: put.uri, digest: put.digest };
 }
 
 /**
@@ -552,6 +579,9 @@ async function train(input: TrainInput): Promise<TrainedModel> {
   ctx.heartbeat({ phase: 'upload' });
   const retainUntil = retainUntilInForce('artifacts');
   const put = await putOnce(s3, bucket(env, 'artifacts'), artifactKey, onnx, { contentType: 'application/octet-stream', retainUntil });
+  // The training distribution monitoring compares traffic with: locked beside the artifact, named with its digest in the environment record.
+  const distribution = await keepDistribution(jobDir, artifactKey);
+  if (distribution) result.environment.trainingDistribution = distribution;
   await putOnce(s3, bucket(env, 'evidence'), `${artifactKey}.environment.json`, JSON.stringify(result.environment), {
     contentType: 'application/json',
     retainUntil,

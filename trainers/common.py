@@ -176,6 +176,44 @@ def binary_metrics(y_true, scores, threshold=0.5):
     }
 
 
+# Score bins are fixed (tenths of P(positive)); feature bins are the training split's deciles.
+SCORE_EDGES = [round(0.1 * i, 1) for i in range(1, 10)]
+
+
+def bin_index(edges, values):
+    """The bin of each value: how many edges are <= it (0 .. len(edges)). The gateway's binOf
+    (src/monitoring/bins.ts) is the same rule, so a served value lands where a training value would."""
+    return np.searchsorted(np.asarray(edges, dtype=np.float64), np.asarray(values, dtype=np.float64), side="right")
+
+
+def training_distribution(x, features, scores):
+    """Per feature the decile edges of the training split and the share of its rows in each bin, and
+    the distribution of the model's scores on the same rows: what monitoring compares served traffic
+    with (PSI). Edges of a feature with many equal values may repeat: their bins are empty, and the
+    proportions are counted with the same rule the gateway applies, so they stay consistent."""
+    n = len(x)
+    out = []
+    for j, name in enumerate(features):
+        col = x[:, j].astype(np.float64)
+        edges = [float(e) for e in np.quantile(col, [i / 10 for i in range(1, 10)])]
+        counts = np.bincount(bin_index(edges, col), minlength=len(edges) + 1)
+        out.append({"name": name, "edges": edges, "proportions": [float(c) / n for c in counts]})
+    scores = np.asarray(scores, dtype=np.float64)
+    counts = np.bincount(bin_index(SCORE_EDGES, scores), minlength=len(SCORE_EDGES) + 1)
+    return {
+        "version": 1,
+        "split": "train",
+        "rows": int(n),
+        "features": out,
+        "score": {
+            "edges": SCORE_EDGES,
+            "proportions": [float(c) / n for c in counts],
+            "positiveRate": float(np.mean(scores >= 0.5)),
+            "meanConfidence": float(np.mean(np.maximum(scores, 1 - scores))),
+        },
+    }
+
+
 REFUSED_EXIT = 3
 
 

@@ -7,6 +7,8 @@ Run by the factory's training launcher as a job: CUDA when present, else CPU. Wr
   environment-measured.json  the interpreter and every installed package (name, version) as this
                     process sees them, canonical JSON: its sha256 is the training environment's digest
   trainer-code.json the trainer's own source files as this process loaded them, each with its sha256
+  training-distribution.json  per feature the training split's decile edges and bin proportions, and
+                    the distribution of the model's scores on it: what monitoring compares traffic with
   result.json       written last: the job finished and its files are complete
   refused.json      instead, when the certified file breaks the numeric rule or the schema (exit 3)
 """
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import CertifiedDataRefused, binary_metrics, load_certified, refuse, split  # noqa: E402
+from common import CertifiedDataRefused, binary_metrics, load_certified, refuse, split, training_distribution  # noqa: E402
 
 
 def canonical_name(name):
@@ -154,7 +156,9 @@ def main():
     model = model.cpu().eval()
     with torch.no_grad():
         scores = model(torch.tensor(x[test_idx])).numpy().ravel()
+        train_scores = model(torch.tensor(x[train_idx])).numpy().ravel()
     metrics = binary_metrics(y[test_idx], scores)
+    features = [f["name"] for f in json.load(open(args.schema, encoding="utf-8"))["features"]]
     metrics["train_loss"] = float(loss)
 
     torch.onnx.export(
@@ -186,6 +190,8 @@ def main():
         fh.write(measured_environment())
     json.dump(trainer_code(), open(os.path.join(args.out, "trainer-code.json"), "w"), indent=2)
     json.dump(metrics, open(os.path.join(args.out, "metrics.json"), "w"), indent=2)
+    with open(os.path.join(args.out, "training-distribution.json"), "w") as fh:
+        json.dump(training_distribution(x[train_idx], features, train_scores), fh, sort_keys=True, separators=(",", ":"))
     json.dump(environment, open(os.path.join(args.out, "environment.json"), "w"), indent=2)
     tmp = os.path.join(args.out, "result.json.tmp")
     json.dump({"ok": True, "metrics": metrics, "environment": environment}, open(tmp, "w"))

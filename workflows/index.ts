@@ -8,3 +8,4 @@ export { modelRetirement } from './retirement.ts';
 export { evidenceExport } from './evidence-export.ts';
 export { legalHold, retentionSweep } from './governance.ts';
 export { modelRollback, rollbackDrill } from './rollback.ts';
+export { deploymentMonitor } from './monitor.ts';

@@ -32,6 +32,7 @@ import { DEFAULT_ZONES, durationMs } from '../src/policy/schema.ts';
 import { archiverWorkflowId } from '../src/domain/history.ts';
 import { ApprovalGate, type LoadedPolicy } from './approval-gate.ts';
 import { historyArchiver } from './history-archiver.ts';
+import { ensureMonitor } from './monitor.ts';
 
 export { approveSignal, decideUpdate, rejectSignal, withdrawSignal, type DecisionVerdict } from './approval-gate.ts';
 export const approvalStatusQuery = defineQuery<ApprovalStatus>('approvalStatus');
@@ -108,6 +109,13 @@ async function archiveOnClose(): Promise<void> {
     }
   });
 }
+
+/**
+ * Lifecycles that deploy after this change start the model's deployment monitor (workflows/monitor.ts)
+ * when their tier has `monitoring` in the pack: one per model, so a monitor already running carries on
+ * and follows the route to the new version.
+ */
+export const DEPLOYMENT_MONITOR_PATCH = 'deployment-monitor';
 
 /** What the lifecycle's end needs to know, filled in as the lifecycle goes. */
 interface LifecycleEnd {
@@ -540,6 +548,10 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
     await audit('model.deployed', { ...deployed, deployedAt });
     status.outcome = 'deployed';
     enterStage('deployed', `Serving ${deployed.tritonModel} v${deployed.tritonVersion} at ${deployed.endpoint}`);
+    if (patched(DEPLOYMENT_MONITOR_PATCH)) {
+      const monitoring = policy.pack.riskTiers[input.riskTier].monitoring;
+      if (monitoring) await ensureMonitor({ modelName: input.modelName, windowMs: durationMs(monitoring.window), startedBy: input.requester });
+    }
     await archiveOnClose();
     await gate.refuseLeftovers(mv.id, policy);
     await condition(allHandlersFinished);

@@ -18,6 +18,7 @@ const inventory: Registrar = async () => (await import('./evidence.ts')).registe
 const governance: Registrar = async () => (await import('./governance.ts')).registerGovernance;
 const rollback: Registrar = async () => (await import('./rollback.ts')).registerRollback;
 const datasetRead: Registrar = async () => (await import('./governance.ts')).registerDatasetRead;
+const monitor: Registrar = async () => (await import('./monitor.ts')).registerMonitor;
 /**
  * Each top-level command's module, loaded only when that command runs: `factory trace` must not
  * pay for loading the Temporal client, the S3 SDK and the stack (it answers in well under a second).
@@ -47,6 +48,7 @@ const byCommand: Record<string, Registrar> = {
   rollback,
   drill: rollback,
   dataset: datasetRead,
+  monitor,
 };
 
 const program = new Command('factory')

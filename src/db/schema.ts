@@ -21,6 +21,9 @@ export interface Database {
   rollbacks: RollbacksTable;
   rollback_recoveries: RollbackRecoveriesTable;
   rollback_drills: RollbackDrillsTable;
+  monitoring_windows: MonitoringWindowsTable;
+  monitoring_reviews: MonitoringReviewsTable;
+  monitoring_acknowledgements: MonitoringAcknowledgementsTable;
 }
 
 /** A legal hold case (migration 0016): what it holds and who placed it. Facts: insert only. */
@@ -101,6 +104,10 @@ export interface GatewayRequestsTable {
   outcome: string;
   reason: string | null;
   latency_ms: number;
+  /** Per served row and feature, the training-decile bin of the value (migration 0014); never the value. */
+  feature_bins: number[] | null;
+  /** The model's P(positive) per served row (migration 0014). */
+  scores: number[] | null;
 }
 
 export interface PayloadReadsTable {
@@ -286,4 +293,41 @@ export interface RollbackDrillsTable {
   requested_by: string;
   started_at: ColumnType<Date, Date | string, never>;
   finished_at: CreatedAt;
+}
+
+/** One monitor window's figures (migration 0014). */
+export interface MonitoringWindowsTable {
+  id: Generated<string>;
+  monitor_id: string;
+  model_name: string;
+  model_version_id: number | null;
+  window_start: ColumnType<Date, Date | string, never>;
+  window_end: ColumnType<Date, Date | string, never>;
+  figures: ColumnType<Record<string, unknown>, string, never>;
+  thresholds: ColumnType<Record<string, unknown> | null, string | null, never>;
+  breaches: ColumnType<Array<Record<string, unknown>>, string, never>;
+  policy_digest: string | null;
+  distribution_digest: string | null;
+  recorded_at: Generated<Date>;
+}
+
+/** A review a breach raised (migration 0014). */
+export interface MonitoringReviewsTable {
+  review_id: string;
+  monitor_id: string;
+  model_name: string;
+  model_version_id: number | null;
+  window_id: string;
+  breaches: ColumnType<Array<Record<string, unknown>>, string, never>;
+  auto_rollback: boolean;
+  rollback_workflow_id: string | null;
+  opened_at: ColumnType<Date, Date | string, never>;
+}
+
+/** Who closed a review, and why (migration 0014). */
+export interface MonitoringAcknowledgementsTable {
+  review_id: string;
+  acknowledged_by: string;
+  reason: string;
+  acknowledged_at: ColumnType<Date, Date | string, never>;
 }

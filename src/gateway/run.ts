@@ -9,6 +9,7 @@ import { sql } from 'kysely';
 import { loadEnv } from '../config/env.ts';
 import { createEnvDb, databaseUrlFor } from '../db/connect.ts';
 import { createLogger } from '../log.ts';
+import { DistributionCache } from '../monitoring/store.ts';
 import { loadPolicyPack, policyPackPath } from '../policy/pack.ts';
 import { tritonUrl } from '../serving/triton.ts';
 import { bucket, createS3 } from '../storage/s3.ts';
@@ -58,6 +59,9 @@ const app = await buildGateway({
   maxBodyBytes: env.FACTORY_GATEWAY_MAX_BODY_BYTES,
   ratePerMinute: env.FACTORY_GATEWAY_RATE_LIMIT,
   policyPackDigest: loaded.digest,
+  distributions: new DistributionCache(db, s3, (modelVersionId, err) =>
+    logger.warn({ modelVersionId, err: err.message }, 'training distribution unreadable: requests logged without monitoring bins'),
+  ),
   databaseReady: () =>
     sql`SELECT 1`.execute(db).then(
       () => true,

@@ -5,6 +5,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import { canonicalJson, sha256Hex } from '../audit/canonical.ts';
 import type { Logger } from '../log.ts';
+import { binRows, scoresOf } from '../monitoring/bins.ts';
 import type { Caller, KeyRing } from './keys.ts';
 import type { RequestLog, RequestRow } from './request-log.ts';
 import type { NamedVersion, RouteTable, ServedRoute } from './routes.ts';
@@ -105,6 +106,9 @@ interface GatewayContext {
   outputs?: InferOutput[];
   payloadRequest?: unknown;
   refusal?: { reason: RefusalReason; message: string };
+  /** For monitoring: each served row's training-decile bins per feature, and its score (never the values). */
+  featureBins?: number[];
+  scores?: number[];
   /** Health probes are answered, not logged. */
   unlogged?: boolean;
 }
@@ -127,6 +131,8 @@ export interface GatewayDeps {
   policyPackDigest: string;
   /** Whether the database answers (readiness). */
   databaseReady: () => Promise<boolean>;
+  /** Per version, the training split's decile edges per feature (src/monitoring/store.ts); none: requests are logged without bins. */
+  distributions?: { featureEdges(modelVersionId: number): Promise<number[][] | undefined> };
 }
 
 /** A bounded summary of the outputs: per tensor its name, shape and first values. */
@@ -317,11 +323,18 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     }
     const body = parsed.data;
     req.gw.inputDigest = `sha256:${sha256Hex(canonicalJson(body.inputs))}`;
+    const edges = deps.distributions?.featureEdges(route.modelVersionId);
     const res = await forward(deps.tritonUrl, `/v2/models/${encodeURIComponent(route.tritonModel)}/versions/${route.tritonVersion}/infer`, 'POST', body);
     const answer = res.json as { outputs?: InferOutput[]; id?: string };
     const outputs = answer.outputs ?? [];
     req.gw.outputs = outputs;
     req.gw.payloadRequest = body;
+    // Monitoring: the bins of the served rows against the version's training deciles, and their scores.
+    const featureEdges = edges ? await edges : undefined;
+    const input = body.inputs[0]!;
+    if (featureEdges && body.inputs.length === 1) req.gw.featureBins = binRows(featureEdges, input.shape, input.data);
+    if (outputs.length === 1 && Array.isArray(outputs[0]!.shape) && Array.isArray(outputs[0]!.data))
+      req.gw.scores = scoresOf(outputs[0]!.shape, outputs[0]!.data);
     return reply.send({
       model_name: route.modelName,
       model_version: String(route.version),
@@ -420,5 +433,7 @@ function logRow(req: FastifyRequest, status: number): RequestRow {
     outcome: status < 400 ? 'served' : status < 500 ? 'refused' : 'failed',
     reason: gw.refusal ? `${gw.refusal.reason}: ${gw.refusal.message}`.slice(0, 500) : null,
     latency_ms: performance.now() - gw.t0,
+    feature_bins: served ? (gw.featureBins ?? null) : null,
+    scores: served ? (gw.scores ?? null) : null,
   };
 }

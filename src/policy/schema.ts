@@ -10,6 +10,24 @@ export type RiskTier = z.infer<typeof riskTierSchema>;
 const duration = z.string().regex(/^\d+(s|m|h|d)$/, 'a duration like 90s, 30m, 12h or 7d');
 const metricThresholds = z.partialRecord(z.enum(['accuracy', 'auc', 'recall', 'precision']), z.number().min(0).max(1));
 
+/**
+ * Post-deployment monitoring of a tier's deployed versions (workflows/monitor.ts): the window length
+ * and the thresholds a window is judged by. A breach raises a review; `autoRollback` also rolls the
+ * model back to its previous approved version. A tier without `monitoring` starts no monitor at deploy.
+ */
+export const monitoringPolicySchema = z.object({
+  window: duration.default('1h'),
+  /** Fewer binned rows than this in a window: errors and latency are judged, drift is not (PSI over few rows is noise). */
+  minRows: z.number().int().min(1).max(1_000_000).default(100),
+  maxFeaturePsi: z.number().positive().default(0.25),
+  maxPredictionPsi: z.number().positive().default(0.25),
+  maxConfidenceShift: z.number().min(0).max(1).default(0.1),
+  maxErrorRate: z.number().min(0).max(1).default(0.05),
+  maxLatencyP95Ms: z.number().positive().default(1000),
+  autoRollback: z.boolean().default(false),
+});
+export type MonitoringPolicy = z.infer<typeof monitoringPolicySchema>;
+
 export const tierPolicySchema = z.object({
   approverRoles: z.array(z.string().min(1)).min(1),
   thresholds: metricThresholds,
@@ -37,6 +55,7 @@ export const tierPolicySchema = z.object({
    * long after it was last validated, and `factory inventory` flags it overdue after that. Optional (older packs have none).
    */
   revalidateEvery: duration.optional(),
+  monitoring: monitoringPolicySchema.optional(),
 });
 
 export const principalSchema = z.object({

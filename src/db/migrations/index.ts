@@ -14,6 +14,7 @@ import * as m0012 from './0012_rollbacks.ts';
 import * as m0013 from './0013_retirements.ts';
 import * as m0016 from './0016_legal_holds_and_retention.ts';
 import * as m0018 from './0018_rollback_under_legal_hold.ts';
+import * as m0014 from './0014_deployment_monitoring.ts';
 
 /** Migrations are listed in code (not read from a folder) so they bundle and type-check with the rest. */
 export const migrations: Record<string, Migration> = {
@@ -32,6 +33,7 @@ export const migrations: Record<string, Migration> = {
   '0013_retirements': m0013,
   '0016_legal_holds_and_retention': m0016,
   '0018_rollback_under_legal_hold': m0018,
+  '0014_deployment_monitoring': m0014,
 };
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations };
