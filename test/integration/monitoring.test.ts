@@ -25,6 +25,10 @@ pack.riskTiers.low!.monitoring = {
   autoRollback: false,
 };
 const suite = lifecycleSuite({ workerEnv: { FACTORY_POLICY_PACK: PACK } });
+const model = `mon-${suite.workers.prefix.slice(1, -1)}`;
+pack.useCases = [{ name: 'screening', models: [model], riskTiers: ['low'] }];
+// Written before the workers start: they read the pack at start.
+fs.writeFileSync(PACK, stringify(pack));
 const PORT = env.FACTORY_GATEWAY_PORT + 3;
 
 /** The dataset's feature rows (the CSV's columns are the schema's features, then the label). */
@@ -34,7 +38,6 @@ function datasetRows(): number[][] {
 }
 
 describe('deployment monitoring (real Triton, gateway, Temporal, PostgreSQL, S3)', () => {
-  let model: string;
   let v1: number;
   let v2: number;
   let key: string;
@@ -42,9 +45,6 @@ describe('deployment monitoring (real Triton, gateway, Temporal, PostgreSQL, S3)
   const rows = datasetRows();
 
   beforeAll(async () => {
-    model = `mon-${suite.workers.prefix.slice(1, -1)}`;
-    pack.useCases = [{ name: 'screening', models: [model], riskTiers: ['low'] }];
-    fs.writeFileSync(PACK, stringify(pack));
     // Two versions of one model: the second is the one monitored and rolled back from.
     for (const which of [1, 2]) {
       const started = await startTestLifecycle(suite.client, suite.workers, { modelName: model, commitSha: randomCommit() });
