@@ -29,16 +29,13 @@ import {
   monitorInputSchema,
   monitorWorkflowId,
 } from '../src/domain/monitor.ts';
+import { ROLLBACK_WORKFLOW, type RollbackInput, rollbackWorkflowId } from '../src/domain/rollback.ts';
 import { queuesFor } from '../src/domain/task-queues.ts';
 import { ModelNameKey, MonitoringReviewKey } from '../temporal/search-attributes.ts';
 
 export const monitorStatusQuery = defineQuery<MonitorStatus>(MONITOR_STATUS_QUERY);
 export const acknowledgeSignal = defineSignal<[unknown]>(ACKNOWLEDGE_SIGNAL);
 
-/** The rollback workflow (workflows/rollback.ts) by its Temporal name: the monitor starts it with trigger 'monitoring'. */
-export const ROLLBACK_WORKFLOW = 'modelRollback';
-/** The principal a monitoring-triggered rollback is requested by. */
-export const MONITOR_PRINCIPAL = 'deployment-monitor@factory.local';
 /** Signals queued beyond this before the loop handles them are dropped (counted): an ack flood cannot grow state. */
 const MAX_QUEUED_SIGNALS = 100;
 
@@ -143,7 +140,8 @@ export async function deploymentMonitor(rawInput: MonitorInput, carry?: MonitorC
   const onBreach = async (w: WindowResult) => {
     if (status.openReview) return; // recorded with its window; the open review already asks for a look
     const reviewId = `${input.modelName}-w${w.windowId}`;
-    const rollbackWorkflowId = w.autoRollback ? `rollback-${input.modelName}-monitoring-w${w.windowId}` : undefined;
+    // One rollback per breaching window: a retried start finds the one already started.
+    const rollbackId = w.autoRollback ? rollbackWorkflowId(input.modelName, `monitoring-w${w.windowId}`) : undefined;
     status.openReview = {
       reviewId,
       openedAt: new Date().toISOString(),
@@ -152,7 +150,7 @@ export async function deploymentMonitor(rawInput: MonitorInput, carry?: MonitorC
       windowId: w.windowId,
       breaches: w.breaches.slice(0, 50),
       autoRollback: w.autoRollback,
-      ...(rollbackWorkflowId ? { rollbackWorkflowId } : {}),
+      ...(rollbackId ? { rollbackWorkflowId: rollbackId } : {}),
     };
     await control.openMonitoringReview({
       workflowId,
@@ -164,27 +162,27 @@ export async function deploymentMonitor(rawInput: MonitorInput, carry?: MonitorC
       windowId: w.windowId,
       breaches: status.openReview.breaches,
       autoRollback: w.autoRollback,
-      ...(rollbackWorkflowId ? { rollbackWorkflowId } : {}),
+      ...(rollbackId ? { rollbackWorkflowId: rollbackId } : {}),
       openedAt: status.openReview.openedAt,
     });
     publish();
-    if (!rollbackWorkflowId) return;
+    if (!rollbackId) return;
     const worst = w.breaches[0]!;
     try {
+      const rollback: RollbackInput = {
+        modelName: input.modelName,
+        reason:
+          `monitoring breach in window ${w.windowId} (version ${w.version}): ${worst.metric}${worst.feature ? ` ${worst.feature}` : ''} ${worst.value} > ${worst.threshold}`.slice(
+            0,
+            500,
+          ),
+        // The rollback contract (src/domain/rollback.ts): a monitoring rollback is requested by the monitor's workflow id.
+        requestedBy: workflowId,
+        trigger: 'monitoring',
+      };
       await startChild(ROLLBACK_WORKFLOW, {
-        workflowId: rollbackWorkflowId,
-        args: [
-          {
-            modelName: input.modelName,
-            reason:
-              `monitoring breach in window ${w.windowId} (version ${w.version}): ${worst.metric}${worst.feature ? ` ${worst.feature}` : ''} ${worst.value} > ${worst.threshold}`.slice(
-                0,
-                500,
-              ),
-            requestedBy: MONITOR_PRINCIPAL,
-            trigger: 'monitoring',
-          },
-        ],
+        workflowId: rollbackId,
+        args: [rollback],
         // The rollback outlives the monitor's run (continue-as-new) and its end.
         parentClosePolicy: ParentClosePolicy.ABANDON,
       });

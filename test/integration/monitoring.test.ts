@@ -3,13 +3,15 @@ import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MonitorStatus, MONITOR_STATUS_QUERY, monitorWorkflowId } from '../../src/domain/monitor.ts';
+import type { RollbackOutcome } from '../../src/domain/rollback.ts';
+import { servingRoutes } from '../../src/gateway/routes.ts';
 import { createKey, writeKeysFile } from '../../src/gateway/keys.ts';
 import { policyPackPath } from '../../src/policy/pack.ts';
 import { env } from '../helpers.ts';
 import { DATASET, GatewayProcess, TEST_DATA, approveAndFinish, factoryCli, lifecycleSuite, randomCommit, startTestLifecycle, waitFor } from './harness.ts';
 
 // The pack the workers and the gateway run on: the stack's effective pack, whose low tier is monitored
-// every 5 s; errors and latency are judged loosely so drift alone decides.
+// every 5 s and rolls back on a breach; errors and latency are judged loosely so drift alone decides.
 const dir = path.join(TEST_DATA, `monitoring-${process.pid}`);
 fs.mkdirSync(dir, { recursive: true });
 const PACK = path.join(dir, 'pack.yaml');
@@ -22,7 +24,7 @@ pack.riskTiers.low!.monitoring = {
   maxConfidenceShift: 0.15,
   maxErrorRate: 0.5,
   maxLatencyP95Ms: 60_000,
-  autoRollback: false,
+  autoRollback: true,
 };
 const suite = lifecycleSuite({ workerEnv: { FACTORY_POLICY_PACK: PACK } });
 const model = `mon-${suite.workers.prefix.slice(1, -1)}`;
@@ -133,7 +135,7 @@ describe('deployment monitoring (real Triton, gateway, Temporal, PostgreSQL, S3)
     });
   });
 
-  it('a drifted stream raises a review that closes only on a valid acknowledgement', async () => {
+  it('a drifted stream raises a review, rolls back to the previous version (trigger monitoring), and the review closes only on a valid acknowledgement', async () => {
     // Every feature 60% larger than the dataset's: far beyond the training deciles.
     await stream(
       (r) => r.map((v) => v * 1.6),
@@ -143,8 +145,8 @@ describe('deployment monitoring (real Triton, gateway, Temporal, PostgreSQL, S3)
     expect(review.version).toBe(v2);
     expect(v2).toBeGreaterThan(v1);
     expect(review.breaches.some((b) => b.metric === 'feature-psi')).toBe(true);
-    expect(review.autoRollback).toBe(false);
-    expect(review.rollbackWorkflowId).toBeUndefined();
+    expect(review.autoRollback).toBe(true);
+    expect(review.rollbackWorkflowId).toBe(`rollback-${model}-monitoring-w${review.windowId}`);
     const handle = suite.client.workflow.getHandle(monitorWorkflowId(model));
     // Search attributes are applied when the workflow task that set them completes: wait for it.
     const reviewAttribute = async (value: string) =>
@@ -153,9 +155,32 @@ describe('deployment monitoring (real Triton, gateway, Temporal, PostgreSQL, S3)
     const trail = await suite.db.selectFrom('audit_events').select(['kind', 'payload']).where('workflow_id', '=', monitorWorkflowId(model)).execute();
     expect(trail.map((e) => e.kind)).toEqual(expect.arrayContaining(['monitoring.window', 'monitoring.breach', 'monitoring.review-opened']));
     expect(await suite.db.selectFrom('monitoring_reviews').selectAll().where('review_id', '=', review.reviewId).executeTakeFirst()).toMatchObject({
-      auto_rollback: false,
-      rollback_workflow_id: null,
+      auto_rollback: true,
+      rollback_workflow_id: review.rollbackWorkflowId,
     });
+
+    // The rollback (trigger 'monitoring') re-serves the previous version through the gateway.
+    const rolledBack = (await suite.client.workflow.getHandle(review.rollbackWorkflowId!).result()) as RollbackOutcome;
+    expect(rolledBack).toMatchObject({ modelName: model, fromVersion: v2, toVersion: v1, trigger: 'monitoring', requestedBy: monitorWorkflowId(model) });
+    const [route] = await servingRoutes(suite.db, model);
+    expect(route?.version).toBe(v1);
+    const served = await waitFor('the gateway serving the previous version', async () => {
+      const res = await fetch(`${gateway.base}/v2/models/${model}/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+        body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 30], datatype: 'FP32', data: rows[0] }] }),
+      });
+      const body = (await res.json()) as { model_version?: string };
+      return body.model_version === String(v1) ? body : undefined;
+    });
+    expect(served.model_version).toBe(String(v1));
+    // The monitor follows the route: its next windows judge the restored version.
+    const switched = new Date(rolledBack.switchedAt);
+    await waitFor(
+      'a window of the restored version',
+      async () => (await windowsSince(switched)).some((w) => (w.figures as { version?: number }).version === v1) || undefined,
+      60_000,
+    );
 
     // Refused, and recorded: someone who is not a principal of the pack, and a malformed payload.
     const notPrincipal = await factoryCli(['monitor', 'ack', model, '--as', 'mallory@elsewhere.example', '--reason', 'looks fine to me', '--json']);
