@@ -19,6 +19,7 @@ const governance: Registrar = async () => (await import('./governance.ts')).regi
 const rollback: Registrar = async () => (await import('./rollback.ts')).registerRollback;
 const datasetRead: Registrar = async () => (await import('./governance.ts')).registerDatasetRead;
 const monitor: Registrar = async () => (await import('./monitor.ts')).registerMonitor;
+const card: Registrar = async () => (await import('./card.ts')).registerCard;
 /**
  * Each top-level command's module, loaded only when that command runs: `factory trace` must not
  * pay for loading the Temporal client, the S3 SDK and the stack (it answers in well under a second).
@@ -49,6 +50,7 @@ const byCommand: Record<string, Registrar> = {
   drill: rollback,
   dataset: datasetRead,
   monitor,
+  card,
 };
 
 const program = new Command('factory')

@@ -56,6 +56,17 @@ export const tierPolicySchema = z.object({
    */
   revalidateEvery: duration.optional(),
   monitoring: monitoringPolicySchema.optional(),
+  /** Known limitations of this tier's models, printed on each model card (`factory card`); optional. */
+  limitations: z
+    .array(
+      z
+        .string()
+        .min(1)
+        .max(500)
+        .regex(/^[^\u0000-\u001f\u007f]*$/, 'no control characters'),
+    )
+    .max(32)
+    .optional(),
 });
 
 export const principalSchema = z.object({
