@@ -1,0 +1,84 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { projectRoot } from '../../src/config/env.ts';
+import { env } from '../helpers.ts';
+import { approveAndFinish, factoryCli, lifecycleSuite, startTestLifecycle } from './harness.ts';
+
+const suite = lifecycleSuite();
+
+/** Debian's chromium, installed with apt-get when missing (CI's clean machine runs as root). */
+function chromiumPath(): string {
+  const bin = '/usr/bin/chromium';
+  if (fs.existsSync(bin)) return bin;
+  if (process.getuid?.() !== 0) throw new Error('chromium is not installed and this is not root: `apt-get install chromium` first');
+  const install = () =>
+    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], {
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      stdio: 'pipe',
+      timeout: 600_000,
+    });
+  try {
+    install();
+  } catch {
+    execFileSync('apt-get', ['update'], { stdio: 'pipe', timeout: 300_000 });
+    install();
+  }
+  return bin;
+}
+
+describe('model card of a deployed version (real Temporal, PostgreSQL, S3, Triton; headless Chromium)', () => {
+  let model: string;
+  let version: number;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    const started = await startTestLifecycle(suite.client, suite.workers);
+    const outcome = await approveAndFinish(suite.client, started.workflowId);
+    if (outcome.outcome !== 'deployed') throw new Error(`not deployed: ${JSON.stringify(outcome)}`);
+    model = started.input.modelName;
+    version = outcome.version;
+    browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
+  }, 600_000);
+
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('writes the JSON and HTML card; Chromium shows the model, tier, a metric and the approver, and prints it to PDF', async () => {
+    const dir = path.join(env.FACTORY_HOME, 'test-data', `card-${suite.workers.prefix}`);
+    fs.mkdirSync(dir, { recursive: true });
+
+    const json = await factoryCli(['card', `${model}@${version}`, '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    const card = JSON.parse(json.stdout) as import('../../src/cards/card.ts').ModelCard;
+    expect(card.model).toMatchObject({ name: model, version, riskTier: 'low', state: 'deployed' });
+    expect(card.approvals.map((a) => [a.name, a.role])).toEqual([['Omar Haddad', 'model-owner']]);
+    expect(card.metrics.find((m) => m.metric === 'accuracy')).toMatchObject({ threshold: 0.9, pass: true });
+    expect(card.data.rowsTotal).toBeGreaterThan(0);
+    expect(card.serving.deployedAt).not.toBeNull();
+    expect(card.revalidation.revalidationDueAt).not.toBeNull();
+
+    const file = path.join(dir, 'card.html');
+    const written = await factoryCli(['card', `${model}@${version}`, '--out', file]);
+    expect(written.code, written.stderr).toBe(0);
+    const html = fs.readFileSync(file, 'utf8');
+    expect(html).not.toMatch(/<script/);
+
+    const page = await browser.newPage({ viewport: { width: 1000, height: 1200 } });
+    await page.goto(`file://${file}`);
+    const text = await page.locator('body').innerText();
+    expect(text).toContain(`Model card: ${model}@${version}`);
+    expect(text).toContain('risk tier low');
+    expect(text).toMatch(/accuracy\s+0\.\d{4}\s+0\.90\s+pass/);
+    expect(text).toContain('Omar Haddad');
+    expect(text).toContain('model-owner');
+    const pdf = await page.pdf({ format: 'A4', printBackground: true });
+    expect(pdf.subarray(0, 5).toString('latin1')).toBe('%PDF-');
+    expect(pdf.length).toBeGreaterThan(5_000);
+    await page.screenshot({ path: path.join(projectRoot, 'docs', 'model-card.png'), fullPage: true });
+    await page.close();
+  }, 120_000);
+});
