@@ -8,6 +8,7 @@ import * as history from './history.ts';
 import * as placement from './placement.ts';
 import * as monitoring from './monitoring.ts';
 import * as policy from './policy.ts';
+import * as promotion from './promotion.ts';
 import * as provenance from './provenance.ts';
 import * as registry from './registry.ts';
 import * as retirement from './retirement.ts';
@@ -37,6 +38,7 @@ export const controlActivities = {
   recordRollbackRecovery: rollback.recordRollbackRecovery,
   switchShadowRoute: rollback.switchShadowRoute,
   recordDrill: rollback.recordDrill,
+  promoteArtifact: promotion.promoteArtifact,
 };
 /** Activities of a GPU zone (gpu-onprem, gpu-burst …): training jobs and their evaluation. */
 export const gpuActivities = { ...smoke, ...training };

@@ -9,3 +9,4 @@ export { evidenceExport } from './evidence-export.ts';
 export { legalHold, retentionSweep } from './governance.ts';
 export { modelRollback, rollbackDrill } from './rollback.ts';
 export { deploymentMonitor } from './monitor.ts';
+export { artifactPromotion } from './promotion.ts';

@@ -13,6 +13,7 @@ const sign: Registrar = async () => (await import('./sign.ts')).registerSign;
 const gateway: Registrar = async () => (await import('./gateway.ts')).registerGateway;
 const history: Registrar = async () => (await import('./audit.ts')).registerHistory;
 const retire: Registrar = async () => (await import('./retire.ts')).registerRetire;
+const promote: Registrar = async () => (await import('./promote.ts')).registerPromote;
 const evidence: Registrar = async () => (await import('./evidence.ts')).registerEvidence;
 const inventory: Registrar = async () => (await import('./evidence.ts')).registerInventory;
 const governance: Registrar = async () => (await import('./governance.ts')).registerGovernance;
@@ -42,6 +43,7 @@ const byCommand: Record<string, Registrar> = {
   gateway,
   request: gateway,
   retire,
+  promote,
   evidence,
   inventory,
   hold: governance,

@@ -14,6 +14,7 @@ export interface Database {
   payload_reads: PayloadReadsTable;
   history_exports: HistoryExportsTable;
   retirements: RetirementsTable;
+  artifact_promotions: ArtifactPromotionsTable;
   legal_holds: LegalHoldsTable;
   legal_hold_objects: LegalHoldObjectsTable;
   legal_hold_releases: LegalHoldReleasesTable;
@@ -24,6 +25,29 @@ export interface Database {
   monitoring_windows: MonitoringWindowsTable;
   monitoring_reviews: MonitoringReviewsTable;
   monitoring_acknowledgements: MonitoringAcknowledgementsTable;
+}
+
+/** An artifact promoted to another site (migration 0019). A fact: insert only. */
+export interface ArtifactPromotionsTable {
+  id: string;
+  model_version_id: number;
+  model_name: string;
+  version: number;
+  from_site: string;
+  to_site: string;
+  purpose: string;
+  requested_by: string;
+  artifact_digest: string;
+  artifact_from: string;
+  artifact_to: string;
+  provenance_digest: string;
+  provenance_from: string;
+  provenance_to: string;
+  provenance_key_id: string;
+  workflow_id: string;
+  run_id: string;
+  policy_digest: string;
+  promoted_at: Date | string;
 }
 
 /** A legal hold case (migration 0016): what it holds and who placed it. Facts: insert only. */

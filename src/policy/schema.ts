@@ -168,6 +168,26 @@ export type Zone = z.infer<typeof zoneSchema>;
 /** A pack written before zones existed: one on-prem zone holding every classification (what ran until then). */
 export const DEFAULT_ZONES: Zone[] = [{ name: 'gpu-onprem', location: 'on-prem', classifications: ['public', 'financial', 'pii', 'phi'], gpuTypes: [] }];
 
+/**
+ * A site artifacts may be promoted to (seed pattern 3): its name and where its copies go, a bucket
+ * and a key prefix (the dev stack's sites share its artifacts bucket under a per-site prefix).
+ */
+export const siteSchema = z
+  .object({
+    name: z.string().regex(/^[a-z][a-z0-9-]{0,40}$/, 'lower-case letters, digits and -, at most 41 characters'),
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name'),
+    prefix: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_./-]{0,199}$/, 'letters, digits, _ . / -')
+      .refine((p) => !p.split('/').includes('..'), 'no .. segment')
+      .default(''),
+    description: z.string().max(500).optional(),
+  })
+  .strict();
+export type Site = z.infer<typeof siteSchema>;
+/** A business purpose a transfer may be made for (recorded with it). */
+export const transferPurposeSchema = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'lower-case letters, digits and -');
+
 export const policyPackSchema = z.object({
   version: z.string().min(1),
   riskTiers: z.object({ low: tierPolicySchema, medium: tierPolicySchema, high: tierPolicySchema }).strict(),
@@ -184,6 +204,14 @@ export const policyPackSchema = z.object({
     .max(64)
     .refine((zs) => new Set(zs.map((z) => z.name)).size === zs.length, 'a zone name appears twice')
     .default(DEFAULT_ZONES),
+  /** Sites an artifact may be promoted to (`factory promote`); absent: none. */
+  sites: z
+    .array(siteSchema)
+    .max(64)
+    .refine((ss) => new Set(ss.map((s) => s.name)).size === ss.length, 'a site name appears twice')
+    .optional(),
+  /** The purposes a transfer of data or artifacts between sites may be made for; absent: none (every promotion is refused). */
+  transferPurposes: z.array(transferPurposeSchema).max(64).optional(),
 });
 export type PolicyPack = z.infer<typeof policyPackSchema>;
 export type TierPolicy = z.infer<typeof tierPolicySchema>;

@@ -15,6 +15,7 @@ import * as m0013 from './0013_retirements.ts';
 import * as m0016 from './0016_legal_holds_and_retention.ts';
 import * as m0018 from './0018_rollback_under_legal_hold.ts';
 import * as m0014 from './0014_deployment_monitoring.ts';
+import * as m0019 from './0019_artifact_promotions.ts';
 
 /** Migrations are listed in code (not read from a folder) so they bundle and type-check with the rest. */
 export const migrations: Record<string, Migration> = {
@@ -34,6 +35,7 @@ export const migrations: Record<string, Migration> = {
   '0016_legal_holds_and_retention': m0016,
   '0018_rollback_under_legal_hold': m0018,
   '0014_deployment_monitoring': m0014,
+  '0019_artifact_promotions': m0019,
 };
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations };
