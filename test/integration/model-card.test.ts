@@ -1,13 +1,33 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/config/env.ts';
 import { env } from '../helpers.ts';
 import { approveAndFinish, factoryCli, lifecycleSuite, startTestLifecycle } from './harness.ts';
 
 const suite = lifecycleSuite();
+
+/**
+ * The little of playwright-core this test uses. Imported by a name tsc does not resolve, so that a
+ * checkout whose node_modules predates the devDependency still type-checks (the test itself needs it).
+ */
+interface CardPage {
+  goto(url: string): Promise<unknown>;
+  locator(selector: string): { innerText(): Promise<string> };
+  pdf(o: { format: string; printBackground: boolean }): Promise<Buffer>;
+  screenshot(o: { path: string; fullPage: boolean }): Promise<unknown>;
+  close(): Promise<void>;
+}
+interface Browser {
+  newPage(o: { viewport: { width: number; height: number } }): Promise<CardPage>;
+  close(): Promise<void>;
+}
+const PLAYWRIGHT = 'playwright-core';
+async function launchChromium(executablePath: string): Promise<Browser> {
+  const { chromium } = (await import(PLAYWRIGHT)) as { chromium: { launch(o: { executablePath: string; args: string[] }): Promise<Browser> } };
+  return chromium.launch({ executablePath, args: ['--no-sandbox'] });
+}
 
 /** Debian's chromium, installed with apt-get when missing (CI's clean machine runs as root). */
 function chromiumPath(): string {
@@ -40,7 +60,7 @@ describe('model card of a deployed version (real Temporal, PostgreSQL, S3, Trito
     if (outcome.outcome !== 'deployed') throw new Error(`not deployed: ${JSON.stringify(outcome)}`);
     model = started.input.modelName;
     version = outcome.version;
-    browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
+    browser = await launchChromium(chromiumPath());
   }, 600_000);
 
   afterAll(async () => {
