@@ -8,7 +8,7 @@ import type { PromotionOutcome } from '../../src/domain/promotion.ts';
 import { policyPackPath } from '../../src/policy/pack.ts';
 import { buildProvenanceStatement, signProvenanceStatement } from '../../src/provenance/statement.ts';
 import { loadFactoryKey } from '../../src/signing/factory-key.ts';
-import { putOnce, sha256Digest } from '../../src/storage/objects.ts';
+import { getBytes, putOnce, sha256Digest } from '../../src/storage/objects.ts';
 import { bucket, createS3 } from '../../src/storage/s3.ts';
 import { env } from '../helpers.ts';
 import { factoryCli, lifecycleSuite } from './harness.ts';
@@ -112,7 +112,7 @@ async function approvedVersion(name: string): Promise<{ id: number; artifactKey:
 }
 
 describe('artifact promotion between sites (real Temporal, PostgreSQL, S3)', () => {
-  it('copies the re-verified artifact and provenance to the site under Object Lock and records it; a wrong purpose or a tampered artifact is refused and recorded', async () => {
+  it('copies the re-verified artifact and provenance to the site under Object Lock and records it; a wrong purpose, a replaced provenance or a tampered artifact is refused and recorded', async () => {
     await suite.workers.start('control');
     const cli = (args: string[]) => factoryCli(args, { FACTORY_TASK_QUEUE_PREFIX: suite.workers.prefix });
     const name = `promo-${randomBytes(4).toString('hex')}`;
@@ -143,6 +143,15 @@ describe('artifact promotion between sites (real Temporal, PostgreSQL, S3)', () 
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ to_site: 'clinic-north', from_site: 'home', purpose: 'serving-at-partner-site', requested_by: 'ci@hospital.example' });
 
+    // The provenance envelope at home is replaced (the registry still holds the signed digest): refused for good (exit 7), recorded.
+    const evidenceBucket = bucket(env, 'evidence');
+    const original = await getBytes(s3, evidenceBucket, v.provenanceKey);
+    await s3.send(new PutObjectCommand({ Bucket: evidenceBucket, Key: v.provenanceKey, Body: original.toString().replace('"payload"', ' "payload"') }));
+    const forged = await cli(args('serving-at-partner-site'));
+    expect(forged.code, forged.stderr).toBe(7);
+    expect(JSON.parse(forged.stdout)).toMatchObject({ outcome: 'refused', failure: { type: 'ProvenanceMismatch' } });
+    await s3.send(new PutObjectCommand({ Bucket: evidenceBucket, Key: v.provenanceKey, Body: original }));
+
     // The artifact at home is replaced (a new object version beside the locked one): refused for good (exit 7), recorded.
     await s3.send(new PutObjectCommand({ Bucket: artifactsBucket, Key: v.artifactKey, Body: randomBytes(4096) }));
     const tampered = await cli(args('serving-at-partner-site'));
@@ -156,12 +165,13 @@ describe('artifact promotion between sites (real Temporal, PostgreSQL, S3)', () 
       .where('workflow_id', '=', `promote-${name}-1-clinic-north`)
       .orderBy('seq')
       .execute();
-    expect(events.map((e) => e.kind)).toEqual(['artifact.promotion-refused', 'artifact.promoted', 'artifact.promotion-refused']);
+    expect(events.map((e) => e.kind)).toEqual(['artifact.promotion-refused', 'artifact.promoted', 'artifact.promotion-refused', 'artifact.promotion-refused']);
     expect(events[0]!.payload).toMatchObject({ type: 'PurposeNotAllowed', purpose: 'marketing-analytics' });
     expect(events[1]).toMatchObject({
       actor: 'ci@hospital.example',
       payload: { fromSite: 'home', toSite: 'clinic-north', purpose: 'serving-at-partner-site', artifact: { digest: v.artifactDigest } },
     });
-    expect(events[2]!.payload).toMatchObject({ type: 'TamperedArtifact', artifactDigest: v.artifactDigest });
+    expect(events[2]!.payload).toMatchObject({ type: 'ProvenanceMismatch', reason: expect.stringMatching(/replaced since it was signed/) });
+    expect(events[3]!.payload).toMatchObject({ type: 'TamperedArtifact', artifactDigest: v.artifactDigest });
   }, 120_000);
 });
