@@ -100,5 +100,14 @@ describe('model card of a deployed version (real Temporal, PostgreSQL, S3, Trito
     expect(pdf.length).toBeGreaterThan(5_000);
     await page.screenshot({ path: path.join(projectRoot, 'docs', 'model-card.png'), fullPage: true });
     await page.close();
+
+    // Meaningful exit codes: no such version 6; a bad format, no version, --json with HTML on stdout 2.
+    expect((await factoryCli(['card', `${model}@${version + 100}`])).code).toBe(6);
+    for (const args of [
+      ['--format', 'pdf'],
+      ['--format', 'html', '--json'],
+    ])
+      expect((await factoryCli(['card', `${model}@${version}`, ...args])).code, args.join(' ')).toBe(2);
+    expect((await factoryCli(['card', model])).code).toBe(2);
   }, 120_000);
 });
