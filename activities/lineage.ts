@@ -24,8 +24,14 @@ export async function withLineage<T>(
 ): Promise<T> {
   const { env, log } = activityDeps();
   if (env.FACTORY_OPENLINEAGE_TRANSPORT === 'off') return stage();
-  const info = Context.current().info;
-  // Standalone activities (no workflow) have no parent run: they emit nothing.
+  // Called outside an activity (a bulk fill, a direct call in a test) or by a standalone activity
+  // (no workflow): there is no run to be a child of, so nothing is emitted; the stage runs as ever.
+  let info: ReturnType<typeof Context.current>['info'];
+  try {
+    info = Context.current().info;
+  } catch {
+    return stage();
+  }
   if (!info.workflowExecution) return stage();
   const { workflowId, runId } = info.workflowExecution;
   const olRunId = runUuid(workflowId, runId, info.activityId, String(info.attempt));
