@@ -53,6 +53,11 @@ export const SIGNED_PROVENANCE_PATCH = 'signed-provenance';
  * scheduled on an allowed zone with a live worker, waiting (and saying why) while none has one.
  */
 export const PLACEMENT_PATCH = 'placement';
+/**
+ * Lifecycles that place training after this change record `data.transferred` (with the lifecycle's
+ * approved purpose) when the chosen zone is away from the data's home (an on-prem location).
+ */
+export const TRANSFER_RECORDS_PATCH = 'transfer-records';
 /** Checks of zone availability while training waits for an allowed zone: first after 2 s, then less often, at most every 30 s. */
 const PLACEMENT_FIRST_RECHECK_MS = 2_000;
 const PLACEMENT_MAX_RECHECK_MS = 30_000;
@@ -458,6 +463,17 @@ async function governedLifecycle(rawInput: LifecycleInput, checkpoint: Lifecycle
           reason: chosen.reason,
           liveWorkers: live,
         });
+        // The certified data leaves its home (the on-prem control zone) for the chosen zone: recorded with why.
+        if (chosen.location !== 'on-prem' && patched(TRANSFER_RECORDS_PATCH)) {
+          await audit('data.transferred', {
+            classification,
+            fromLocation: 'on-prem',
+            toZone: chosen.zone,
+            toLocation: chosen.location,
+            purpose: input.purpose ?? null,
+            policyDigest: policy.digest,
+          });
+        }
         return `${prefix}${chosen.zone}`;
       }
       const reason = waitingReason(job, decision, live);
