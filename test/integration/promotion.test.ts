@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { parse, stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
+import { appendAuditEvent } from '../../src/audit/append.ts';
 import type { PromotionOutcome } from '../../src/domain/promotion.ts';
 import { policyPackPath } from '../../src/policy/pack.ts';
 import { buildProvenanceStatement, signProvenanceStatement } from '../../src/provenance/statement.ts';
@@ -108,6 +109,13 @@ async function approvedVersion(name: string): Promise<{ id: number; artifactKey:
     })
     .returning('id')
     .executeTakeFirstOrThrow();
+  // The events a lifecycle records for such a row, so the registry still matches the audit trail
+  // (every later `audit verify` on this shared database checks it).
+  const at = new Date().toISOString();
+  const recorded = (kind: string, payload: Record<string, unknown>) =>
+    appendAuditEvent(db, { workflowId: workflow.id, runId: workflow.runId, step: kind, kind, actor: 'factory', payload, occurredAt: at });
+  await recorded('provenance.signed', { uri: envelope.uri, digest: envelope.digest, keyId: key.keyId });
+  await recorded('model.registered', { modelVersionId: row.id, version: 1, artifactDigest: artifact.digest });
   return { id: row.id, artifactKey, artifactDigest: artifact.digest, provenanceKey };
 }
 
