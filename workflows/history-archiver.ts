@@ -1,6 +1,6 @@
-import { ActivityFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, CancellationScope, ParentClosePolicy, log, proxyActivities, startChild, workflowInfo } from '@temporalio/workflow';
 import type { controlActivities } from '../activities/index.ts';
-import type { HistoryExportSummary } from '../src/domain/history.ts';
+import { type HistoryExportSummary, archiverWorkflowId } from '../src/domain/history.ts';
 import { queuesFor } from '../src/domain/task-queues.ts';
 
 /**
@@ -34,4 +34,25 @@ export async function historyArchiver(input: { workflowId: string; runId: string
     if (!(err instanceof ActivityFailure)) throw err;
   }
   return exported;
+}
+
+/**
+ * Starts the history archiver for the calling run as it closes: it outlives the caller (ABANDON) and
+ * waits for the close before it reads the history. Never fails the caller: an archiver that cannot
+ * start (one already running under the derived id) is logged, and `factory history export` does the
+ * same work. Each caller keeps its own `patched()` check before calling this.
+ */
+export async function startArchiverOnClose(subject: string): Promise<void> {
+  const { workflowId, runId } = workflowInfo();
+  await CancellationScope.nonCancellable(async () => {
+    try {
+      await startChild(historyArchiver, {
+        workflowId: archiverWorkflowId(workflowId, runId),
+        args: [{ workflowId, runId }],
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+      });
+    } catch (err) {
+      log.warn(`history archiver not started; run \`factory history export\` for this ${subject}`, { error: String(err) });
+    }
+  });
 }

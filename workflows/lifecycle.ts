@@ -9,14 +9,11 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
-  log,
-  ParentClosePolicy,
   patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
   sleep,
-  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -29,9 +26,8 @@ import { queuePrefix, queuesFor } from '../src/domain/task-queues.ts';
 import { dataClassificationSchema } from '../src/domain/classification.ts';
 import { chooseZone, placeJob, waitingReason } from '../src/placement/place.ts';
 import { DEFAULT_ZONES, durationMs } from '../src/policy/schema.ts';
-import { archiverWorkflowId } from '../src/domain/history.ts';
 import { ApprovalGate, type LoadedPolicy } from './approval-gate.ts';
-import { historyArchiver } from './history-archiver.ts';
+import { startArchiverOnClose } from './history-archiver.ts';
 import { ensureMonitor } from './monitor.ts';
 
 export { approveSignal, decideUpdate, rejectSignal, withdrawSignal, type DecisionVerdict } from './approval-gate.ts';
@@ -101,18 +97,7 @@ export const HISTORY_EXPORT_PATCH = 'history-export';
  */
 async function archiveOnClose(): Promise<void> {
   if (!patched(HISTORY_EXPORT_PATCH)) return;
-  const { workflowId, runId } = workflowInfo();
-  await CancellationScope.nonCancellable(async () => {
-    try {
-      await startChild(historyArchiver, {
-        workflowId: archiverWorkflowId(workflowId, runId),
-        args: [{ workflowId, runId }],
-        parentClosePolicy: ParentClosePolicy.ABANDON,
-      });
-    } catch (err) {
-      log.warn('history archiver not started; run `factory history export` for this lifecycle', { error: String(err) });
-    }
-  });
+  await startArchiverOnClose('lifecycle');
 }
 
 /**

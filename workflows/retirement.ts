@@ -2,16 +2,13 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
-  ParentClosePolicy,
   allHandlersFinished,
   condition,
   continueAsNew,
-  log,
   patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
-  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -28,9 +25,8 @@ import {
 } from '../src/domain/retirement.ts';
 import { queuesFor } from '../src/domain/task-queues.ts';
 import { durationMs } from '../src/policy/schema.ts';
-import { archiverWorkflowId } from '../src/domain/history.ts';
 import { ApprovalGate, type LoadedPolicy } from './approval-gate.ts';
-import { historyArchiver } from './history-archiver.ts';
+import { startArchiverOnClose } from './history-archiver.ts';
 import { approvalStatusQuery } from './lifecycle.ts';
 
 /**
@@ -237,16 +233,5 @@ export const RETIREMENT_HISTORY_EXPORT_PATCH = 'retirement-history-export';
  */
 async function archiveOnClose(): Promise<void> {
   if (!patched(RETIREMENT_HISTORY_EXPORT_PATCH)) return;
-  const { workflowId, runId } = workflowInfo();
-  await CancellationScope.nonCancellable(async () => {
-    try {
-      await startChild(historyArchiver, {
-        workflowId: archiverWorkflowId(workflowId, runId),
-        args: [{ workflowId, runId }],
-        parentClosePolicy: ParentClosePolicy.ABANDON,
-      });
-    } catch (err) {
-      log.warn('history archiver not started; run `factory history export` for this retirement', { error: String(err) });
-    }
-  });
+  await startArchiverOnClose('retirement');
 }
