@@ -1,3 +1,5 @@
+import { failureMeaning } from '../domain/failure-types.ts';
+
 /** Exit codes of the factory CLI: stable, for CI scripts (README, "Exit codes"). */
 export const EXIT = {
   ok: 0,
@@ -9,6 +11,12 @@ export const EXIT = {
   notFound: 6,
   tampered: 7,
 } as const;
+
+/** The exit code for a workflow that ended with this failure type (src/domain/failure-types.ts). */
+export function exitForFailure(type: string): (typeof EXIT)[keyof typeof EXIT] {
+  const meaning = failureMeaning(type);
+  return meaning === 'refused' ? EXIT.refused : meaning === 'tampered' ? EXIT.tampered : meaning === 'not-found' ? EXIT.notFound : EXIT.failure;
+}
 
 export class CliError extends Error {
   override name = 'CliError';

@@ -4,7 +4,7 @@ import { parseVersionRef } from '../domain/retirement.ts';
 import { renderCause } from '../lifecycle/client.ts';
 import { promotionResult, startPromotion } from '../lifecycle/promotion.ts';
 import { withTemporal } from './context.ts';
-import { CliError, EXIT, createOutput } from './output.ts';
+import { CliError, EXIT, createOutput, exitForFailure } from './output.ts';
 
 export function renderPromotion(o: PromotionOutcome): string {
   return [
@@ -13,9 +13,6 @@ export function renderPromotion(o: PromotionOutcome): string {
     `  provenance  ${o.provenance.digest}  ${o.provenance.to}  signed by ${o.provenance.keyId}  verified: yes`,
   ].join('\n');
 }
-
-const TAMPERED_TYPES = new Set(['ProvenanceMismatch', 'TamperedArtifact']);
-const REFUSED_TYPES = new Set(['UnknownSite', 'PurposeNotAllowed', 'NotPromotable', 'EvidenceMissing', 'InvalidInput']);
 
 const OPTION_OF: Record<string, string> = { toSite: '--to-site', purpose: '--purpose', requestedBy: '--as' };
 
@@ -50,13 +47,7 @@ export function registerPromote(program: Command): void {
       if ('failure' in result) {
         const f = result.failure;
         if (out.json) out.result({ ...base, outcome: 'refused', failure: f }, () => '');
-        const code = TAMPERED_TYPES.has(f.type)
-          ? EXIT.tampered
-          : f.type === 'UnknownModelVersion'
-            ? EXIT.notFound
-            : REFUSED_TYPES.has(f.type)
-              ? EXIT.refused
-              : EXIT.failure;
+        const code = exitForFailure(f.type);
         throw new CliError(
           `promotion ${base.workflowId} did not promote: ${renderCause(f)}`,
           code,

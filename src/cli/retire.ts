@@ -4,7 +4,7 @@ import { type RetirementOutcome, parseVersionRef, retirementInputSchema } from '
 import { renderCause } from '../lifecycle/client.ts';
 import { retirementResult, startRetirement } from '../lifecycle/retirement.ts';
 import { withDb, withTemporal } from './context.ts';
-import { CliError, EXIT, createOutput } from './output.ts';
+import { CliError, EXIT, createOutput, exitForFailure } from './output.ts';
 
 export function renderRetirement(o: RetirementOutcome): string {
   if (o.outcome === 'rejected') return `not retired ${o.modelName}@${o.version}: ${o.reason}`;
@@ -17,8 +17,6 @@ export function renderRetirement(o: RetirementOutcome): string {
     ...o.retention.map((r) => `    ${r.role.padEnd(10)} ${r.outcome.padEnd(8)} until ${r.retainUntil}  ${r.uri}`),
   ].join('\n');
 }
-
-const REFUSED_TYPES = new Set(['AlreadyRetired', 'NotRetirable', 'IllegalTransition', 'RefusedByRegistryGuard']);
 
 export function registerRetire(program: Command): void {
   program
@@ -76,7 +74,7 @@ export function registerRetire(program: Command): void {
       if ('failure' in result && result.failure) {
         const f = result.failure;
         if (out.json) out.result({ ...base, outcome: 'failed', failure: f }, () => '');
-        const code = REFUSED_TYPES.has(f.type) ? EXIT.refused : f.type === 'UnknownModelVersion' ? EXIT.notFound : EXIT.failure;
+        const code = exitForFailure(f.type);
         throw new CliError(
           `retirement ${base.workflowId} ended without retiring: ${renderCause(f)}`,
           code,

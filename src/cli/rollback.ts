@@ -2,20 +2,11 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { Command } from 'commander';
 import { type DrillOutcome, type RollbackOutcome, ROLLBACK_WORKFLOW, drillInputSchema, rollbackInputSchema, rollbackWorkflowId } from '../domain/rollback.ts';
+import { failureMeaning } from '../domain/failure-types.ts';
 import { TASK_QUEUES } from '../domain/task-queues.ts';
 import { withTemporal } from './context.ts';
 import { strictInt } from './options.ts';
 import { CliError, EXIT, createOutput } from './output.ts';
-
-/** Failure types that mean "this rollback is not allowed / not possible as asked" (exit 4), not "it broke" (exit 1). */
-export const ROLLBACK_REFUSALS = new Set([
-  'NoLiveRoute',
-  'VersionNotEligible',
-  'RouteChanged',
-  'NotApproved',
-  'InvalidRollbackInput',
-  'RefusedByRegistryGuard',
-]);
 
 /** A unique, sortable tail for workflow ids: the time in base 36 and 4 random bytes. */
 export function uniqueSuffix(): string {
@@ -68,7 +59,7 @@ export function registerRollback(program: Command): void {
         } catch (err) {
           if (!(err instanceof WorkflowFailedError)) throw err;
           const cause = rootCause(err.cause ?? err);
-          const refused = ROLLBACK_REFUSALS.has(cause.type);
+          const refused = failureMeaning(cause.type) === 'refused';
           if (opts.json) {
             process.stdout.write(
               `${JSON.stringify({ outcome: refused ? 'refused' : 'failed', workflowId, modelName: parsed.data.modelName, failure: cause }, null, 2)}\n`,
