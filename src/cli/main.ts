@@ -21,6 +21,7 @@ const rollback: Registrar = async () => (await import('./rollback.ts')).register
 const datasetRead: Registrar = async () => (await import('./governance.ts')).registerDatasetRead;
 const monitor: Registrar = async () => (await import('./monitor.ts')).registerMonitor;
 const card: Registrar = async () => (await import('./card.ts')).registerCard;
+const kpi: Registrar = async () => (await import('./kpi.ts')).registerKpi;
 /**
  * Each top-level command's module, loaded only when that command runs: `factory trace` must not
  * pay for loading the Temporal client, the S3 SDK and the stack (it answers in well under a second).
@@ -53,6 +54,7 @@ const byCommand: Record<string, Registrar> = {
   dataset: datasetRead,
   monitor,
   card,
+  kpi,
 };
 
 const program = new Command('factory')
