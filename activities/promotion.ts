@@ -110,6 +110,16 @@ export async function promoteArtifact(input: PromotionInput & { workflowId: stri
     versionId: copiedProvenance.versionId,
     keyId: verdict.keyId,
   };
+  // What was promoted, as the audit event records it and the command reports it.
+  const promoted = {
+    modelName: input.modelName,
+    version: input.version,
+    fromSite: HOME_SITE,
+    toSite: site.name,
+    purpose: input.purpose,
+    artifact: artifactCopy,
+    provenance: provenanceCopy,
+  };
   const promotionId = `${input.workflowId}/${input.runId}`;
   const promotedAt = new Date().toISOString();
   await db.transaction().execute(async (tx) => {
@@ -147,17 +157,7 @@ export async function promoteArtifact(input: PromotionInput & { workflowId: stri
         step: 'artifact.promoted',
         kind: 'artifact.promoted',
         actor: input.requestedBy,
-        payload: {
-          modelVersionId: mv.id,
-          modelName: input.modelName,
-          version: input.version,
-          fromSite: HOME_SITE,
-          toSite: site.name,
-          purpose: input.purpose,
-          artifact: artifactCopy,
-          provenance: provenanceCopy,
-          policyDigest,
-        },
+        payload: { modelVersionId: mv.id, ...promoted, policyDigest },
         occurredAt: promotedAt,
       },
     ]);
@@ -168,13 +168,7 @@ export async function promoteArtifact(input: PromotionInput & { workflowId: stri
     outcome: {
       outcome: 'promoted',
       promotionId,
-      modelName: input.modelName,
-      version: input.version,
-      fromSite: HOME_SITE,
-      toSite: site.name,
-      purpose: input.purpose,
-      artifact: artifactCopy,
-      provenance: provenanceCopy,
+      ...promoted,
       promotedAt: new Date(row.promoted_at).toISOString(),
     },
   };

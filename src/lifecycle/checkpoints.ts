@@ -1,6 +1,7 @@
-import { type Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { CheckpointSummary } from '../domain/checkpoint.ts';
 import { TASK_QUEUES } from '../domain/task-queues.ts';
+import { ensureIntervalSchedule } from './schedules.ts';
 
 /** The schedule's id (stable API): one per task-queue prefix. */
 export function checkpointScheduleId(taskQueuePrefix = ''): string {
@@ -17,26 +18,15 @@ export async function ensureCheckpointSchedule(
   client: Client,
   { everyMinutes, taskQueuePrefix = '' }: { everyMinutes: number; taskQueuePrefix?: string },
 ): Promise<void> {
-  const scheduleId = checkpointScheduleId(taskQueuePrefix);
-  const every = `${everyMinutes}m`;
-  const action = {
-    type: 'startWorkflow' as const,
+  await ensureIntervalSchedule(client, {
+    scheduleId: checkpointScheduleId(taskQueuePrefix),
+    every: `${everyMinutes}m`,
     workflowType: 'auditCheckpoint',
-    workflowId: `${scheduleId}-run`,
-    args: [{ reason: `schedule every ${every}` }],
-    taskQueue: `${taskQueuePrefix}${TASK_QUEUES.control}`,
-  };
-  try {
-    await client.schedule.create({
-      scheduleId,
-      spec: { intervals: [{ every }] },
-      action,
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
-    });
-  } catch (err) {
-    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-    await client.schedule.getHandle(scheduleId).update((prev) => ({ ...prev, spec: { intervals: [{ every }] }, action }));
-  }
+    workflowId: `${checkpointScheduleId(taskQueuePrefix)}-run`,
+    args: [{ reason: `schedule every ${everyMinutes}m` }],
+    taskQueuePrefix,
+    catchupWindow: '1 minute',
+  });
 }
 
 /** Writes a checkpoint now (workflow `auditCheckpoint`) and waits for it. */

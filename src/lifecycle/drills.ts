@@ -1,6 +1,8 @@
-import { type Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import type { Duration } from '@temporalio/common';
 import { DRILL_WORKFLOW, type DrillInput, type DrillOutcome, drillScheduleId, drillWorkflowId } from '../domain/rollback.ts';
 import { TASK_QUEUES } from '../domain/task-queues.ts';
+import { ensureIntervalSchedule } from './schedules.ts';
 
 /** `--every`: a whole number of hours or days, from 1 hour to 366 days (a drill loads two versions: not a per-minute job). */
 export const DRILL_EVERY = /^([1-9][0-9]{0,3})(h|d)$/;
@@ -23,22 +25,15 @@ export async function scheduleDrill(
 ): Promise<{ scheduleId: string; created: boolean }> {
   const scheduleId = drillScheduleId(modelName, taskQueuePrefix);
   const input: DrillInput = { modelName, requestedBy, reason: `scheduled drill every ${every} (schedule ${scheduleId})` };
-  const action = {
-    type: 'startWorkflow' as const,
+  return ensureIntervalSchedule(client, {
+    scheduleId,
+    every: every as Duration,
     workflowType: DRILL_WORKFLOW,
     workflowId: `drill-${modelName}-scheduled`,
     args: [input],
-    taskQueue: `${taskQueuePrefix}${TASK_QUEUES.control}`,
-  };
-  const spec = { intervals: [{ every: every as `${number}d` }] };
-  try {
-    await client.schedule.create({ scheduleId, spec, action, policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' } });
-    return { scheduleId, created: true };
-  } catch (err) {
-    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-    await client.schedule.getHandle(scheduleId).update((prev) => ({ ...prev, spec, action }));
-    return { scheduleId, created: false };
-  }
+    taskQueuePrefix,
+    catchupWindow: '1 day',
+  });
 }
 
 /** Runs one drill now and waits for its verdict. */

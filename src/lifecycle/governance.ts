@@ -1,6 +1,7 @@
-import { type Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/client';
+import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/client';
 import { type LegalHoldInput, type LegalHoldResult, type RetentionReport, type RetentionSweepInput, legalHoldWorkflowId } from '../domain/governance.ts';
 import { TASK_QUEUES } from '../domain/task-queues.ts';
+import { ensureIntervalSchedule } from './schedules.ts';
 
 /** The retention job's schedule id (stable API): one per task-queue prefix. */
 export function retentionScheduleId(taskQueuePrefix = ''): string {
@@ -16,26 +17,15 @@ export async function ensureRetentionSchedule(
   client: Client,
   { everyHours, taskQueuePrefix = '' }: { everyHours: number; taskQueuePrefix?: string },
 ): Promise<void> {
-  const scheduleId = retentionScheduleId(taskQueuePrefix);
-  const every = `${everyHours}h`;
-  const action = {
-    type: 'startWorkflow' as const,
+  await ensureIntervalSchedule(client, {
+    scheduleId: retentionScheduleId(taskQueuePrefix),
+    every: `${everyHours}h`,
     workflowType: 'retentionSweep',
-    workflowId: `${scheduleId}-run`,
+    workflowId: `${retentionScheduleId(taskQueuePrefix)}-run`,
     args: [{ mode: 'delete' }],
-    taskQueue: `${taskQueuePrefix}${TASK_QUEUES.control}`,
-  };
-  try {
-    await client.schedule.create({
-      scheduleId,
-      spec: { intervals: [{ every }] },
-      action,
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
-    });
-  } catch (err) {
-    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-    await client.schedule.getHandle(scheduleId).update((prev) => ({ ...prev, spec: { intervals: [{ every }] }, action }));
-  }
+    taskQueuePrefix,
+    catchupWindow: '1 minute',
+  });
 }
 
 /** Runs a sweep now (`factory retention report|run`) and waits for its report. */

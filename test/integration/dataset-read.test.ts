@@ -4,9 +4,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createEnvDb } from '../../src/db/connect.ts';
 import { bucket, createS3 } from '../../src/storage/s3.ts';
-import { putOnce, sha256Digest } from '../../src/storage/objects.ts';
+import { putOnce } from '../../src/storage/objects.ts';
 import { env } from '../helpers.ts';
-import { TEST_DATA, factoryCli } from './harness.ts';
+import { TEST_DATA, factoryCli, insertDatasetRecord } from './harness.ts';
 
 const s3 = createS3(env);
 
@@ -21,22 +21,7 @@ describe('reads of a PHI dataset outside a lifecycle are recorded with who and w
       const data = await putOnce(s3, bucket(env, 'certified'), `${name}/${hex}/data.csv`, csv);
       const evidence = await putOnce(s3, bucket(env, 'evidence'), `datasets/${name}/m.manifest.json`, manifest);
       const raw = await putOnce(s3, bucket(env, 'quarantine'), `${name}/raw/x.csv`, csv);
-      await db
-        .insertInto('dataset_versions')
-        .values({
-          manifest_digest: sha256Digest(manifest),
-          name,
-          raw_uri: raw.uri,
-          raw_sha256: raw.digest,
-          certified_uri: data.uri,
-          manifest_uri: evidence.uri,
-          rows_total: 1,
-          rows_accepted: 1,
-          rows_excluded: 0,
-          exclusions: JSON.stringify([]),
-          workflow_id: `test-${name}`,
-        })
-        .execute();
+      await insertDatasetRecord(db, { name, manifest, raw, data, evidence });
       fs.mkdirSync(TEST_DATA, { recursive: true });
       const out = path.join(TEST_DATA, `${name}.csv`);
       const events = () => db.selectFrom('audit_events').select(['kind', 'actor', 'payload']).where('workflow_id', '=', `dataset-read/${name}`).execute();

@@ -6,9 +6,12 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
+import type { Kysely } from 'kysely';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll } from 'vitest';
 import { createEnvDb } from '../../src/db/connect.ts';
+import type { Database } from '../../src/db/schema.ts';
+import { sha256Digest } from '../../src/storage/objects.ts';
 import { projectRoot } from '../../src/config/env.ts';
 import type { ApprovalStatus } from '../../src/domain/approval.ts';
 import type { LifecycleInput, LifecycleOutcome } from '../../src/domain/lifecycle.ts';
@@ -285,4 +288,33 @@ export function gatewayCall(base: string, model: string, key: string | undefined
     headers: { 'content-type': init.contentType ?? 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
     body: init.body,
   });
+}
+
+type Stored = { uri: string; digest: string };
+
+/**
+ * Records a one-row dataset version over objects the test stored itself (raw upload, certified
+ * data, evidence manifest), as certification would: for tests of what governs a dataset's records
+ * (reads, holds) without running a certification first.
+ */
+export async function insertDatasetRecord(
+  db: Kysely<Database>,
+  { name, manifest, raw, data, evidence }: { name: string; manifest: string; raw: Stored; data: Stored; evidence: Stored },
+): Promise<void> {
+  await db
+    .insertInto('dataset_versions')
+    .values({
+      manifest_digest: sha256Digest(manifest),
+      name,
+      raw_uri: raw.uri,
+      raw_sha256: raw.digest,
+      certified_uri: data.uri,
+      manifest_uri: evidence.uri,
+      rows_total: 1,
+      rows_accepted: 1,
+      rows_excluded: 0,
+      exclusions: JSON.stringify([]),
+      workflow_id: `test-${name}`,
+    })
+    .execute();
 }

@@ -4,9 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { LegalHoldResult, RetentionReport } from '../../src/domain/governance.ts';
 import { bucket, createS3 } from '../../src/storage/s3.ts';
-import { putOnce, sha256Digest } from '../../src/storage/objects.ts';
+import { putOnce } from '../../src/storage/objects.ts';
 import { env } from '../helpers.ts';
-import { factoryCli, lifecycleSuite } from './harness.ts';
+import { factoryCli, lifecycleSuite, insertDatasetRecord } from './harness.ts';
 
 const suite = lifecycleSuite({ startWorkers: false });
 const s3 = createS3(env);
@@ -34,22 +34,7 @@ describe('legal hold and the retention job', () => {
     await putOnce(s3, certified, `${name}/c/manifest.json`, manifest, { retainUntil });
     const evidence = await putOnce(s3, bucket(env, 'evidence'), `datasets/${name}/m.manifest.json`, manifest, { retainUntil });
     await putOnce(s3, quarantine, `${name}-loose/other.csv`, 'x\n', { retainUntil });
-    await db
-      .insertInto('dataset_versions')
-      .values({
-        manifest_digest: sha256Digest(manifest),
-        name,
-        raw_uri: raw.uri,
-        raw_sha256: raw.digest,
-        certified_uri: data.uri,
-        manifest_uri: evidence.uri,
-        rows_total: 1,
-        rows_accepted: 1,
-        rows_excluded: 0,
-        exclusions: JSON.stringify([]),
-        workflow_id: `test-${name}`,
-      })
-      .execute();
+    await insertDatasetRecord(db, { name, manifest, raw, data, evidence });
 
     const placed = await cli(['hold', 'place', '--case', caseId, '--dataset', name, '--as', 'dana@hospital.example', '--reason', 'litigation hold', '--json']);
     expect(placed.code, placed.stderr).toBe(0);

@@ -43,6 +43,14 @@ async function infer(model: string, version?: number): Promise<{ status: number;
 /** The factory CLI on the test workers' task queues. */
 const cli = (args: string[]) => factoryCli(args, { FACTORY_TASK_QUEUE_PREFIX: suite.workers.prefix });
 
+/** A rollback that must be refused (exit 4, recorded as refused with this failure type) and leave `served` answering. */
+async function expectRefusedRollback(args: string[], type: string, served: number): Promise<void> {
+  const r = await cli(['rollback', MODEL, ...args, '--json']);
+  expect(r.code, r.stderr).toBe(4);
+  expect(JSON.parse(r.stdout)).toMatchObject({ outcome: 'refused', failure: { type } });
+  expect(await infer(MODEL)).toMatchObject({ status: 200, version: String(served) });
+}
+
 describe('rollback and rollback drills (real Triton, gateway, Temporal, PostgreSQL, S3)', () => {
   let older: number;
   let newer: number;
@@ -199,10 +207,7 @@ describe('rollback and rollback drills (real Triton, gateway, Temporal, PostgreS
     ]);
 
     // Nothing deployed below the older version: refused (exit 4), recorded, serving unchanged.
-    const none = await cli(['rollback', MODEL, '--reason', 'test: again', '--json']);
-    expect(none.code, none.stderr).toBe(4);
-    expect(JSON.parse(none.stdout)).toMatchObject({ outcome: 'refused', failure: { type: 'VersionNotEligible' } });
-    expect(await infer(MODEL)).toMatchObject({ status: 200, version: String(older) });
+    await expectRefusedRollback(['--reason', 'test: again'], 'VersionNotEligible', older);
 
     // Forward again with --to: the rolled-back version is served again, the older one is rolled back.
     const forward = await cli(['rollback', MODEL, '--to', String(newer), '--reason', 'test: fixed upstream', '--json']);
@@ -214,9 +219,7 @@ describe('rollback and rollback drills (real Triton, gateway, Temporal, PostgreS
   it('refuses hostile or impossible requests before anything changes', async () => {
     const control = await cli(['rollback', MODEL, '--reason', 'evil\u001b[2Jreason']);
     expect(control.code).toBe(2);
-    const unknown = await cli(['rollback', MODEL, '--to', '999', '--reason', 'test: no such version', '--json']);
-    expect(unknown.code).toBe(4);
-    expect(JSON.parse(unknown.stdout).failure.type).toBe('VersionNotEligible');
+    await expectRefusedRollback(['--to', '999', '--reason', 'test: no such version'], 'VersionNotEligible', newer);
     // The workflow itself judges its input (the monitor starts it directly): a poison input fails once, not in a retry loop.
     const handle = await suite.client.workflow.start('modelRollback', {
       workflowId: `rollback-${MODEL}-poison-${Date.now()}`,
