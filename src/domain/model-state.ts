@@ -3,7 +3,8 @@ export type ModelState = 'registered' | 'validated' | 'approved' | 'deployed' | 
 
 /**
  * The registry's state machine, for code that moves versions (the registry activity) or writes rows in
- * bulk (bench/fill-lib.ts). The database's guard (migration 0011) enforces the same.
+ * bulk (bench/fill-lib.ts). The database's guard (migrations 0011, 0018) enforces the same, and
+ * test/integration/db-roles.test.ts tries every pair of states against it so the two cannot drift.
  */
 export const MODEL_STATE_TRANSITIONS: Record<ModelState, readonly ModelState[]> = {
   registered: ['validated', 'rejected', 'failed', 'cancelled'],

@@ -7,6 +7,7 @@ import { appendAuditEvent } from '../../src/audit/append.ts';
 import { verifyAuditChain } from '../../src/audit/verify.ts';
 import { loadEnv } from '../../src/config/env.ts';
 import { createDb, databaseUrlFor, ensureDatabase, migrateToLatest } from '../../src/db/connect.ts';
+import { MODEL_STATE_TRANSITIONS, type ModelState } from '../../src/domain/model-state.ts';
 import { env } from '../helpers.ts';
 
 /**
@@ -225,5 +226,45 @@ describe('the embedded PGlite (dev default without DATABASE_URL): single-user, n
     } finally {
       await c.end();
     }
+  });
+});
+
+describe("the registry's guard and the state machine in src/domain/model-state.ts", () => {
+  it('allow exactly the same transitions: every pair of states tried as the workers role', async () => {
+    // The guard is SQL (migrations 0011, 0018), the state machine TypeScript: this keeps them from drifting.
+    const states = Object.keys(MODEL_STATE_TRANSITIONS) as ModelState[];
+    const digest = `sha256:${'e'.repeat(64)}`;
+    const owner = new pg.Client({ connectionString: ownerUrl });
+    await owner.connect();
+    try {
+      await owner.query(
+        `INSERT INTO dataset_versions (manifest_digest, name, raw_uri, raw_sha256, certified_uri, manifest_uri, rows_total, rows_accepted, rows_excluded, exclusions, workflow_id)
+         VALUES ($1, 'sm', 's3://r', 'x', 's3://c', 's3://m', 1, 1, 0, '[]', 'wf-sm') ON CONFLICT DO NOTHING`,
+        [digest],
+      );
+      // Each state's row is written directly (the guard would make a new row start at registered).
+      await owner.query('SET session_replication_role = replica');
+      for (const state of states) {
+        await owner.query(
+          `INSERT INTO model_versions (model_name, version, state, risk_tier, artifact_digest, artifact_uri, dataset_manifest_digest, commit_sha, image_digest, requester, developer, metrics, environment, policy_digest, workflow_id)
+           VALUES ($1, 1, $2, 'low', 'sha256:a', 's3://a', $3, 'c', 'i', 'r', 'd', '{}', '{}', 'p', $4)`,
+          [`sm-${state}`, state, digest, `wf-sm-${state}`],
+        );
+      }
+    } finally {
+      await owner.end();
+    }
+    const allowed: string[] = [];
+    for (const from of states) {
+      for (const to of states) {
+        if (to === from) continue;
+        // Tried and undone: each pair starts from the row as written.
+        const r = await as('worker', `BEGIN; UPDATE model_versions SET state = '${to}' WHERE model_name = 'sm-${from}'; ROLLBACK`);
+        if (r.ok) allowed.push(`${from} → ${to}`);
+        else expect(r.code, `${from} → ${to}: ${r.message}`).toBe('42501');
+      }
+    }
+    const expected = states.flatMap((from) => MODEL_STATE_TRANSITIONS[from].map((to) => `${from} → ${to}`));
+    expect(allowed.sort()).toEqual(expected.sort());
   });
 });
