@@ -124,6 +124,14 @@ export const envSchema = z.object({
     .min(1024)
     .max(64 * 1024 * 1024)
     .default(1024 * 1024),
+  /**
+   * When set, a worker process serves Prometheus metrics at http://FACTORY_METRICS_HOST:<port>/metrics
+   * (activity durations and failures, lifecycles, the KPI gauges): one port per process. Unset: off.
+   */
+  FACTORY_METRICS_PORT: port.optional(),
+  FACTORY_METRICS_HOST: z.string().min(1).max(255).default('127.0.0.1'),
+  /** The KPI gauges are recomputed at most this often (seconds); scrapes in between read the cache. */
+  FACTORY_METRICS_KPI_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
   /** Requests one caller (API key) may make per minute before 429. */
   FACTORY_GATEWAY_RATE_LIMIT: z.coerce.number().int().min(1).default(6000),
   /**

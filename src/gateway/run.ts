@@ -10,6 +10,7 @@ import { loadEnv } from '../config/env.ts';
 import { createEnvDb, databaseUrlFor } from '../db/connect.ts';
 import { createLogger } from '../log.ts';
 import { DistributionCache } from '../monitoring/store.ts';
+import { GatewayMetrics } from '../metrics/registry.ts';
 import { loadPolicyPack, policyPackPath } from '../policy/pack.ts';
 import { tritonUrl } from '../serving/triton.ts';
 import { bucket, createS3 } from '../storage/s3.ts';
@@ -33,8 +34,10 @@ const payloads = new PayloadJournal(path.join(env.FACTORY_HOME, 'gateway', `payl
 await payloads.start();
 // Group-commit figures, logged every 10 s while there is traffic (batch size is what makes it cheap).
 const batches = { n: 0, rows: 0, ms: 0 };
+const metrics = new GatewayMetrics();
 const requestLog = new RequestLog(db, payloads, {
   onBatch: (rows, ms) => {
+    metrics.batch(rows, ms);
     batches.n++;
     batches.rows += rows;
     batches.ms += ms;
@@ -59,6 +62,7 @@ const app = await buildGateway({
   maxBodyBytes: env.FACTORY_GATEWAY_MAX_BODY_BYTES,
   ratePerMinute: env.FACTORY_GATEWAY_RATE_LIMIT,
   policyPackDigest: loaded.digest,
+  metrics,
   distributions: new DistributionCache(db, s3, (modelVersionId, err) =>
     logger.warn({ modelVersionId, err: err.message }, 'training distribution unreadable: requests logged without monitoring bins'),
   ),

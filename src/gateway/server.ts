@@ -9,6 +9,7 @@ import { binRows, scoresOf } from '../monitoring/bins.ts';
 import type { Caller, KeyRing } from './keys.ts';
 import type { RequestLog, RequestRow } from './request-log.ts';
 import type { NamedVersion, RouteTable, ServedRoute } from './routes.ts';
+import type { GatewayMetrics } from '../metrics/registry.ts';
 
 /** Stable reason codes of the gateway's errors (README, "Inference gateway"): clients may switch on them. */
 export type RefusalReason =
@@ -133,6 +134,8 @@ export interface GatewayDeps {
   databaseReady: () => Promise<boolean>;
   /** Per version, the training split's decile edges per feature (src/monitoring/store.ts); none: requests are logged without bins. */
   distributions?: { featureEdges(modelVersionId: number): Promise<number[][] | undefined> };
+  /** Prometheus metrics (src/metrics/): counted per logged request and served at GET /metrics, without a key like the health routes. */
+  metrics?: GatewayMetrics;
 }
 
 /** A bounded summary of the outputs: per tensor its name, shape and first values. */
@@ -180,7 +183,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     // The model asked for is logged even when the caller is refused before anything else is read.
     const asked = (req.params as { name?: unknown } | undefined)?.name;
     if (typeof asked === 'string' && name.safeParse(asked).success) req.gw.modelName = asked;
-    if (req.url.startsWith('/v2/health/')) {
+    if (req.url.startsWith('/v2/health/') || (deps.metrics && req.url.split('?')[0] === '/metrics')) {
       req.gw.unlogged = true;
       return;
     }
@@ -228,6 +231,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     const row = logRow(req, reply.statusCode);
     try {
       await deps.log.record(row, gw.outputs ? { request_id: gw.requestId, request: gw.payloadRequest, response: gw.outputs } : undefined);
+      deps.metrics?.request(row);
     } catch (err) {
       deps.logger.error({ err: (err as Error).message, requestId: gw.requestId }, 'request log unavailable: not answered');
       void reply.code(503);
@@ -245,6 +249,10 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     const [db, triton] = await Promise.all([deps.databaseReady(), tritonReady(deps.tritonUrl)]);
     return reply.code(db && triton ? 200 : 503).send({ ready: db && triton, database: db, triton });
   });
+  if (deps.metrics) {
+    const registry = deps.metrics.registry;
+    app.get('/metrics', async (_req, reply) => reply.header('content-type', registry.contentType).send(await registry.metrics()));
+  }
   app.get('/v2', async () => ({ name: 'ai-factory-gateway', version: '1', extensions: [] }));
 
   const modelParams = z.object({
