@@ -59,7 +59,12 @@ export class GatewayMetrics {
   /** One logged request (after its row committed). Labels are bounded: the model only if it was a valid name, the version only when routed. */
   request(row: { model_name?: string | null; model_version?: number | null; status: number; outcome: string; latency_ms: number }): void {
     const model = row.model_name && MODEL_LABEL.test(row.model_name) ? row.model_name : '-';
-    this.requests.inc({ model, version: row.model_version === null || row.model_version === undefined ? '-' : String(row.model_version), status: String(row.status), outcome: row.outcome });
+    this.requests.inc({
+      model,
+      version: row.model_version === null || row.model_version === undefined ? '-' : String(row.model_version),
+      status: String(row.status),
+      outcome: row.outcome,
+    });
     this.latency.observe({ model, outcome: row.outcome }, row.latency_ms / 1000);
   }
 

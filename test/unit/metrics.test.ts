@@ -61,7 +61,17 @@ describe('metrics: one list of names', () => {
       kpis: Object.fromEntries(
         KPI_IDS.map((id) => [
           id,
-          { id, title: id, value: id === 'auditLogCompleteness' ? null : 0.5, unit: 'ratio', numerator: 1, denominator: 2, goal: { op: '>=', value: 1, source: 't' }, met: false, detail: {} },
+          {
+            id,
+            title: id,
+            value: id === 'auditLogCompleteness' ? null : 0.5,
+            unit: 'ratio',
+            numerator: 1,
+            denominator: 2,
+            goal: { op: '>=', value: 1, source: 't' },
+            met: false,
+            detail: {},
+          },
         ]),
       ) as unknown as KpiReport['kpis'],
     });
@@ -95,5 +105,12 @@ describe('metrics: one list of names', () => {
     expect(text).not.toContain('outcome="rejected"');
     expect(text).toContain('factory_activity_failures_total{activity_type="trainModel",task_queue="gpu-onprem"} 1');
     expect(text).toContain('factory_activity_duration_seconds_count{activity_type="appendAudit",task_queue="control",outcome="completed"} 2');
+  });
+});
+
+describe('metrics: documented', () => {
+  it('README names every exported metric', () => {
+    const readme = fs.readFileSync(path.join(projectRoot, 'README.md'), 'utf8');
+    for (const m of METRICS) expect(readme, m.name).toContain(`\`${m.name}\``);
   });
 });
