@@ -38,7 +38,7 @@ export function renderKpis(r: KpiReport): string {
     );
     const detail = Object.entries(k.detail)
       .filter(([, v]) => v !== null && v !== 0)
-      .map(([name, v]) => `${name}=${v}`)
+      .map(([name, v]) => `${name}=${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(1) : v}`)
       .join(' ');
     if (detail) lines.push(`  ${detail}`);
     if (k.note) lines.push(`  note: ${k.note}`);
