@@ -12,6 +12,7 @@ import * as promotion from './promotion.ts';
 import * as provenance from './provenance.ts';
 import * as registry from './registry.ts';
 import * as retirement from './retirement.ts';
+import * as revalidation from './revalidation.ts';
 import * as rollback from './rollback.ts';
 import * as serving from './serving.ts';
 import * as smoke from './smoke.ts';
@@ -24,6 +25,7 @@ export const controlActivities = {
   ...datasets,
   ...registry,
   ...retirement,
+  ...revalidation,
   ...audit,
   ...checkpoint,
   ...history,

@@ -5,6 +5,8 @@ import { defineSearchAttributeKey } from '@temporalio/common';
  * `PendingRoles` lists the approver roles a lifecycle still waits for, so "waiting for my role" is
  * the filter `PendingRoles = 'compliance'`. `MonitoringReview` is `open` on a deployment monitor
  * whose breach waits for an acknowledgement (`MonitoringReview = 'open'`), else `none`.
+ * `RevalidationReview` is set on a `revalidationReview` workflow: `open` while it waits for a
+ * validator, then `revalidated`, `failed` or `timed-out` (`RevalidationReview = 'open'` lists the due ones).
  */
 export const searchAttributes = {
   ModelName: 'Keyword',
@@ -12,6 +14,7 @@ export const searchAttributes = {
   LifecycleStage: 'Keyword',
   PendingRoles: 'KeywordList',
   MonitoringReview: 'Keyword',
+  RevalidationReview: 'Keyword',
 } as const;
 
 export const ModelNameKey = defineSearchAttributeKey('ModelName', 'KEYWORD');
@@ -19,3 +22,4 @@ export const RiskTierKey = defineSearchAttributeKey('RiskTier', 'KEYWORD');
 export const LifecycleStageKey = defineSearchAttributeKey('LifecycleStage', 'KEYWORD');
 export const PendingRolesKey = defineSearchAttributeKey('PendingRoles', 'KEYWORD_LIST');
 export const MonitoringReviewKey = defineSearchAttributeKey('MonitoringReview', 'KEYWORD');
+export const RevalidationReviewKey = defineSearchAttributeKey('RevalidationReview', 'KEYWORD');

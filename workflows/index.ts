@@ -10,3 +10,4 @@ export { legalHold, retentionSweep } from './governance.ts';
 export { modelRollback, rollbackDrill } from './rollback.ts';
 export { deploymentMonitor } from './monitor.ts';
 export { artifactPromotion } from './promotion.ts';
+export { revalidationReview, revalidationSweep } from './revalidation.ts';

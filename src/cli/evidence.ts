@@ -167,7 +167,7 @@ export function registerInventory(program: Command): void {
   program
     .command('inventory')
     .description(
-      'the model inventory (SR 11-7): every model version by state (development, validated, approved, deployed, rolled back, retired, …), owner, risk tier, last validation and revalidation due date from the policy pack (revalidateEvery per tier); overdue ones flagged',
+      'the model inventory (SR 11-7): every model version by state (development, validated, approved, deployed, rolled back, retired, …), owner, risk tier, last validation (a completed revalidation renews it) and revalidation due date from the policy pack (revalidateEvery per tier); overdue ones flagged, an open revalidation review named',
     )
     .option('--model <name>', 'only this model')
     .option(
@@ -208,7 +208,8 @@ export function registerInventory(program: Command): void {
           for (const v of r.versions.filter((x) => x.state === state)) {
             lines.push(
               `  ${v.model}@${v.version}  tier=${v.riskTier}  owner=${v.owner}  validated ${day(v.lastValidatedAt)}` +
-                (v.revalidationDueAt ? `  revalidation due ${day(v.revalidationDueAt)}${v.overdue ? `  OVERDUE by ${v.overdueDays} d` : ''}` : ''),
+                (v.revalidationDueAt ? `  revalidation due ${day(v.revalidationDueAt)}${v.overdue ? `  OVERDUE by ${v.overdueDays} d` : ''}` : '') +
+                (v.openRevalidation ? `  revalidation review open: ${v.openRevalidation}` : ''),
             );
           }
         }

@@ -22,6 +22,7 @@ const datasetRead: Registrar = async () => (await import('./governance.ts')).reg
 const monitor: Registrar = async () => (await import('./monitor.ts')).registerMonitor;
 const card: Registrar = async () => (await import('./card.ts')).registerCard;
 const kpi: Registrar = async () => (await import('./kpi.ts')).registerKpi;
+const revalidation: Registrar = async () => (await import('./revalidation.ts')).registerRevalidation;
 /**
  * Each top-level command's module, loaded only when that command runs: `factory trace` must not
  * pay for loading the Temporal client, the S3 SDK and the stack (it answers in well under a second).
@@ -55,6 +56,7 @@ const byCommand: Record<string, Registrar> = {
   monitor,
   card,
   kpi,
+  revalidation,
 };
 
 const program = new Command('factory')

@@ -25,6 +25,8 @@ export interface Database {
   monitoring_windows: MonitoringWindowsTable;
   monitoring_reviews: MonitoringReviewsTable;
   monitoring_acknowledgements: MonitoringAcknowledgementsTable;
+  revalidation_reviews: RevalidationReviewsTable;
+  revalidation_outcomes: RevalidationOutcomesTable;
 }
 
 /** An artifact promoted to another site (migration 0019). A fact: insert only. */
@@ -354,4 +356,31 @@ export interface MonitoringAcknowledgementsTable {
   acknowledged_by: string;
   reason: string;
   acknowledged_at: ColumnType<Date, Date | string, never>;
+}
+
+/** A revalidation review a sweep opened (migration 0021). A fact: insert only. */
+export interface RevalidationReviewsTable {
+  workflow_id: string;
+  model_version_id: number;
+  model_name: string;
+  version: number;
+  risk_tier: string;
+  due_at: Date | string;
+  last_validated_at: Date | string;
+  required_roles: JSONColumnType<string[]>;
+  deadline: Date | string;
+  policy_digest: string;
+  run_id: string;
+  opened_at: Date | string;
+}
+
+/** How a revalidation review ended (migration 0021). A fact: insert only. */
+export interface RevalidationOutcomesTable {
+  workflow_id: string;
+  model_version_id: number;
+  outcome: 'revalidated' | 'failed' | 'timed-out';
+  decided_by: JSONColumnType<Array<{ approver: string; role: string; at: string }>>;
+  reason: string | null;
+  run_id: string;
+  decided_at: Date | string;
 }

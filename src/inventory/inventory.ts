@@ -40,6 +40,10 @@ export interface InventoryEntry {
   revalidationDueAt: string | null;
   overdue: boolean;
   overdueDays: number | null;
+  /** The newest validation a revalidation review renewed (`model.revalidated`), if any: counted in lastValidatedAt. */
+  revalidatedAt: string | null;
+  /** The workflow id of a revalidation review opened and not yet decided (`revalidationReview`), if any. */
+  openRevalidation: string | null;
 }
 
 /** When a version's validation falls due, and whether it is overdue at `now`: pure (unit-tested). */
@@ -67,8 +71,10 @@ export interface InventoryFilter {
 }
 
 /**
- * Reads every version (paged by id: bounded memory per page) with its last `model.validated` event
- * (the audit trail, by the lifecycle's workflow id: indexed) and its accepted model-owner approval.
+ * Reads every version (paged by id: bounded memory per page) with its last validation: the later of
+ * its lifecycle's last `model.validated` event (the audit trail, by the lifecycle's workflow id:
+ * indexed) and its newest revalidated review (revalidation_outcomes, by version: indexed); its open
+ * revalidation review, if any; and its accepted model-owner approval.
  */
 export async function modelInventory(
   db: Kysely<Database>,
@@ -87,12 +93,19 @@ export async function modelInventory(
       developer: string;
       workflow_id: string;
       validated_at: string | null;
+      revalidated_at: string | null;
+      open_revalidation: string | null;
       owner: string | null;
     }>`
       SELECT m.id, m.model_name, m.version, m.state, m.risk_tier, m.developer, m.workflow_id,
         (SELECT e.occurred_at FROM audit_events e
           WHERE e.workflow_id = m.workflow_id AND e.kind = 'model.validated' AND (m.run_id IS NULL OR e.run_id = m.run_id)
           ORDER BY e.seq DESC LIMIT 1) AS validated_at,
+        (SELECT max(o.decided_at) FROM revalidation_outcomes o
+          WHERE o.model_version_id = m.id AND o.outcome = 'revalidated') AS revalidated_at,
+        (SELECT r.workflow_id FROM revalidation_reviews r
+          WHERE r.model_version_id = m.id AND NOT EXISTS (SELECT 1 FROM revalidation_outcomes o WHERE o.workflow_id = r.workflow_id)
+          ORDER BY r.due_at DESC LIMIT 1) AS open_revalidation,
         (SELECT a.approver FROM approvals a
           WHERE a.model_version_id = m.id AND a.accepted AND a.decision = 'approve' AND a.role = 'model-owner'
           ORDER BY a.decided_at DESC LIMIT 1) AS owner
@@ -102,7 +115,9 @@ export async function modelInventory(
         ${filter.states?.length ? sql`AND m.state IN (${sql.join(filter.states)})` : sql``}
       ORDER BY m.id LIMIT 2000`.execute(db);
     for (const r of page.rows) {
-      const lastValidatedAt = r.validated_at ? new Date(r.validated_at) : null;
+      const revalidatedAt = r.revalidated_at ? new Date(r.revalidated_at) : null;
+      const validatedAt = r.validated_at ? new Date(r.validated_at) : null;
+      const lastValidatedAt = validatedAt && revalidatedAt ? (revalidatedAt > validatedAt ? revalidatedAt : validatedAt) : (validatedAt ?? revalidatedAt);
       out.push({
         model: r.model_name,
         version: r.version,
@@ -113,6 +128,8 @@ export async function modelInventory(
         workflowId: r.workflow_id,
         lastValidatedAt: lastValidatedAt?.toISOString() ?? null,
         ...revalidationOf({ state: r.state, riskTier: r.risk_tier, lastValidatedAt }, pack, now),
+        revalidatedAt: revalidatedAt?.toISOString() ?? null,
+        openRevalidation: r.open_revalidation,
       });
     }
     if (page.rows.length < 2000) break;

@@ -55,6 +55,11 @@ export const tierPolicySchema = z.object({
    * long after it was last validated, and `factory inventory` flags it overdue after that. Optional (older packs have none).
    */
   revalidateEvery: duration.optional(),
+  /**
+   * Who renews a validation when it falls due (`revalidationReview`, opened by the scheduled
+   * `revalidationSweep`): every role listed must approve. Default: [validator].
+   */
+  revalidatorRoles: z.array(z.string().min(1)).min(1).optional(),
   monitoring: monitoringPolicySchema.optional(),
   /** Known limitations of this tier's models, printed on each model card (`factory card`); optional. */
   limitations: z

@@ -14,8 +14,9 @@ Runtime.install({ logger: new DefaultLogger('WARN') });
  */
 describe('replay of recorded lifecycle histories', () => {
   // Lifecycles, retirements (workflows/retirement.ts), rollbacks and drills (workflows/rollback.ts), legal holds and
-  // retention sweeps (workflows/governance.ts), artifact promotions (workflows/promotion.ts): one history per terminal path.
-  const files = fs.readdirSync(fixtures).filter((f) => /^(lifecycle|retirement|rollback|drill|legal-hold|retention|promotion)-.*\.json$/.test(f));
+  // retention sweeps (workflows/governance.ts), artifact promotions (workflows/promotion.ts), revalidation sweeps and reviews
+  // (workflows/revalidation.ts): one history per terminal path.
+  const files = fs.readdirSync(fixtures).filter((f) => /^(lifecycle|retirement|rollback|drill|legal-hold|retention|promotion|revalidation)-.*\.json$/.test(f));
 
   it('has recorded histories to replay', () => {
     expect(files.length).toBeGreaterThan(0);

@@ -16,6 +16,7 @@ import * as m0016 from './0016_legal_holds_and_retention.ts';
 import * as m0018 from './0018_rollback_under_legal_hold.ts';
 import * as m0014 from './0014_deployment_monitoring.ts';
 import * as m0019 from './0019_artifact_promotions.ts';
+import * as m0021 from './0021_revalidation_reviews.ts';
 
 /** Migrations are listed in code (not read from a folder) so they bundle and type-check with the rest. */
 export const migrations: Record<string, Migration> = {
@@ -36,6 +37,7 @@ export const migrations: Record<string, Migration> = {
   '0018_rollback_under_legal_hold': m0018,
   '0014_deployment_monitoring': m0014,
   '0019_artifact_promotions': m0019,
+  '0021_revalidation_reviews': m0021,
 };
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations };
