@@ -29,7 +29,7 @@ import {
   revalidationSweepInputSchema,
   revalidationWorkflowId,
 } from '../src/domain/revalidation.ts';
-import { queuePrefix, queuesFor } from '../src/domain/task-queues.ts';
+import { queuesFor } from '../src/domain/task-queues.ts';
 import { durationMs } from '../src/policy/schema.ts';
 import { ApprovalGate, type LoadedPolicy } from './approval-gate.ts';
 import { approvalStatusQuery } from './lifecycle.ts';
@@ -57,8 +57,7 @@ function control() {
 export async function revalidationSweep(raw: unknown): Promise<RevalidationSweepReport> {
   const parsed = revalidationSweepInputSchema.safeParse(raw ?? {});
   if (!parsed.success) invalid('revalidation sweep input', parsed.error.issues);
-  const { workflowId, runId, taskQueue } = workflowInfo();
-  const prefix = queuePrefix(taskQueue);
+  const { workflowId, runId } = workflowInfo();
   const activities = control();
   const listing = await activities.dueRevalidations({ ...(parsed.data.modelName ? { modelName: parsed.data.modelName } : {}), limit: SWEEP_MAX_REVIEWS });
   const opened: string[] = [];
@@ -69,7 +68,8 @@ export async function revalidationSweep(raw: unknown): Promise<RevalidationSweep
       continue;
     }
     // After a review timed out undecided, the next sweep asks again (attempt 2, 3, …), never twice at once.
-    const base = revalidationWorkflowId(d.modelName, d.version, d.dueAt, prefix);
+    // Not prefixed by the task queue's prefix: a replay runs on another queue, and the id must come out the same.
+    const base = revalidationWorkflowId(d.modelName, d.version, d.dueAt);
     const id = d.timedOut > 0 ? `${base}-r${d.timedOut + 1}` : base;
     const input: RevalidationReviewInput = {
       modelName: d.modelName,
@@ -81,7 +81,6 @@ export async function revalidationSweep(raw: unknown): Promise<RevalidationSweep
     try {
       await startChild(REVALIDATION_REVIEW_WORKFLOW, {
         workflowId: id,
-        taskQueue,
         args: [input],
         parentClosePolicy: ParentClosePolicy.ABANDON,
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,

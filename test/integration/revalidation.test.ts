@@ -58,7 +58,7 @@ describe('revalidation reviews (real Temporal, PostgreSQL, S3, Triton)', () => {
     expect(first).toMatchObject({ due: 1, existing: [], truncated: false });
     expect(first.opened).toHaveLength(1);
     const reviewId = first.opened[0]!;
-    expect(reviewId).toBe(`${workers.prefix}revalidation-${model}-${version}-${due.revalidationDueAt!.replace(/[:.]/g, '')}`);
+    expect(reviewId).toBe(`revalidation-${model}-${version}-${due.revalidationDueAt!.replace(/[:.]/g, '')}`);
     const [again, third] = await Promise.all([sweep(model), sweep(model)]);
     for (const r of [again, third]) expect(r).toMatchObject({ due: 1, opened: [], existing: [reviewId] });
     expect(await db.selectFrom('revalidation_reviews').select('workflow_id').where('model_name', '=', model).execute()).toEqual([{ workflow_id: reviewId }]);
@@ -93,7 +93,7 @@ describe('revalidation reviews (real Temporal, PostgreSQL, S3, Triton)', () => {
     const renewed = await inventoryOf(model);
     expect(renewed).toMatchObject({ overdue: false, openRevalidation: null, revalidatedAt: result.revalidatedAt, lastValidatedAt: result.revalidatedAt });
     expect(renewed.revalidationDueAt).toBe(new Date(Date.parse(result.revalidatedAt!) + EVERY_S * 1000).toISOString());
-    expect(await kindsOf(reviewId)).toEqual(['model.revalidation-opened', 'approval.requested', 'approval.refused', 'approval.accepted', 'model.revalidated']);
+    expect(await kindsOf(reviewId)).toEqual(['model.revalidation-opened', 'approval.requested', 'approval.refused', 'approval.approved', 'model.revalidated']);
     const listed = await cli(['revalidation', 'status', `${model}@${version}`, '--json']);
     expect(listed.code, listed.stderr).toBe(0);
     const [row] = (JSON.parse(listed.stdout) as { reviews: RevalidationReviewRow[] }).reviews;
