@@ -1,6 +1,8 @@
-import { type Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import type { Duration } from '@temporalio/common';
 import { REVALIDATION_SWEEP_WORKFLOW, type RevalidationSweepInput, type RevalidationSweepReport, revalidationScheduleId } from '../domain/revalidation.ts';
 import { TASK_QUEUES } from '../domain/task-queues.ts';
+import { ensureIntervalSchedule } from './schedules.ts';
 
 /**
  * Creates (or updates) the Temporal Schedule that runs `revalidationSweep` every `every` on the control
@@ -13,22 +15,15 @@ export async function scheduleRevalidation(
 ): Promise<{ scheduleId: string; created: boolean }> {
   const scheduleId = revalidationScheduleId(taskQueuePrefix);
   const input: RevalidationSweepInput = {};
-  const action = {
-    type: 'startWorkflow' as const,
+  return ensureIntervalSchedule(client, {
+    scheduleId,
+    every: every as Duration,
     workflowType: REVALIDATION_SWEEP_WORKFLOW,
     workflowId: `${scheduleId}-run`,
     args: [input],
-    taskQueue: `${taskQueuePrefix}${TASK_QUEUES.control}`,
-  };
-  const spec = { intervals: [{ every: every as `${number}d` }] };
-  try {
-    await client.schedule.create({ scheduleId, spec, action, policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' } });
-    return { scheduleId, created: true };
-  } catch (err) {
-    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-    await client.schedule.getHandle(scheduleId).update((prev) => ({ ...prev, spec, action }));
-    return { scheduleId, created: false };
-  }
+    taskQueuePrefix,
+    catchupWindow: '1 day',
+  });
 }
 
 /** Runs a sweep now (`factory revalidation run`) and waits for its report. */

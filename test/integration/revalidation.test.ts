@@ -127,4 +127,22 @@ describe('revalidation reviews (real Temporal, PostgreSQL, S3, Triton)', () => {
     const verify = await cli(['audit', 'verify', '--json']);
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
   }, 900_000);
+
+  it('schedules the sweep on a Temporal Schedule (created, then updated), refusing a bad interval', async () => {
+    const bad = await cli(['revalidation', 'schedule', '--every', '1s']);
+    expect(bad.code).toBe(2);
+    const created = await cli(['revalidation', 'schedule', '--every', '12h', '--json']);
+    expect(created.code, created.stderr).toBe(0);
+    expect(JSON.parse(created.stdout)).toEqual({ scheduleId: `${workers.prefix}revalidation-sweep`, created: true, every: '12h' });
+    const handle = suite.client.schedule.getHandle(`${workers.prefix}revalidation-sweep`);
+    try {
+      const updated = await cli(['revalidation', 'schedule', '--json']);
+      expect(JSON.parse(updated.stdout)).toMatchObject({ created: false, every: '1d' });
+      const described = await handle.describe();
+      expect(described.spec.intervals?.map((i) => i.every)).toEqual([86_400_000]);
+      expect(described.action).toMatchObject({ workflowType: 'revalidationSweep', taskQueue: `${workers.prefix}control` });
+    } finally {
+      await handle.delete();
+    }
+  }, 120_000);
 });
