@@ -7,6 +7,7 @@ import { tritonPaths, tritonUrl } from '../src/serving/triton.ts';
 import { EvidenceDiffers, EvidenceMissing, downloadVerified } from '../src/serving/artifact.ts';
 import { startReconcileLoop } from '../src/serving/reconcile.ts';
 import { TritonClient, modelConfig, repositoryScratchFile, writeRepositoryEntry } from '../src/serving/triton.ts';
+import { withLoadSlot } from '../src/serving/load-slots.ts';
 import { appendAuditEvent } from '../src/audit/append.ts';
 import { verifyStoredProvenance } from '../src/provenance/verify.ts';
 import { bucket } from '../src/storage/s3.ts';
@@ -33,6 +34,9 @@ export interface DeployResult {
 }
 
 type DeployPhase = 'check' | 'provenance' | 'download' | 'load' | 'readiness' | 'smoke';
+
+/** Triton answers its index after the loads in progress: a wait of up to one load, not the default 10 s. */
+const INDEX_TIMEOUT_MS = 120_000;
 
 /**
  * Heartbeats `{phase, ...}` at most once a second, and every 2 s on its own while a long call (the
@@ -183,18 +187,20 @@ export async function serveVerified(input: DeployInput, opts: ServeOptions): Pro
     if (fs.existsSync(scratch)) fs.rmSync(scratch, { force: true });
   }
   const triton = new TritonClient(tritonUrl(env));
-  await hb.during('load', async () => {
-    const serving = (await triton.index({ ready: true, signal: hb.signal }))
-      .filter((e) => e.name === tritonModel && e.state === 'READY')
-      .map((e) => Number(e.version));
-    const config = modelConfig({ model: tritonModel, inputWidth: width, outputWidth: 1, versions: [...serving, mv.version] });
-    await triton.load(tritonModel, { config, signal: hb.signal });
-  });
-  for (let i = 0; !(await triton.versionReady(tritonModel, mv.version, { signal: hb.signal })); i++) {
-    if (i > 120) throw ApplicationFailure.retryable(`${tritonModel} version ${mv.version} not ready after loading`, 'NotReady');
-    hb.beat('readiness', { polls: i });
-    await sleep(500);
-  }
+  await hb.during('load', () =>
+    withLoadSlot(tritonModel, env.FACTORY_TRITON_MAX_CONCURRENT_LOADS, hb.signal, async () => {
+      const serving = (await triton.index({ ready: true, signal: hb.signal, timeoutMs: INDEX_TIMEOUT_MS }))
+        .filter((e) => e.name === tritonModel && e.state === 'READY')
+        .map((e) => Number(e.version));
+      const config = modelConfig({ model: tritonModel, inputWidth: width, outputWidth: 1, versions: [...serving, mv.version] });
+      await triton.load(tritonModel, { config, signal: hb.signal });
+      for (let i = 0; !(await triton.versionReady(tritonModel, mv.version, { signal: hb.signal })); i++) {
+        if (i > 120) throw ApplicationFailure.retryable(`${tritonModel} version ${mv.version} not ready after loading`, 'NotReady');
+        hb.beat('readiness', { polls: i });
+        await sleep(500);
+      }
+    }),
+  );
   const { outputs } = await hb.during('smoke', () => triton.infer(tritonModel, input.smokeInput, mv.version, { signal: hb.signal }));
   if (!outputs.every((row) => row.every((v) => Number.isFinite(v) && v >= 0 && v <= 1))) {
     throw ApplicationFailure.nonRetryable(`smoke inference returned ${JSON.stringify(outputs).slice(0, 200)}, not probabilities`, 'SmokeFailed');

@@ -36,6 +36,7 @@ import { putOnce, sha256Digest } from '../src/storage/objects.ts';
 import { connectClient } from '../src/temporal.ts';
 import { createWorker } from '../workers/worker.ts';
 import { bareTrain } from './bare/activities.ts';
+import { figure } from './summary.ts';
 
 const { values } = parseArgs({
   options: {
@@ -247,6 +248,22 @@ try {
   say(line('both', [...b.update, ...b.signal, closing]));
   const answeredAfterStorm = answered.splice(0);
   say(line('decide update answered (record written)', answeredAfterStorm));
+  const fig = (label: string, xs: number[]) => {
+    const q = summary(xs);
+    figure(`${label} p50`, q.p50, 'ms');
+    figure(`${label} p95`, q.p95, 'ms', '< 100 ms', q.p95 < 100);
+  };
+  fig(`approval: decide update → visible, ${ids.length} at the gate`, a.update);
+  fig(`approval: approve signal → visible, ${ids.length} at the gate`, a.signal);
+  fig(`approval: decide update → visible, after ${STORM} refusals`, [...b.update, closing]);
+  fig(`approval: approve signal → visible, after ${STORM} refusals`, b.signal);
+  figure(
+    `approval: decide update answered (record written) p95, ${ids.length} at the gate`,
+    summary(answeredAtGate).p95,
+    'ms',
+    '< 100 ms',
+    summary(answeredAtGate).p95 < 100,
+  );
   out.atGate = { update: summary(a.update), signal: summary(a.signal), both: summary([...a.update, ...a.signal]), updateAnswered: summary(answeredAtGate) };
   out.afterStorm = {
     update: summary([...b.update, closing]),

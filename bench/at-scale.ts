@@ -23,6 +23,7 @@ import { loadEnv, projectRoot } from '../src/config/env.ts';
 import { createDb, databaseUrl, migrateToLatest } from '../src/db/connect.ts';
 import type { Database } from '../src/db/schema.ts';
 import { up as indexesUp, down as indexesDown } from '../src/db/migrations/0009_registry_lookup_indexes.ts';
+import { figure } from './summary.ts';
 
 const { values } = parseArgs({
   options: {
@@ -203,6 +204,8 @@ const goals = [
     base: base?.projection.peakMiB,
   },
 ];
+figure('traceModel p50 at 1 M events', now.traceLib.p50, 'ms');
+for (const g of goals) figure(g.what, g.value, g.unit, `< ${g.goal} ${g.unit}`, g.ok);
 if (values.json)
   console.log(
     JSON.stringify(

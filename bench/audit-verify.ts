@@ -36,6 +36,7 @@ import type { Database } from '../src/db/schema.ts';
 import { signEnvelope, verifyEnvelope } from '../src/signing/dsse.ts';
 import { factoryKeyFromPem, generateFactoryKeyPem } from '../src/signing/factory-key.ts';
 import { bucket, createS3, ensureBuckets } from '../src/storage/s3.ts';
+import { figure } from './summary.ts';
 
 const { values } = parseArgs({
   options: {
@@ -221,6 +222,11 @@ say(
     .map((l) => l.toFixed(1))
     .join(' ')}`,
 );
+
+figure('audit verify (verifyAuditChain)', verifyRate, 'events/s');
+figure('raw SHA-256 over the same canonical bytes', rawRate, 'events/s');
+figure('audit verify / raw SHA-256', verifyRate / rawRate, '×', '≥ 0.5', verifyRate / rawRate >= 0.5);
+figure('checkpoint write p95', pct(95), 'ms');
 
 if (values.json) {
   console.log(

@@ -20,6 +20,7 @@ import { gatewayUrl, readDevKey } from '../src/dev/components/gateway.ts';
 import { servingRoutes } from '../src/gateway/routes.ts';
 import { tritonUrl } from '../src/serving/triton.ts';
 import { traceRequest } from '../src/trace/request.ts';
+import { figure } from './summary.ts';
 
 const { values } = parseArgs({
   options: {
@@ -84,6 +85,8 @@ console.log(`direct Triton : ${d.rps.toFixed(1)} req/s  p50 ${d.p50.toFixed(1)} 
 console.log(`gateway       : ${g.rps.toFixed(1)} req/s  p50 ${g.p50.toFixed(1)} ms  p99 ${g.p99.toFixed(1)} ms  (${g.ok} ok, ${g.errors} errors)`);
 console.log(`ratio ${(g.rps / d.rps).toFixed(2)}; added latency p50 ${(g.p50 - d.p50).toFixed(1)} ms, p99 ${(g.p99 - d.p99).toFixed(1)} ms`);
 
+figure(`gateway / direct Triton throughput, concurrency ${C}`, g.rps / d.rps, '×', '≥ 0.8', g.rps / d.rps >= 0.8);
+figure(`gateway added latency p50, concurrency ${C}`, g.p50 - d.p50, 'ms');
 // Trace from a request at scale: synthetic rows (UUID v7 ids over the past 30 days) up to --requests.
 const target = Number(values.requests);
 const have = Number((await sql<{ n: string }>`SELECT count(*) AS n FROM gateway_requests`.execute(db)).rows[0]!.n);
@@ -118,6 +121,7 @@ for (const id of ids) {
 console.log(
   `trace --request at ${total} logged requests: p50 ${pct(times, 50).toFixed(1)} ms, p99 ${pct(times, 99).toFixed(1)} ms (library call, ${ids.length} random ids)`,
 );
+figure(`trace --request p99 at ${total} logged requests`, pct(times, 99), 'ms');
 const t = performance.now();
 execFileSync(process.execPath, [path.join(projectRoot, 'bin', 'factory.mjs'), 'trace', '--request', ids[0]!, '--json'], { stdio: 'ignore' });
 console.log(`one \`factory trace --request\` process: ${(performance.now() - t).toFixed(0)} ms wall`);

@@ -1,7 +1,7 @@
 /**
  * Governed vs bare, the same work, and many lifecycles at once.
  *
- *   npm run bench:governed -- [--concurrency 1,8] [--runs 3] [--epochs 50] [--many 50] [--json]
+ *   npm run bench:governed -- [--concurrency 1,8] [--runs 3] [--epochs 50] [--many 50] [--many-epochs N] [--json]
  *
  * Governed: low-risk lifecycles of the WDBC classifier (every control on: quarantine, certification,
  * manifests, registry, audit chain, digest checks, approval, deployment to Triton), approved through
@@ -36,6 +36,7 @@ import { createLogger } from '../src/log.ts';
 import { connectClient } from '../src/temporal.ts';
 import { createWorker } from '../workers/worker.ts';
 import * as bareActivities from './bare/activities.ts';
+import { figure } from './summary.ts';
 
 const { values } = parseArgs({
   options: {
@@ -43,6 +44,8 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     epochs: { type: 'string', default: '50' },
     many: { type: 'string', default: '50' },
+    // "Short training" for the many-at-once run (default: --epochs).
+    'many-epochs': { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -50,7 +53,8 @@ const CONCURRENCY = values.concurrency!.split(',').map(Number);
 const RUNS = Number(values.runs);
 const EPOCHS = Number(values.epochs);
 const MANY = Number(values.many);
-for (const n of [...CONCURRENCY, RUNS, EPOCHS, MANY]) {
+const MANY_EPOCHS = Number(values['many-epochs'] ?? values.epochs);
+for (const n of [...CONCURRENCY, RUNS, EPOCHS, MANY, MANY_EPOCHS]) {
   if (!Number.isSafeInteger(n) || n < 0 || n > 500) throw new Error('--concurrency, --runs, --epochs, --many: whole numbers from 0 to 500');
 }
 
@@ -135,8 +139,8 @@ const client = await connectClient(env);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-bare-'));
 const modelName = `gov-${prefix.slice(3, -1)}`;
 
-async function governed(): Promise<string> {
-  const { workflowId } = await startLifecycle(client, benchLifecycleInput(modelName, EPOCHS), { taskQueuePrefix: prefix });
+async function governed(epochs = EPOCHS): Promise<string> {
+  const { workflowId } = await startLifecycle(client, benchLifecycleInput(modelName, epochs), { taskQueuePrefix: prefix });
   for (;;) {
     const s = await approvalStatus(client, workflowId).catch(() => undefined);
     if (s?.stage === 'approval' && s.modelDigest) {
@@ -244,6 +248,10 @@ try {
       const b = bs.get(stage) ?? 0;
       say(`    ${stage.padEnd(40)} ${g.toFixed(0).padStart(8)} ${b.toFixed(0).padStart(8)} ${(g - b).toFixed(0).padStart(9)}`);
     }
+    figure(`governed / bare throughput, concurrency ${c} (${n} each, ${EPOCHS} epochs)`, gov / bar, '×', '≥ 0.8', gov / bar >= 0.8);
+    for (const stage of new Set([...gs.keys(), ...bs.keys()])) {
+      figure(`  overhead at concurrency ${c}: ${stage}`, (gs.get(stage) ?? 0) - (bs.get(stage) ?? 0), 'ms/workflow');
+    }
     comparisons.push({
       concurrency: c,
       workflows: n,
@@ -258,14 +266,14 @@ try {
   result.comparisons = comparisons;
 
   if (MANY > 0) {
-    process.stderr.write(`[bench] ${MANY} governed lifecycles at once…\n`);
+    process.stderr.write(`[bench] ${MANY} governed lifecycles at once (${MANY_EPOCHS} epochs)…\n`);
     const cpu0 = cpuByProcess();
     const ids: string[] = [];
     const failures: string[] = [];
     // A lifecycle that fails is counted and named, not a reason to stop the others.
     const wallMs = await pool(MANY, MANY, async () => {
       try {
-        ids.push(await governed());
+        ids.push(await governed(MANY_EPOCHS));
       } catch (err) {
         failures.push(((err as Error).cause as Error | undefined)?.message ?? (err as Error).message);
       }
@@ -280,6 +288,18 @@ try {
         count(*) FILTER (WHERE m.state = 'deployed')::text AS deployed
       FROM model_versions m WHERE m.workflow_id = ANY(${ids})`.execute(db)
     ).rows[0]!;
+    // Duplicates: a version, a deployment or a once-per-lifecycle audit event recorded twice for one lifecycle.
+    const dup = (
+      await sql<{ versions: string; deployments: string; events: string }>`
+      SELECT
+        (SELECT count(*) FROM (SELECT workflow_id FROM model_versions WHERE workflow_id = ANY(${ids}) GROUP BY workflow_id HAVING count(*) > 1) v)::text AS versions,
+        (SELECT count(*) FROM (SELECT d.model_version_id FROM deployments d JOIN model_versions mv ON mv.id = d.model_version_id
+           WHERE mv.workflow_id = ANY(${ids}) GROUP BY d.model_version_id HAVING count(*) > 1) d)::text AS deployments,
+        (SELECT count(*) FROM (SELECT workflow_id, kind FROM audit_events WHERE workflow_id = ANY(${ids})
+           AND kind IN ('lifecycle.started', 'training.completed', 'model.registered', 'model.approved', 'model.deployed')
+           GROUP BY workflow_id, kind HAVING count(*) > 1) e)::text AS events`.execute(db)
+    ).rows[0]!;
+    const duplicates = Number(dup.versions) + Number(dup.deployments) + Number(dup.events);
     const chain = await verifyAuditChain(db);
     const projection = await verifyProjection(db);
     await db.destroy();
@@ -306,12 +326,22 @@ try {
       .filter(([, v]) => v >= 1)
       .sort((a, b) => b[1] - a[1]);
     if (failures.length) say(`  FAILED: ${failures.length} lifecycle(s): ${[...new Set(failures)].join('; ').slice(0, 500)}`);
-    const okMany = failures.length === 0 && Number(rows.workflows) === MANY && Number(rows.versions) === MANY && chain.ok && projection.ok;
+    const okMany =
+      failures.length === 0 &&
+      Number(rows.workflows) === MANY &&
+      Number(rows.versions) === MANY &&
+      Number(rows.deployments) === MANY &&
+      duplicates === 0 &&
+      chain.ok &&
+      projection.ok;
     say(
       `\n${MANY} lifecycles at once: wall ${(wallMs / 1000).toFixed(1)} s (${((MANY / wallMs) * 60_000).toFixed(2)} lifecycles/min), load ${os.loadavg()[0]!.toFixed(1)}`,
     );
     say(
       `  registry: ${rows.workflows} lifecycles, ${rows.versions} versions (no duplicates: ${rows.versions === rows.workflows ? 'yes' : 'NO'}), ${rows.deployed} deployed, ${rows.deployments} deployments`,
+    );
+    say(
+      `  duplicates: ${dup.versions} lifecycles with two versions, ${dup.deployments} versions deployed twice, ${dup.events} once-per-lifecycle audit events recorded twice`,
     );
     say(
       `  audit verify: chain ${chain.ok ? 'intact' : 'BROKEN'} (${chain.rows} events), registry ${projection.ok ? 'matches' : 'DIFFERS'} (${projection.checked} rows)  ${okMany ? 'OK' : 'MISSED'}`,
@@ -322,7 +352,15 @@ try {
         .join('; ')}`,
     );
     say(`  CPU seconds during the run by process (machine-wide, other stacks included): ${cpu.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    figure(`${MANY} lifecycles at once: completed`, ids.length, `of ${MANY}`, `= ${MANY}`, ids.length === MANY && failures.length === 0);
+    figure(`${MANY} lifecycles at once: wall time`, wallMs / 1000, 's', '', null);
+    figure(`${MANY} lifecycles at once: deployments`, Number(rows.deployments), `of ${MANY}`, `= ${MANY}`, Number(rows.deployments) === MANY);
+    figure(`${MANY} lifecycles at once: duplicates`, duplicates, 'rows', '= 0', duplicates === 0);
+    figure(`${MANY} lifecycles at once: audit verify (chain + registry)`, chain.ok && projection.ok ? 1 : 0, 'clean', 'clean', chain.ok && projection.ok);
+    for (const [k, v] of Object.entries(classes)) figure(`  where the time goes (per lifecycle): ${k}`, v / 1000, 's');
+    for (const [k, v] of cpu.slice(0, 5)) figure(`  CPU during the run (machine-wide): ${k}`, v, 's');
     result.many = {
+      duplicates: dup,
       lifecycles: MANY,
       wallMs,
       rows,

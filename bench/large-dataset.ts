@@ -26,6 +26,7 @@ import { venvPaths } from '../src/dev/venv.ts';
 import { stackUp } from '../src/dev/stack.ts';
 import { createLogger } from '../src/log.ts';
 import { WDBC_DIR, writeSyntheticWdbc } from './synthetic.ts';
+import { figure } from './summary.ts';
 
 const run = promisify(execFile);
 const LIMIT_MIB = 2048;
@@ -125,6 +126,9 @@ async function main(): Promise<void> {
   console.log(
     `  ingest's hashing     ${hashStageMBs.toFixed(1)} MiB/s: read, SHA-256 and write the staging copy (DigestCounter); ratio ${(hashStageMBs / hashMBs).toFixed(2)}×  goal ≥ 0.7× ${hashStageMBs / hashMBs >= 0.7 ? 'OK' : 'MISSED'}`,
   );
+  figure(`ingest's hashing / sha256sum (${mib.toFixed(0)} MiB)`, hashStageMBs / hashMBs, '×', '≥ 0.7', hashStageMBs / hashMBs >= 0.7);
+  figure(`ingest with upload (moto) / sha256sum`, ingestMBs / hashMBs, '×');
+  figure(`certify rate`, cert.rowsTotal / (cert.certifyMs / 1000), 'rows/s');
   console.log(
     `  ingest (quarantine)  ${ingestMBs.toFixed(1)} MiB/s: stream, SHA-256 and upload to the quarantine bucket (moto); ratio ${(ingestMBs / hashMBs).toFixed(2)}×`,
   );

@@ -30,6 +30,7 @@ import { policyPackPath } from '../src/policy/pack.ts';
 import { connectClient } from '../src/temporal.ts';
 import { createWorker } from '../workers/worker.ts';
 import { benchLifecycleInput } from './lifecycle-input.ts';
+import { figure } from './summary.ts';
 
 const { values } = parseArgs({ options: { rollbacks: { type: 'string', default: '20' }, epochs: { type: 'string', default: '100' } } });
 const N = Number(values.rollbacks);
@@ -135,6 +136,7 @@ try {
   console.log(
     `rollback RTO over ${N}: p50 ${result.rtoMs.p50} ms, p95 ${result.rtoMs.p95} ms (min ${result.rtoMs.min}, max ${result.rtoMs.max}); goal < 10 s: ${result.met ? 'met' : 'NOT met'}`,
   );
+  figure(`rollback RTO p95 (${N} rollbacks)`, result.rtoMs.p95, 'ms', '< 10000 ms', result.met);
   console.log(`start → result (client side): p50 ${result.wallMs.p50} ms, p95 ${result.wallMs.p95} ms`);
   console.log(JSON.stringify(result));
 } finally {

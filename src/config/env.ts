@@ -103,6 +103,12 @@ export const envSchema = z.object({
     .default('ai-factory'),
   /** Training and evaluation jobs one gpu-onprem worker runs at once. */
   FACTORY_GPU_MAX_CONCURRENT_JOBS: z.coerce.number().int().min(1).max(64).default(2),
+  /**
+   * Model loads one serving worker asks Triton for at once. Triton loads each in a Python stub and
+   * answers its repository index behind them: dozens at once (50 lifecycles deploying together) made
+   * every index call time out. The rest wait their turn in the activity, heartbeating.
+   */
+  FACTORY_TRITON_MAX_CONCURRENT_LOADS: z.coerce.number().int().min(1).max(16).default(2),
 
   /** The inference gateway (src/gateway/): its port on loopback, or its URL when it runs elsewhere (docker-compose). */
   FACTORY_GATEWAY_PORT: port.default(8010),
