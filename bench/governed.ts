@@ -139,8 +139,8 @@ const client = await connectClient(env);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-bare-'));
 const modelName = `gov-${prefix.slice(3, -1)}`;
 
-async function governed(epochs = EPOCHS): Promise<string> {
-  const { workflowId } = await startLifecycle(client, benchLifecycleInput(modelName, epochs), { taskQueuePrefix: prefix });
+async function governed(epochs = EPOCHS, model = modelName): Promise<string> {
+  const { workflowId } = await startLifecycle(client, benchLifecycleInput(model, epochs), { taskQueuePrefix: prefix });
   for (;;) {
     const s = await approvalStatus(client, workflowId).catch(() => undefined);
     if (s?.stage === 'approval' && s.modelDigest) {
@@ -271,11 +271,17 @@ try {
     const ids: string[] = [];
     const failures: string[] = [];
     // A lifecycle that fails is counted and named, not a reason to stop the others.
+    // One model per lifecycle (50 teams, not one model retrained 50 times): each deploy loads the
+    // versions of its model that Triton serves, so 50 versions of one model would reload 1 + 2 + … + 50.
+    let nth = 0;
     const wallMs = await pool(MANY, MANY, async () => {
       try {
-        ids.push(await governed(MANY_EPOCHS));
+        ids.push(await governed(MANY_EPOCHS, `${modelName}-m${nth++}`));
       } catch (err) {
-        failures.push(((err as Error).cause as Error | undefined)?.message ?? (err as Error).message);
+        // The deepest cause names what broke (the outer ones say "Activity task failed").
+        let e = err as Error;
+        while (e.cause instanceof Error) e = e.cause;
+        failures.push(e.message);
       }
     });
     const cpu1 = cpuByProcess();

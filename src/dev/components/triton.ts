@@ -51,7 +51,21 @@ export const triton: Component = {
     const url = new URL(env.TRITON_URL);
     return [{ host: url.hostname, port: Number(url.port || 80), variable: 'TRITON_URL' }, ...local];
   },
+  /**
+   * Alive and answering: `/v2/health/live` within 5 s. Not `ready`: with --strict-readiness a server
+   * busy loading models (50 deployments at once) answers not-ready, or slowly, and `up` (each bench
+   * calls it) took that for a wedged server and restarted it, dropping every model being loaded.
+   */
   async healthy(ctx) {
+    try {
+      const res = await fetch(`${tritonUrl(ctx.env)}/v2/health/live`, { signal: AbortSignal.timeout(5_000) });
+      return res.ok;
+    } catch {
+      return false;
+    }
+  },
+  /** After a start: the server answers ready (its repository scanned, nothing loaded yet in explicit mode). */
+  async ready(ctx) {
     try {
       const res = await fetch(`${tritonUrl(ctx.env)}/v2/health/ready`, { signal: AbortSignal.timeout(1_000) });
       return res.ok;
