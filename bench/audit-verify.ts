@@ -5,7 +5,8 @@
  *
  * On a database filled by `npm run bench:fill` (1 M audit events), e.g. a copy of one
  * (`CREATE DATABASE factory_bench_anchor TEMPLATE factory_bench_1m`): step 3 appends to it.
- *   1. `verifyAuditChain` (what `factory audit verify` runs) in events/s, and the same run's raw
+ *   1. `verifyAuditChain` (what `factory audit verify` runs: the stored hashed text, migration 0022)
+ *      and with `full` (`audit verify --full`: the text rebuilt from the columns) in events/s, and the same run's raw
  *      SHA-256 over exactly the canonical bytes it hashes (one digest per event), so the ratio is
  *      measured on one machine under one load. The verifier before this change (5 000-row pages
  *      of `selectAll`, the plain canonical JSON, no prefetch) runs too, for the before/after.
@@ -102,6 +103,13 @@ let t = performance.now();
 const verified = await verifyAuditChain(db);
 const verifyMs = performance.now() - t;
 if (!verified.ok) throw new Error(`the chain does not verify: ${JSON.stringify(verified.firstBad)}`);
+const withText = Number((await sql<{ n: string }>`SELECT count(canonical)::text AS n FROM audit_events`.execute(db)).rows[0]!.n);
+
+// `audit verify --full`: every row's canonical text rebuilt from its columns here (the path before migration 0022).
+t = performance.now();
+const verifiedFull = await verifyAuditChain(db, { full: true });
+const fullMs = performance.now() - t;
+if (!verifiedFull.ok) throw new Error(`the chain does not verify with full: ${JSON.stringify(verifiedFull.firstBad)}`);
 
 /** The verifier as it was before (kept here, not in src/): selectAll pages of 5 000, the plain canonical JSON, no prefetch. */
 async function verifyBefore(d: Kysely<Database>): Promise<number> {
@@ -141,14 +149,15 @@ const beforeMs = performance.now() - t;
 const verifyRate = count / (verifyMs / 1000);
 const rawRate = raw.rows / (raw.ms / 1000);
 const beforeRate = count / (beforeMs / 1000);
+const fullRate = count / (fullMs / 1000);
 say(
-  `audit verify (verifyAuditChain): ${count} events in ${secs(verifyMs)} s = ${Math.round(verifyRate)} events/s (before this change: ${Math.round(beforeRate)} events/s, ${secs(beforeMs)} s)`,
+  `audit verify (verifyAuditChain; ${withText} of ${count} events carry their hashed text): ${count} events in ${secs(verifyMs)} s = ${Math.round(verifyRate)} events/s (--full, canonical text rebuilt here: ${Math.round(fullRate)} events/s, ${secs(fullMs)} s; the issue-8 verifier: ${Math.round(beforeRate)} events/s, ${secs(beforeMs)} s)`,
 );
 say(
   `breakdown per event (the raw pass): fetch and parse ${((raw.fetchMs * 1000) / raw.rows).toFixed(1)} µs, canonical JSON ${((raw.canonicalMs * 1000) / raw.rows).toFixed(1)} µs, SHA-256 ${((raw.ms * 1000) / raw.rows).toFixed(1)} µs`,
 );
 say(
-  `raw SHA-256 over the same canonical bytes (${(raw.bytes / 2 ** 20).toFixed(0)} MiB, one digest per event): ${Math.round(rawRate)} events/s; verify / raw = ${(verifyRate / rawRate).toFixed(2)}×`,
+  `raw SHA-256 over the same canonical bytes (${(raw.bytes / 2 ** 20).toFixed(0)} MiB, one digest per event): ${Math.round(rawRate)} events/s; verify / raw = ${(verifyRate / rawRate).toFixed(2)}× (--full / raw = ${(fullRate / rawRate).toFixed(2)}×)`,
 );
 
 // ---- 2. signature verification per approval ---------------------------------------------------
@@ -232,9 +241,16 @@ if (values.json) {
   console.log(
     JSON.stringify({
       events: count,
-      verify: { ms: Math.round(verifyMs), eventsPerSecond: Math.round(verifyRate), beforeEventsPerSecond: Math.round(beforeRate) },
+      verify: {
+        ms: Math.round(verifyMs),
+        eventsPerSecond: Math.round(verifyRate),
+        eventsWithText: withText,
+        fullEventsPerSecond: Math.round(fullRate),
+        beforeEventsPerSecond: Math.round(beforeRate),
+      },
       rawSha256: { ms: Math.round(raw.ms), bytes: raw.bytes, eventsPerSecond: Math.round(rawRate) },
       ratio: verifyRate / rawRate,
+      fullRatio: fullRate / rawRate,
       signature: { dsseEd25519Us: dsseUs, sshKeygenVerifyMs: sshMs },
       checkpointWriteMs: { p50: pct(50), p95: pct(95), n: latencies.length, first: firstMs },
       rawBreakdownUs: { fetch: (raw.fetchMs * 1000) / raw.rows, canonical: (raw.canonicalMs * 1000) / raw.rows, sha256: (raw.ms * 1000) / raw.rows },

@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Kysely, sql } from 'kysely';
-import { GENESIS_HASH, auditEventId, hashOf, type AuditEventInput } from '../src/audit/chain.ts';
+import { GENESIS_HASH, auditEventId, canonicalEvent, type AuditEventInput } from '../src/audit/chain.ts';
+import { sha256Hex } from '../src/audit/canonical.ts';
 import { boundedText } from '../src/audit/bounded-text.ts';
 import type { Database, ModelState } from '../src/db/schema.ts';
 import type { DecisionRecord } from '../src/domain/approval.ts';
@@ -350,7 +351,7 @@ interface Rows {
   versions: Array<RegisterOp & { id: number; version: number; state: ModelState }>;
   approvals: Array<DecisionRecord>;
   deployments: DeploymentOp[];
-  audit: Array<{ seq: string; event: AuditEventInput; prevHash: string; hash: string }>;
+  audit: Array<{ seq: string; event: AuditEventInput; prevHash: string; hash: string; canonical: string }>;
 }
 
 /** What a lifecycle's end event says (activities/registry.ts recordLifecycleEnd). */
@@ -393,8 +394,10 @@ export function buildRows(
       occurred_at: e.occurredAt,
       prev_hash: head,
     };
-    const hash = hashOf(row);
-    rows.audit.push({ seq: ctx.nextSeq(), event: e, prevHash: head, hash });
+    // As appendAuditEvent: the hashed text is stored with the row (migration 0022).
+    const canonical = canonicalEvent(row);
+    const hash = sha256Hex(canonical);
+    rows.audit.push({ seq: ctx.nextSeq(), event: e, prevHash: head, hash, canonical });
     head = hash;
   };
   for (const ops of lifecycles) {
@@ -492,11 +495,11 @@ export async function insertRows(db: Kysely<Database>, rows: Rows): Promise<void
   if (rows.audit.length) {
     const e = rows.audit;
     await sql`
-      INSERT INTO audit_events (seq, event_id, workflow_id, run_id, step, kind, actor, payload, occurred_at, prev_hash, hash)
+      INSERT INTO audit_events (seq, event_id, workflow_id, run_id, step, kind, actor, payload, occurred_at, prev_hash, hash, canonical)
       SELECT * FROM unnest(${col(e, (x) => x.seq)}::bigint[], ${col(e, (x) => auditEventId(x.event))}::text[], ${col(e, (x) => x.event.workflowId)}::text[],
         ${col(e, (x) => x.event.runId)}::text[], ${col(e, (x) => x.event.step)}::text[], ${col(e, (x) => x.event.kind)}::text[],
         ${col(e, (x) => x.event.actor)}::text[], ${col(e, (x) => JSON.stringify(x.event.payload))}::jsonb[], ${col(e, (x) => x.event.occurredAt)}::text[],
-        ${col(e, (x) => x.prevHash)}::text[], ${col(e, (x) => x.hash)}::text[])`.execute(db);
+        ${col(e, (x) => x.prevHash)}::text[], ${col(e, (x) => x.hash)}::text[], ${col(e, (x) => x.canonical)}::text[])`.execute(db);
   }
 }
 

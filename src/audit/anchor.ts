@@ -33,7 +33,7 @@ export async function verifyAnchoredChain(
   bucket: string,
   chainName: string,
   trusted: ReadonlyArray<{ publicKey: KeyObject; keyId: string }>,
-  { batch }: { batch?: number } = {},
+  { batch, full }: { batch?: number; full?: boolean } = {},
 ): Promise<AnchoredVerify> {
   const listed = await listCheckpoints(
     s3,
@@ -41,7 +41,7 @@ export async function verifyAnchoredChain(
     chainName,
     trusted.map((k) => k.publicKey),
   );
-  const chain = await verifyAuditChain(db, { anchors: listed.valid, ...(batch ? { batch } : {}) });
+  const chain = await verifyAuditChain(db, { anchors: listed.valid, full, ...(batch ? { batch } : {}) });
   const findings: Finding[] = [];
   if (!chain.ok && chain.firstBad) findings.push({ kind: 'chain-broken', seq: chain.firstBad.seq, message: chain.firstBad.reason });
   for (const m of chain.anchored?.rewritten ?? []) findings.push({ kind: 'chain-rewritten', seq: m.seq, message: m.reason });

@@ -1,6 +1,7 @@
 import { type Kysely, type Transaction, sql } from 'kysely';
 import type { Database } from '../db/schema.ts';
-import { type AuditEventInput, GENESIS_HASH, auditEventId, hashOf } from './chain.ts';
+import { sha256Hex } from './canonical.ts';
+import { type AuditEventInput, GENESIS_HASH, auditEventId, canonicalEvent } from './chain.ts';
 
 /** Serialises writers of the chain (any process): each row needs the previous row's hash. */
 const AUDIT_CHAIN_LOCK = 7_240_001;
@@ -49,10 +50,12 @@ export async function appendAuditEventsIn(tx: Transaction<Database>, events: rea
       occurred_at: e.occurredAt,
       prev_hash: last,
     };
-    const hash = hashOf(row);
+    // The text hashed is stored as it is: verify streams it instead of rebuilding it (migration 0022).
+    const canonical = canonicalEvent(row);
+    const hash = sha256Hex(canonical);
     const inserted = await tx
       .insertInto('audit_events')
-      .values({ ...row, payload: JSON.stringify(row.payload), hash })
+      .values({ ...row, payload: JSON.stringify(row.payload), hash, canonical })
       .returning('seq')
       .executeTakeFirstOrThrow();
     last = hash;

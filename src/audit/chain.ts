@@ -20,8 +20,11 @@ export function auditEventId(e: Pick<AuditEventInput, 'workflowId' | 'runId' | '
   return `${e.workflowId}/${e.runId}/${e.step}`;
 }
 
+/** The columns a row's hash covers: everything but the sequence number (and the stored hash and text), chained to the previous hash. */
+export type ChainFields = Omit<Selectable<AuditEventsTable>, 'seq' | 'hash' | 'canonical'>;
+
 /** The fields a row's hash covers: everything but the sequence number, chained to the previous hash. */
-export function hashOf(row: Omit<Selectable<AuditEventsTable>, 'seq' | 'hash'>): string {
+export function hashOf(row: ChainFields): string {
   return sha256Hex(canonicalEvent(row));
 }
 
@@ -30,7 +33,7 @@ export function hashOf(row: Omit<Selectable<AuditEventsTable>, 'seq' | 'hash'>):
  * canonical order, so it is written directly (the payload goes through canonicalJson): the same
  * string canonicalJson gives for the whole object, at a fraction of the cost.
  */
-export function canonicalEvent(row: Omit<Selectable<AuditEventsTable>, 'seq' | 'hash'>): string {
+export function canonicalEvent(row: ChainFields): string {
   const { event_id, workflow_id, run_id, step, kind, actor, occurred_at, prev_hash } = row;
   if (
     typeof actor !== 'string' ||

@@ -1,7 +1,8 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { AuditEventsTable, Database } from '../db/schema.ts';
-import { GENESIS_HASH, hashOf } from './chain.ts';
+import { sha256Hex } from './canonical.ts';
+import { GENESIS_HASH, canonicalEvent } from './chain.ts';
 import { type ObjectCheck, mapLimit, referencedObjects } from './objects.ts';
 
 export interface VerifyResult {
@@ -31,9 +32,51 @@ export interface CheckpointMismatch extends AnchorPoint {
 type ChainRow = Omit<Selectable<AuditEventsTable>, 'seq'> & { seq: string };
 
 /**
+ * A row as the fast path reads it: the stored hashed text, and the server's word that the columns say
+ * the same; the columns themselves only where there is no text (rows older than migration 0022).
+ */
+interface StreamRow {
+  seq: string;
+  event_id: string;
+  hash: string;
+  canonical: string | null;
+  agrees: boolean | null;
+  workflow_id: string | null;
+  run_id: string | null;
+  step: string | null;
+  kind: string | null;
+  actor: string | null;
+  payload: Record<string, unknown> | null;
+  occurred_at: string | null;
+  prev_hash: string | null;
+}
+
+const PREV_HASH_KEY = '"prevHash":"';
+
+/**
+ * The prevHash a canonical event text was hashed with. The outer object's keys are in canonical order
+ * and only prevHash, runId, step and workflowId (string values, where a quote is always escaped)
+ * follow the payload, so the last unescaped `"prevHash":"` is the outer one.
+ */
+export function prevHashInText(text: string): string | undefined {
+  const at = text.lastIndexOf(PREV_HASH_KEY);
+  if (at < 0) return undefined;
+  const from = at + PREV_HASH_KEY.length;
+  return text.charCodeAt(from + 64) === 34 /* " */ ? text.slice(from, from + 64) : undefined;
+}
+
+/**
  * Recomputes the chain from the first row: each row's hash over its canonical content, and its link
  * to the row before. An edited row fails its own hash; a deleted row breaks the next row's link.
  * (Gaps in seq alone prove nothing: a rolled-back insert leaves one. The hash link does.)
+ *
+ * Rows appended since migration 0022 carry the exact text their hash covers (`canonical`): the
+ * verifier hashes that text as streamed and reads its prevHash from it (no JSON work in JavaScript),
+ * and the server checks in the same query that the columns say what the text says
+ * (`canonical::jsonb = jsonb_build_object(columns)`). Older rows, a page the server cannot compare
+ * (the text is not JSON), and every row with `full` are checked from their columns in JavaScript: the
+ * canonical text rebuilt and, where a stored text exists, required to be byte for byte the same.
+ * `full` is for an examiner who will not take the server's word for the columns (docs/design.md).
  *
  * Streams in keyset pages (bounded memory), fetching the next page while this one is hashed. With
  * `anchors` (signed checkpoints, verified by the caller), each checkpointed seq's hash and event count
@@ -42,7 +85,7 @@ type ChainRow = Omit<Selectable<AuditEventsTable>, 'seq'> & { seq: string };
  */
 export async function verifyAuditChain(
   db: Kysely<Database>,
-  { batch = 10_000, anchors = [] }: { batch?: number; anchors?: readonly AnchorPoint[] } = {},
+  { batch = 10_000, anchors = [], full = false }: { batch?: number; anchors?: readonly AnchorPoint[]; full?: boolean } = {},
 ): Promise<VerifyResult> {
   const points = [...anchors].sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
   const rewritten: CheckpointMismatch[] = [];
@@ -65,18 +108,50 @@ export async function verifyAuditChain(
   let prevSeq = 0n;
   let rows = 0;
   let lastSeq: string | undefined;
-  const fetch = (after: bigint) =>
+  // Every column, for the rows checked in JavaScript.
+  const fetchFull = (after: bigint) =>
     db
       .selectFrom('audit_events')
-      .select([sql<string>`seq::text`.as('seq'), 'event_id', 'workflow_id', 'run_id', 'step', 'kind', 'actor', 'payload', 'occurred_at', 'prev_hash', 'hash'])
+      .select([
+        sql<string>`seq::text`.as('seq'),
+        'event_id',
+        'workflow_id',
+        'run_id',
+        'step',
+        'kind',
+        'actor',
+        'payload',
+        'occurred_at',
+        'prev_hash',
+        'hash',
+        'canonical',
+      ])
       .where('audit_events.seq', '>', String(after))
       // The table's bigint, not the text alias of the same name (which would sort '10' before '9').
       .orderBy('audit_events.seq')
       .limit(batch)
       .execute() as Promise<ChainRow[]>;
-  let pending: Promise<ChainRow[]> | undefined = fetch(0n);
+  // The text and the server's comparison; the columns only where there is no text. Operators and
+  // functions named in pg_catalog, so an object planted in another schema on the search path is not
+  // what runs.
+  const fetchFast = async (after: bigint): Promise<StreamRow[]> => {
+    const r = await sql<StreamRow>`
+      SELECT seq::text AS seq, event_id, hash, canonical,
+        CASE WHEN canonical IS NOT NULL THEN canonical::pg_catalog.jsonb OPERATOR(pg_catalog.=) pg_catalog.jsonb_build_object(
+          'actor', actor, 'eventId', event_id, 'kind', kind, 'occurredAt', occurred_at, 'payload', payload,
+          'prevHash', prev_hash, 'runId', run_id, 'step', step, 'workflowId', workflow_id) END AS agrees,
+        CASE WHEN canonical IS NULL THEN workflow_id END AS workflow_id, CASE WHEN canonical IS NULL THEN run_id END AS run_id,
+        CASE WHEN canonical IS NULL THEN step END AS step, CASE WHEN canonical IS NULL THEN kind END AS kind,
+        CASE WHEN canonical IS NULL THEN actor END AS actor, CASE WHEN canonical IS NULL THEN payload END AS payload,
+        CASE WHEN canonical IS NULL THEN occurred_at END AS occurred_at, CASE WHEN canonical IS NULL THEN prev_hash END AS prev_hash
+      FROM audit_events WHERE audit_events.seq > ${String(after)} ORDER BY audit_events.seq LIMIT ${batch}`.execute(db);
+    return r.rows;
+  };
+  // A text the server cannot read as JSON fails the whole query: that page is checked in JavaScript.
+  const fetch = (after: bigint): Promise<Array<StreamRow | ChainRow>> => (full ? fetchFull(after) : fetchFast(after).catch(() => fetchFull(after)));
+  let pending: Promise<Array<StreamRow | ChainRow>> | undefined = fetch(0n);
   while (pending) {
-    const page: ChainRow[] = await pending;
+    const page: Array<StreamRow | ChainRow> = await pending;
     // Pipelined: the server reads the next page while this one is hashed.
     pending = page.length === batch ? fetch(BigInt(page[page.length - 1]!.seq)) : undefined;
     for (const r of page) {
@@ -85,10 +160,19 @@ export async function verifyAuditChain(
         pending?.catch(() => undefined);
         return { ok: false, rows, lastSeq, headHash: prevHash, firstBad: { seq: r.seq, eventId: r.event_id, reason }, ...anchored() };
       };
-      if (r.prev_hash !== prevHash) {
-        return bad(`its prev_hash does not match the hash of the row before it (seq ${prevSeq}): a row before it was deleted, inserted or changed`);
+      const linkBroken = `its prev_hash does not match the hash of the row before it (seq ${prevSeq}): a row before it was deleted, inserted or changed`;
+      if ('agrees' in r && r.canonical !== null) {
+        // The fast path: what is hashed is the stored text, and the link is read from that text.
+        if (prevHashInText(r.canonical) !== prevHash) return bad(linkBroken);
+        if (sha256Hex(r.canonical) !== r.hash) return bad('its hashed text does not match its hash: the row was edited');
+        if (r.agrees !== true) return bad('its columns do not say what its hashed text says: the columns were edited');
+      } else {
+        const c = r as ChainRow;
+        if (c.prev_hash !== prevHash) return bad(linkBroken);
+        const text = canonicalEvent(c);
+        if (sha256Hex(text) !== c.hash) return bad('its content does not match its hash: the row was edited');
+        if (c.canonical != null && c.canonical !== text) return bad('its stored hashed text is not the canonical text of its columns: the row was edited');
       }
-      if (hashOf(r) !== r.hash) return bad('its content does not match its hash: the row was edited');
       prevHash = r.hash;
       prevSeq = seq;
       lastSeq = r.seq;

@@ -141,11 +141,16 @@ export function registerAudit(program: Command): void {
     .option('--no-checkpoints', 'do not read the signed checkpoints (the chain alone: blind to tail truncation and recomputation)')
     .option('--history', "also cross-check the registry against each lifecycle's Temporal history (exported objects by digest, else live)")
     .option('--workflow <id>', 'with --history: only this lifecycle')
-    .action(async (opts: { json?: boolean; objects?: boolean; checkpoints: boolean; history?: boolean; workflow?: string }) => {
+    .option(
+      '--full',
+      "rebuild every event's canonical text from its columns here, instead of taking the database server's comparison of the columns with the stored hashed text (slower; for an examiner who does not trust the server)",
+    )
+    .action(async (opts: { json?: boolean; objects?: boolean; checkpoints: boolean; history?: boolean; workflow?: string; full?: boolean }) => {
       const out = createOutput(!!opts.json);
       const { chain, checkpoints, findings, anchorError, projection, signatures, objects, history } = await withDb(async (db, env) => {
-        const anchored = opts.checkpoints ? await anchoredChain(db, env) : undefined;
-        const chain = anchored && 'chain' in anchored ? anchored.chain : await verifyAuditChain(db);
+        const full = !!opts.full;
+        const anchored = opts.checkpoints ? await anchoredChain(db, env, full) : undefined;
+        const chain = anchored && 'chain' in anchored ? anchored.chain : await verifyAuditChain(db, { full });
         return {
           chain,
           checkpoints: anchored && 'checkpoints' in anchored ? anchored.checkpoints : undefined,
@@ -211,7 +216,7 @@ function renderCheckpoints(c: AnchoredVerify['checkpoints'], chain: VerifyResult
 }
 
 /** The chain held against the checkpoints; S3 and the keys loaded only here. An unreachable store or no key is reported, not thrown. */
-async function anchoredChain(db: Kysely<Database>, env: Env): Promise<AnchoredVerify | { error: string }> {
+async function anchoredChain(db: Kysely<Database>, env: Env, full: boolean): Promise<AnchoredVerify | { error: string }> {
   const [{ createS3, bucket }, { verifyAnchoredChain }, { loadTrustedKeys }, { auditChainName }] = await Promise.all([
     import('../storage/s3.ts'),
     import('../audit/anchor.ts'),
@@ -226,7 +231,7 @@ async function anchoredChain(db: Kysely<Database>, env: Env): Promise<AnchoredVe
   }
   const s3 = createS3(env);
   try {
-    return await verifyAnchoredChain(db, s3, bucket(env, 'evidence'), auditChainName(env), trusted);
+    return await verifyAnchoredChain(db, s3, bucket(env, 'evidence'), auditChainName(env), trusted, { full });
   } catch (err) {
     if ((err as { $metadata?: unknown }).$metadata !== undefined || (err as NodeJS.ErrnoException).code === 'ECONNREFUSED') {
       return { error: `the evidence bucket did not answer: ${(err as Error).message.slice(0, 300)}` };

@@ -238,6 +238,8 @@ export interface AuditEventsTable {
   occurred_at: string;
   prev_hash: string;
   hash: string;
+  /** The exact text `hash` is the SHA-256 of (migration 0022); null on rows appended before it. */
+  canonical: ColumnType<string | null, string | null | undefined, never>;
 }
 
 /** One exported Temporal history per run of a closed lifecycle (migration 0008). Append-only. */

@@ -159,6 +159,62 @@ describe('audit trail: append-only, hash-chained, tamper-evident', () => {
     expect((await verifyAll()).code).toBe(0);
   });
 
+  it('catches the stored hashed text (migration 0022) changed, the columns changed, and both changed alike, with or without a new hash', async () => {
+    const at = seqs[1]!; // payload {i: 2, approved: true, …}
+    const original = (await sql<{ canonical: string; hash: string }>`SELECT canonical, hash FROM audit_events WHERE seq = ${at}`.execute(db)).rows[0]!;
+    expect(original.canonical).toContain('"approved":true');
+    const restore = () =>
+      asSuperuserAroundTriggers(
+        sql`UPDATE audit_events SET canonical = ${original.canonical}, hash = ${original.hash}, payload = jsonb_set(payload, '{approved}', 'true') WHERE seq = ${at}`,
+      );
+    const verifyWith = async (...flags: string[]) => {
+      const res = await factoryCli(['audit', 'verify', '--json', ...flags], cliEnv);
+      return { code: res.code, report: (JSON.parse(res.stdout) as VerifyReport).chain };
+    };
+    const expectBroken = async (seq: string, fast: RegExp, full: RegExp) => {
+      const a = await verifyWith();
+      expect(a.code).toBe(7);
+      expect(a.report.firstBad).toMatchObject({ seq, reason: expect.stringMatching(fast) });
+      const b = await verifyWith('--full');
+      expect(b.code).toBe(7);
+      expect(b.report.firstBad).toMatchObject({ seq, reason: expect.stringMatching(full) });
+    };
+
+    // The text alone: it no longer hashes to the row's hash.
+    await asSuperuserAroundTriggers(sql`UPDATE audit_events SET canonical = replace(canonical, '"approved":true', '"approved":false') WHERE seq = ${at}`);
+    await expectBroken(at, /hashed text does not match its hash/, /stored hashed text is not the canonical text of its columns/);
+    await restore();
+
+    // The columns alone: the server's comparison (fast) and the rebuilt text (--full) both refuse them.
+    await asSuperuserAroundTriggers(sql`UPDATE audit_events SET payload = jsonb_set(payload, '{approved}', 'false') WHERE seq = ${at}`);
+    await expectBroken(at, /columns do not say what its hashed text says/, /content does not match its hash/);
+    await restore();
+
+    // Both alike, the hash left: the text no longer hashes to it.
+    await asSuperuserAroundTriggers(
+      sql`UPDATE audit_events SET payload = jsonb_set(payload, '{approved}', 'false'), canonical = replace(canonical, '"approved":true', '"approved":false') WHERE seq = ${at}`,
+    );
+    await expectBroken(at, /hashed text does not match its hash/, /content does not match its hash/);
+
+    // Both alike and hashed again: the row holds, the next one no longer links to it.
+    await asSuperuserAroundTriggers(sql`UPDATE audit_events SET hash = encode(sha256(convert_to(canonical, 'UTF8')), 'hex') WHERE seq = ${at}`);
+    await expectBroken(seqs[2]!, /prev_hash does not match/, /prev_hash does not match/);
+    await restore();
+
+    // A text the server cannot read as JSON: that page is checked from the columns, and the text refused.
+    await asSuperuserAroundTriggers(sql`UPDATE audit_events SET canonical = 'not json' WHERE seq = ${at}`);
+    await expectBroken(at, /stored hashed text is not the canonical text of its columns/, /stored hashed text is not the canonical text of its columns/);
+
+    // No text at all (a row appended before migration 0022): checked from its columns, as before.
+    await asSuperuserAroundTriggers(sql`UPDATE audit_events SET canonical = NULL WHERE seq = ${at}`);
+    expect(await verifyWith()).toMatchObject({ code: 0, report: { ok: true } });
+    expect(await verifyWith('--full')).toMatchObject({ code: 0, report: { ok: true } });
+    await asSuperuserAroundTriggers(sql`UPDATE audit_events SET payload = jsonb_set(payload, '{approved}', 'false') WHERE seq = ${at}`);
+    await expectBroken(at, /content does not match its hash/, /content does not match its hash/);
+    await restore();
+    expect((await verifyWith()).code).toBe(0);
+  });
+
   it('detects a deleted row: the next row no longer links to its predecessor', async () => {
     await asSuperuserAroundTriggers(sql`DELETE FROM audit_events WHERE seq = ${seqs[3]}`);
     const { code, report } = await verify();

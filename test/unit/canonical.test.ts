@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalEvent, hashOf } from '../../src/audit/chain.ts';
 import { canonicalJson, canonicalJsonReference, sha256Hex } from '../../src/audit/canonical.ts';
+import { prevHashInText } from '../../src/audit/verify.ts';
 
 /** A deterministic pseudo-random value generator (no dependency): JSON-like values of every shape. */
 function* values(seed = 42, n = 3_000): Generator<unknown> {
@@ -63,5 +64,40 @@ describe('canonical JSON', () => {
       expect(canonicalEvent(row)).toBe(reference);
       expect(hashOf(row)).toBe(sha256Hex(reference));
     }
+  });
+});
+
+describe('prevHashInText: the link audit verify reads from the stored hashed text', () => {
+  const prev = 'a'.repeat(64);
+  const row = (payload: Record<string, unknown>, extra: Partial<Record<'step' | 'run_id' | 'workflow_id', string>> = {}) => ({
+    event_id: 'wf/run/s',
+    workflow_id: 'wf',
+    run_id: 'run',
+    step: 's',
+    kind: 'k',
+    actor: 'a',
+    payload,
+    occurred_at: '2026-11-27T00:00:00.000Z',
+    prev_hash: prev,
+    ...extra,
+  });
+
+  it("is the outer object's prevHash, whatever the payload or the later strings hold", () => {
+    const decoy = 'f'.repeat(64);
+    for (const r of [
+      row({}),
+      row({ prevHash: decoy }),
+      row({ nested: { prevHash: decoy, z: [{ prevHash: decoy }] } }),
+      row({ s: `","prevHash":"${decoy}"` }),
+      row({}, { step: `x","prevHash":"${decoy}`, run_id: `"prevHash":"${decoy}"`, workflow_id: `\\","prevHash":"${decoy}` }),
+    ]) {
+      expect(prevHashInText(canonicalEvent(r))).toBe(prev);
+    }
+  });
+
+  it('is undefined for a text without one of 64 characters', () => {
+    expect(prevHashInText('not json')).toBeUndefined();
+    expect(prevHashInText('{"prevHash":"abc"}')).toBeUndefined();
+    expect(prevHashInText(`{"prevHash":"${prev}x"}`)).toBeUndefined();
   });
 });

@@ -17,6 +17,7 @@ import * as m0018 from './0018_rollback_under_legal_hold.ts';
 import * as m0014 from './0014_deployment_monitoring.ts';
 import * as m0019 from './0019_artifact_promotions.ts';
 import * as m0021 from './0021_revalidation_reviews.ts';
+import * as m0022 from './0022_audit_canonical_text.ts';
 
 /** Migrations are listed in code (not read from a folder) so they bundle and type-check with the rest. */
 export const migrations: Record<string, Migration> = {
@@ -38,6 +39,7 @@ export const migrations: Record<string, Migration> = {
   '0014_deployment_monitoring': m0014,
   '0019_artifact_promotions': m0019,
   '0021_revalidation_reviews': m0021,
+  '0022_audit_canonical_text': m0022,
 };
 
 export const migrationProvider: MigrationProvider = { getMigrations: async () => migrations };
