@@ -3,6 +3,7 @@ import { type Kysely, type Selectable, sql } from 'kysely';
 import type { AuditEventsTable, Database } from '../db/schema.ts';
 import { sha256Hex } from './canonical.ts';
 import { GENESIS_HASH, canonicalEvent } from './chain.ts';
+import { CANONICAL_AGREES, CANONICAL_AGREES_DEF } from '../db/migrations/0022_audit_canonical_text.ts';
 import { type ObjectCheck, mapLimit, referencedObjects } from './objects.ts';
 
 export interface VerifyResult {
@@ -10,6 +11,13 @@ export interface VerifyResult {
   rows: number;
   lastSeq?: string;
   headHash?: string;
+  /**
+   * Who held each row's columns to its stored hashed text: `server` (the CHECK constraint of
+   * migration 0022, in force) or `client` (rebuilt here: `full`, or the constraint was not in force).
+   */
+  textCheck?: 'server' | 'client';
+  /** Why the client rebuilt every text though `full` was not asked (the constraint not in force). */
+  fellBack?: string;
   /** The first row that does not verify, and why. */
   firstBad?: { seq: string; eventId: string; reason: string };
   /** Signed checkpoints the chain was held against (when given): each checkpointed seq's hash and count. */
@@ -31,16 +39,12 @@ export interface CheckpointMismatch extends AnchorPoint {
 
 type ChainRow = Omit<Selectable<AuditEventsTable>, 'seq'> & { seq: string };
 
-/**
- * A row as the fast path reads it: the stored hashed text, and the server's word that the columns say
- * the same; the columns themselves only where there is no text (rows older than migration 0022).
- */
+/** A row as the fast path reads it: the stored hashed text; the columns only where there is none. */
 interface StreamRow {
   seq: string;
   event_id: string;
   hash: string;
   canonical: string | null;
-  agrees: boolean | null;
   workflow_id: string | null;
   run_id: string | null;
   step: string | null;
@@ -49,6 +53,28 @@ interface StreamRow {
   payload: Record<string, unknown> | null;
   occurred_at: string | null;
   prev_hash: string | null;
+}
+
+/**
+ * Whether the server holds every row's columns to its hashed text: the CHECK constraint of migration
+ * 0022, validated (a constraint added NOT VALID says nothing about the rows before it), and the same
+ * definition (read back with only pg_catalog on the search path, so a function or operator from any
+ * other schema would be printed qualified and differ).
+ */
+export async function canonicalConstraintInForce(db: Kysely<Database>): Promise<{ ok: true } | { ok: false; why: string }> {
+  return db.transaction().execute(async (tx) => {
+    const rel = (await sql<{ oid: number | null }>`SELECT pg_catalog.to_regclass('audit_events')::oid AS oid`.execute(tx)).rows[0]?.oid;
+    await sql`SET LOCAL search_path = pg_catalog`.execute(tx);
+    const c = (
+      await sql<{ convalidated: boolean; def: string }>`
+        SELECT convalidated, pg_get_constraintdef(oid) AS def FROM pg_catalog.pg_constraint
+        WHERE conrelid = ${rel ?? 0} AND conname = ${CANONICAL_AGREES} AND contype = 'c'`.execute(tx)
+    ).rows[0];
+    if (!c) return { ok: false, why: `the constraint ${CANONICAL_AGREES} is missing` };
+    if (!c.convalidated) return { ok: false, why: `the constraint ${CANONICAL_AGREES} is not validated` };
+    if (c.def !== CANONICAL_AGREES_DEF) return { ok: false, why: `the constraint ${CANONICAL_AGREES} is not the one migration 0022 defines` };
+    return { ok: true };
+  });
 }
 
 const PREV_HASH_KEY = '"prevHash":"';
@@ -71,12 +97,12 @@ export function prevHashInText(text: string): string | undefined {
  * (Gaps in seq alone prove nothing: a rolled-back insert leaves one. The hash link does.)
  *
  * Rows appended since migration 0022 carry the exact text their hash covers (`canonical`): the
- * verifier hashes that text as streamed and reads its prevHash from it (no JSON work in JavaScript),
- * and the server checks in the same query that the columns say what the text says
- * (`canonical::jsonb = jsonb_build_object(columns)`). Older rows, a page the server cannot compare
- * (the text is not JSON), and every row with `full` are checked from their columns in JavaScript: the
- * canonical text rebuilt and, where a stored text exists, required to be byte for byte the same.
- * `full` is for an examiner who will not take the server's word for the columns (docs/design.md).
+ * verifier hashes that text as streamed and reads its prevHash from it (no JSON work in JavaScript).
+ * That the columns say what the text says is the server's CHECK constraint (migration 0022), taken
+ * only while it is in force as defined. Older rows, and every row when the constraint is not in
+ * force or with `full`, are checked from their columns in JavaScript: the canonical text rebuilt
+ * and, where a stored text exists, required to be byte for byte the same. `full` is for an examiner
+ * who will not take the server's word for the columns (docs/design.md).
  *
  * Streams in keyset pages (bounded memory), fetching the next page while this one is hashed. With
  * `anchors` (signed checkpoints, verified by the caller), each checkpointed seq's hash and event count
@@ -87,6 +113,10 @@ export async function verifyAuditChain(
   db: Kysely<Database>,
   { batch = 10_000, anchors = [], full = false }: { batch?: number; anchors?: readonly AnchorPoint[]; full?: boolean } = {},
 ): Promise<VerifyResult> {
+  if (!full) {
+    const constraint = await canonicalConstraintInForce(db);
+    if (!constraint.ok) return { ...(await verifyAuditChain(db, { batch, anchors, full: true })), textCheck: 'client', fellBack: constraint.why };
+  }
   const points = [...anchors].sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
   const rewritten: CheckpointMismatch[] = [];
   let matched = 0;
@@ -131,15 +161,10 @@ export async function verifyAuditChain(
       .orderBy('audit_events.seq')
       .limit(batch)
       .execute() as Promise<ChainRow[]>;
-  // The text and the server's comparison; the columns only where there is no text. Operators and
-  // functions named in pg_catalog, so an object planted in another schema on the search path is not
-  // what runs.
+  // The text; the columns only where there is none (rows older than migration 0022).
   const fetchFast = async (after: bigint): Promise<StreamRow[]> => {
     const r = await sql<StreamRow>`
       SELECT seq::text AS seq, event_id, hash, canonical,
-        CASE WHEN canonical IS NOT NULL THEN canonical::pg_catalog.jsonb OPERATOR(pg_catalog.=) pg_catalog.jsonb_build_object(
-          'actor', actor, 'eventId', event_id, 'kind', kind, 'occurredAt', occurred_at, 'payload', payload,
-          'prevHash', prev_hash, 'runId', run_id, 'step', step, 'workflowId', workflow_id) END AS agrees,
         CASE WHEN canonical IS NULL THEN workflow_id END AS workflow_id, CASE WHEN canonical IS NULL THEN run_id END AS run_id,
         CASE WHEN canonical IS NULL THEN step END AS step, CASE WHEN canonical IS NULL THEN kind END AS kind,
         CASE WHEN canonical IS NULL THEN actor END AS actor, CASE WHEN canonical IS NULL THEN payload END AS payload,
@@ -147,8 +172,7 @@ export async function verifyAuditChain(
       FROM audit_events WHERE audit_events.seq > ${String(after)} ORDER BY audit_events.seq LIMIT ${batch}`.execute(db);
     return r.rows;
   };
-  // A text the server cannot read as JSON fails the whole query: that page is checked in JavaScript.
-  const fetch = (after: bigint): Promise<Array<StreamRow | ChainRow>> => (full ? fetchFull(after) : fetchFast(after).catch(() => fetchFull(after)));
+  const fetch = (after: bigint): Promise<Array<StreamRow | ChainRow>> => (full ? fetchFull(after) : fetchFast(after));
   let pending: Promise<Array<StreamRow | ChainRow>> | undefined = fetch(0n);
   while (pending) {
     const page: Array<StreamRow | ChainRow> = await pending;
@@ -158,14 +182,21 @@ export async function verifyAuditChain(
       const seq = BigInt(r.seq);
       const bad = (reason: string): VerifyResult => {
         pending?.catch(() => undefined);
-        return { ok: false, rows, lastSeq, headHash: prevHash, firstBad: { seq: r.seq, eventId: r.event_id, reason }, ...anchored() };
+        return {
+          ok: false,
+          rows,
+          lastSeq,
+          headHash: prevHash,
+          textCheck: full ? 'client' : 'server',
+          firstBad: { seq: r.seq, eventId: r.event_id, reason },
+          ...anchored(),
+        };
       };
       const linkBroken = `its prev_hash does not match the hash of the row before it (seq ${prevSeq}): a row before it was deleted, inserted or changed`;
-      if ('agrees' in r && r.canonical !== null) {
+      if (!full && r.canonical != null) {
         // The fast path: what is hashed is the stored text, and the link is read from that text.
         if (prevHashInText(r.canonical) !== prevHash) return bad(linkBroken);
         if (sha256Hex(r.canonical) !== r.hash) return bad('its hashed text does not match its hash: the row was edited');
-        if (r.agrees !== true) return bad('its columns do not say what its hashed text says: the columns were edited');
       } else {
         const c = r as ChainRow;
         if (c.prev_hash !== prevHash) return bad(linkBroken);
@@ -194,7 +225,7 @@ export async function verifyAuditChain(
       }
     }
   }
-  return { ok: true, rows, lastSeq, headHash: prevHash, ...anchored() };
+  return { ok: true, rows, lastSeq, headHash: prevHash, textCheck: full ? 'client' : 'server', ...anchored() };
 }
 
 // The registry check streams in its own module; re-exported here for the callers that import it from verify.ts.

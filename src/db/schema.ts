@@ -239,7 +239,7 @@ export interface AuditEventsTable {
   prev_hash: string;
   hash: string;
   /** The exact text `hash` is the SHA-256 of (migration 0022); null on rows appended before it. */
-  canonical: ColumnType<string | null, string | null | undefined, never>;
+  canonical: string | null;
 }
 
 /** One exported Temporal history per run of a closed lifecycle (migration 0008). Append-only. */

@@ -7,7 +7,8 @@ import { type Kysely, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAuditEvent } from '../../src/audit/append.ts';
-import { hashOf } from '../../src/audit/chain.ts';
+import { sha256Hex } from '../../src/audit/canonical.ts';
+import { canonicalEvent } from '../../src/audit/chain.ts';
 import { CHECKPOINT_PAYLOAD_TYPE, checkpointKey, checkpointPrefix, writeAuditCheckpoint } from '../../src/audit/checkpoint.ts';
 import { venvPaths } from '../../src/config/venv.ts';
 import { createDb, ensureDatabase, migrateToLatest } from '../../src/db/connect.ts';
@@ -234,7 +235,16 @@ describe('audit verify against the checkpoints: each attack by a superuser is de
   it('an edited row and a deleted row break the chain (exit 7), named at the row', async () => {
     const edited = await fresh();
     const e = await seqs(edited);
-    await aroundTriggers(edited, async (tx) => void (await sql`UPDATE audit_events SET payload = '{"i":0,"approved":true}' WHERE seq = ${e[2]}`.execute(tx)));
+    // The payload and its stored hashed text alike (migration 0022's constraint holds them together), no new hash.
+    await aroundTriggers(edited, async (tx) => {
+      const r = await tx.selectFrom('audit_events').selectAll().where('seq', '=', e[2]!).executeTakeFirstOrThrow();
+      const payload = { i: 0, approved: true };
+      await tx
+        .updateTable('audit_events')
+        .set({ payload: JSON.stringify(payload), canonical: canonicalEvent({ ...r, payload }) })
+        .where('seq', '=', e[2]!)
+        .execute();
+    });
     const r1 = await verify(edited);
     expect(r1.code).toBe(7);
     expect(r1.report.findings).toEqual([{ kind: 'chain-broken', seq: e[2], message: expect.stringMatching(/edited/) }]);
@@ -252,12 +262,14 @@ describe('audit verify against the checkpoints: each attack by a superuser is de
     const sc = await fresh();
     const all = await seqs(sc);
     await aroundTriggers(sc, async (tx) => {
-      await sql`UPDATE audit_events SET actor = 'mallory@hospital.example' WHERE seq = ${all[1]}`.execute(tx);
       const rows = await tx.selectFrom('audit_events').selectAll().orderBy('seq').execute();
       let prev = '0'.repeat(64);
       for (const r of rows) {
-        const hash = hashOf({ ...r, prev_hash: prev });
-        await tx.updateTable('audit_events').set({ prev_hash: prev, hash }).where('seq', '=', r.seq).execute();
+        // Each row's stored hashed text rewritten with it (migration 0022's constraint holds them together).
+        const actor = r.seq === all[1] ? 'mallory@hospital.example' : r.actor;
+        const canonical = canonicalEvent({ ...r, actor, prev_hash: prev });
+        const hash = sha256Hex(canonical);
+        await tx.updateTable('audit_events').set({ actor, prev_hash: prev, hash, canonical }).where('seq', '=', r.seq).execute();
         prev = hash;
       }
     });

@@ -44,6 +44,9 @@ async function asSuperuserAroundTriggers(statement: ReturnType<typeof sql>, tabl
   });
 }
 
+/** Migration 0022's constraint, as a test puts it back after dropping it. */
+const agrees = `CHECK (canonical IS NULL OR canonical::pg_catalog.jsonb OPERATOR(pg_catalog.=) pg_catalog.jsonb_build_object('actor', actor, 'eventId', event_id, 'kind', kind, 'occurredAt', occurred_at, 'payload', payload, 'prevHash', prev_hash, 'runId', run_id, 'step', step, 'workflowId', workflow_id))`;
+
 interface VerifyReport {
   ok: boolean;
   chain: { ok: boolean; rows: number; firstBad?: { seq: string; reason: string } };
@@ -88,6 +91,8 @@ describe('audit trail: append-only, hash-chained, tamper-evident', () => {
   });
 
   it('detects a row edited around the triggers, and names it', async () => {
+    // The server holds the columns to the stored hashed text (migration 0022): the insider drops that too.
+    await asSuperuserAroundTriggers(sql`ALTER TABLE audit_events DROP CONSTRAINT audit_events_canonical_agrees`);
     await asSuperuserAroundTriggers(sql`UPDATE audit_events SET payload = jsonb_set(payload, '{approved}', 'true') WHERE seq = ${seqs[2]}`);
     const { code, report } = await verify();
     expect(code).toBe(7);
@@ -96,6 +101,7 @@ describe('audit trail: append-only, hash-chained, tamper-evident', () => {
     expect(human.stdout).toContain(`AUDIT CHAIN BROKEN at seq ${seqs[2]} (wf-tamper/run-1/step.3)`);
     // Put it back: the chain verifies again.
     await asSuperuserAroundTriggers(sql`UPDATE audit_events SET payload = jsonb_set(payload, '{approved}', 'false') WHERE seq = ${seqs[2]}`);
+    await sql.raw(`ALTER TABLE audit_events ADD CONSTRAINT audit_events_canonical_agrees ${agrees}`).execute(db);
     expect((await verify()).code).toBe(0);
   });
 
@@ -163,13 +169,17 @@ describe('audit trail: append-only, hash-chained, tamper-evident', () => {
     const at = seqs[1]!; // payload {i: 2, approved: true, …}
     const original = (await sql<{ canonical: string; hash: string }>`SELECT canonical, hash FROM audit_events WHERE seq = ${at}`.execute(db)).rows[0]!;
     expect(original.canonical).toContain('"approved":true');
-    const restore = () =>
-      asSuperuserAroundTriggers(
+    const dropConstraint = sql`ALTER TABLE audit_events DROP CONSTRAINT audit_events_canonical_agrees`;
+    const restore = async () => {
+      await asSuperuserAroundTriggers(
         sql`UPDATE audit_events SET canonical = ${original.canonical}, hash = ${original.hash}, payload = jsonb_set(payload, '{approved}', 'true') WHERE seq = ${at}`,
       );
+      await sql`ALTER TABLE audit_events DROP CONSTRAINT IF EXISTS audit_events_canonical_agrees`.execute(db);
+      await sql.raw(`ALTER TABLE audit_events ADD CONSTRAINT audit_events_canonical_agrees ${agrees}`).execute(db);
+    };
     const verifyWith = async (...flags: string[]) => {
       const res = await factoryCli(['audit', 'verify', '--json', ...flags], cliEnv);
-      return { code: res.code, report: (JSON.parse(res.stdout) as VerifyReport).chain };
+      return { code: res.code, report: (JSON.parse(res.stdout) as { chain: VerifyReport['chain'] & { textCheck?: string; fellBack?: string } }).chain };
     };
     const expectBroken = async (seq: string, fast: RegExp, full: RegExp) => {
       const a = await verifyWith();
@@ -178,16 +188,22 @@ describe('audit trail: append-only, hash-chained, tamper-evident', () => {
       const b = await verifyWith('--full');
       expect(b.code).toBe(7);
       expect(b.report.firstBad).toMatchObject({ seq, reason: expect.stringMatching(full) });
+      return a.report;
     };
+    expect(await verifyWith()).toMatchObject({ code: 0, report: { ok: true, textCheck: 'server' } });
 
-    // The text alone: it no longer hashes to the row's hash.
-    await asSuperuserAroundTriggers(sql`UPDATE audit_events SET canonical = replace(canonical, '"approved":true', '"approved":false') WHERE seq = ${at}`);
+    // The server refuses columns that disagree with the text, and a text that is not JSON, even around the triggers.
+    await expect(asSuperuserAroundTriggers(sql`UPDATE audit_events SET payload = jsonb_set(payload, '{approved}', 'false') WHERE seq = ${at}`)).rejects.toThrow(
+      /audit_events_canonical_agrees/,
+    );
+    await expect(
+      asSuperuserAroundTriggers(sql`UPDATE audit_events SET canonical = replace(canonical, '"approved":true', '"approved":false') WHERE seq = ${at}`),
+    ).rejects.toThrow(/audit_events_canonical_agrees/);
+    await expect(asSuperuserAroundTriggers(sql`UPDATE audit_events SET canonical = 'not json' WHERE seq = ${at}`)).rejects.toThrow(/json/i);
+
+    // The text changed and still equal as JSON (a space): it no longer hashes to the row's hash.
+    await asSuperuserAroundTriggers(sql`UPDATE audit_events SET canonical = canonical || ' ' WHERE seq = ${at}`);
     await expectBroken(at, /hashed text does not match its hash/, /stored hashed text is not the canonical text of its columns/);
-    await restore();
-
-    // The columns alone: the server's comparison (fast) and the rebuilt text (--full) both refuse them.
-    await asSuperuserAroundTriggers(sql`UPDATE audit_events SET payload = jsonb_set(payload, '{approved}', 'false') WHERE seq = ${at}`);
-    await expectBroken(at, /columns do not say what its hashed text says/, /content does not match its hash/);
     await restore();
 
     // Both alike, the hash left: the text no longer hashes to it.
@@ -201,18 +217,34 @@ describe('audit trail: append-only, hash-chained, tamper-evident', () => {
     await expectBroken(seqs[2]!, /prev_hash does not match/, /prev_hash does not match/);
     await restore();
 
-    // A text the server cannot read as JSON: that page is checked from the columns, and the text refused.
-    await asSuperuserAroundTriggers(sql`UPDATE audit_events SET canonical = 'not json' WHERE seq = ${at}`);
+    // The constraint dropped, then the columns alone or the text alone changed: verify no longer takes
+    // the server's word, rebuilds every text itself, and names the row.
+    await asSuperuserAroundTriggers(dropConstraint);
+    await asSuperuserAroundTriggers(sql`UPDATE audit_events SET payload = jsonb_set(payload, '{approved}', 'false') WHERE seq = ${at}`);
+    const dropped = await expectBroken(at, /content does not match its hash/, /content does not match its hash/);
+    expect(dropped).toMatchObject({ textCheck: 'client', fellBack: expect.stringMatching(/missing/) });
+    await restore();
+    await asSuperuserAroundTriggers(dropConstraint);
+    await asSuperuserAroundTriggers(sql`UPDATE audit_events SET canonical = replace(canonical, '"approved":true', '"approved":false') WHERE seq = ${at}`);
     await expectBroken(at, /stored hashed text is not the canonical text of its columns/, /stored hashed text is not the canonical text of its columns/);
+    // Put back NOT VALID over the disagreeing row (a validated one cannot be added): not taken either.
+    await sql.raw(`ALTER TABLE audit_events ADD CONSTRAINT audit_events_canonical_agrees ${agrees} NOT VALID`).execute(db);
+    expect((await expectBroken(at, /stored hashed text is not/, /stored hashed text is not/)).fellBack).toMatch(/not validated/);
+    await restore();
+    // A weaker constraint of the same name is not taken for it.
+    await asSuperuserAroundTriggers(dropConstraint);
+    await sql`ALTER TABLE audit_events ADD CONSTRAINT audit_events_canonical_agrees CHECK (canonical IS NULL OR length(canonical) > 0)`.execute(db);
+    expect(await verifyWith()).toMatchObject({ code: 0, report: { ok: true, textCheck: 'client', fellBack: expect.stringMatching(/not the one/) } });
+    await restore();
 
     // No text at all (a row appended before migration 0022): checked from its columns, as before.
     await asSuperuserAroundTriggers(sql`UPDATE audit_events SET canonical = NULL WHERE seq = ${at}`);
-    expect(await verifyWith()).toMatchObject({ code: 0, report: { ok: true } });
-    expect(await verifyWith('--full')).toMatchObject({ code: 0, report: { ok: true } });
+    expect(await verifyWith()).toMatchObject({ code: 0, report: { ok: true, textCheck: 'server' } });
+    expect(await verifyWith('--full')).toMatchObject({ code: 0, report: { ok: true, textCheck: 'client' } });
     await asSuperuserAroundTriggers(sql`UPDATE audit_events SET payload = jsonb_set(payload, '{approved}', 'false') WHERE seq = ${at}`);
     await expectBroken(at, /content does not match its hash/, /content does not match its hash/);
     await restore();
-    expect((await verifyWith()).code).toBe(0);
+    expect(await verifyWith()).toMatchObject({ code: 0, report: { ok: true, textCheck: 'server' } });
   });
 
   it('detects a deleted row: the next row no longer links to its predecessor', async () => {
