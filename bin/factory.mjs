@@ -11,7 +11,28 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const builds = path.join(root, 'build', 'cli');
 // One folder per state of the sources, never rewritten: a command still running from an older
 // bundle (a `--wait` of hours) loads its lazy chunks from its own folder, even after a rebuild.
-const outdir = path.join(builds, `v${Math.round(newestSourceMtime(root))}`);
+// BUILD names the bundle's own settings: a change to them (below) builds anew over unchanged sources.
+const BUILD = 2;
+const outdir = path.join(builds, `v${Math.round(newestSourceMtime(root))}-${BUILD}`);
+
+/**
+ * Pure-JavaScript packages every command loads, bundled into the CLI's chunks: loading kysely, zod,
+ * yaml and commander file by file (hundreds of ES modules, each resolved, read and linked) cost
+ * `trace` more than its work (docs/benchmarks.md, "factory trace as a process"). Every other package
+ * stays external: native code (grpc, protobufjs, the Temporal SDK), the AWS SDK, pino (its transports
+ * resolve files by name), pg (an optional native binding); they load only on the commands that need them.
+ */
+const BUNDLED = new Set(['kysely', 'zod', 'yaml', 'commander', '@noble/curves', '@noble/hashes']);
+const externals = {
+  name: 'factory-externals',
+  setup(b) {
+    b.onResolve({ filter: /^[^./]/ }, (a) => {
+      if (a.path.startsWith('node:')) return { external: true };
+      const pkg = a.path.startsWith('@') ? a.path.split('/').slice(0, 2).join('/') : a.path.split('/')[0];
+      return BUNDLED.has(pkg) ? undefined : { external: true };
+    });
+  },
+};
 const entry = path.join(outdir, 'main.js');
 
 if (!fs.existsSync(entry)) {
@@ -25,7 +46,9 @@ if (!fs.existsSync(entry)) {
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    packages: 'external',
+    plugins: [externals],
+    // The bundled CommonJS (commander) calls require(): give each chunk one.
+    banner: { js: "import { createRequire as __factoryRequire } from 'node:module'; const require = __factoryRequire(import.meta.url);" },
     outdir: tmp,
     logLevel: 'error',
   });
@@ -46,7 +69,7 @@ function prune() {
       .readdirSync(builds, { withFileTypes: true })
       .map((e) => ({ name: e.name, p: path.join(builds, e.name), mtime: fs.statSync(path.join(builds, e.name)).mtimeMs }))
       .sort((a, b) => b.mtime - a.mtime);
-    const versions = entries.filter((e) => /^v\d+$/.test(e.name));
+    const versions = entries.filter((e) => /^v\d+(-\d+)?$/.test(e.name));
     const keep = new Set([outdir, ...versions.slice(0, 3).map((e) => e.p)]);
     for (const e of entries) if (!keep.has(e.p) && Date.now() - e.mtime > DAY) fs.rmSync(e.p, { recursive: true, force: true });
   } catch {
