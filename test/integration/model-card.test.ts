@@ -1,37 +1,13 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/config/env.ts';
 import { env } from '../helpers.ts';
+import { chromiumPath, launchChromium } from './chromium.ts';
 import { approveAndFinish, factoryCli, lifecycleSuite, startTestLifecycle } from './harness.ts';
 
 const suite = lifecycleSuite();
-
-async function launchChromium(executablePath: string): Promise<Browser> {
-  return chromium.launch({ executablePath, args: ['--no-sandbox'] });
-}
-
-/** Debian's chromium, installed with apt-get when missing (CI's clean machine runs as root). */
-function chromiumPath(): string {
-  const bin = '/usr/bin/chromium';
-  if (fs.existsSync(bin)) return bin;
-  if (process.getuid?.() !== 0) throw new Error('chromium is not installed and this is not root: `apt-get install chromium` first');
-  const install = () =>
-    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], {
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-      stdio: 'pipe',
-      timeout: 600_000,
-    });
-  try {
-    install();
-  } catch {
-    execFileSync('apt-get', ['update'], { stdio: 'pipe', timeout: 300_000 });
-    install();
-  }
-  return bin;
-}
 
 describe('model card of a deployed version (real Temporal, PostgreSQL, S3, Triton; headless Chromium)', () => {
   let model: string;
