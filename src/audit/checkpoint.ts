@@ -219,3 +219,40 @@ export async function listCheckpoints(
   invalid.sort((a, b) => (a.key < b.key ? -1 : 1));
   return { valid, invalid };
 }
+
+/**
+ * The newest checkpoint only (keys sort newest first: one short listing), its signature verified with
+ * the trusted keys: what a status page needs without reading every checkpoint (listCheckpoints does
+ * that for `audit verify`). Looks at the newest few keys, so one unreadable or foreign object does not
+ * hide the checkpoints beneath it; `invalid` names those it passed over.
+ */
+export async function newestCheckpoint(
+  s3: S3Client,
+  bucket: string,
+  chain: string,
+  trusted: readonly KeyObject[],
+  { look = 5 }: { look?: number } = {},
+): Promise<{ newest?: ListedCheckpoints['valid'][number]; invalid: CheckpointProblem[] }> {
+  const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: checkpointPrefix(chain), MaxKeys: look }));
+  const invalid: CheckpointProblem[] = [];
+  for (const o of listed.Contents ?? []) {
+    if (!o.Key) continue;
+    try {
+      const stored = await readStored(s3, bucket, o.Key);
+      const verdict = verifyEnvelope(JSON.parse(stored.bytes.toString('utf8')), trusted, CHECKPOINT_PAYLOAD_TYPE);
+      if (!verdict.ok) {
+        invalid.push({ key: o.Key, reason: verdict.reason });
+        continue;
+      }
+      const cp = auditCheckpointSchema.parse(JSON.parse(verdict.payload.toString('utf8')));
+      if (checkpointKey(chain, cp.seq) !== o.Key || cp.chain !== chain) {
+        invalid.push({ key: o.Key, reason: `signed for chain ${cp.chain} seq ${cp.seq}, stored under another key` });
+        continue;
+      }
+      return { newest: { ...cp, key: o.Key, digest: sha256Digest(stored.bytes), signedBy: verdict.keyId }, invalid };
+    } catch (err) {
+      invalid.push({ key: o.Key, reason: `unreadable or not a checkpoint: ${(err as Error).message.slice(0, 200)}` });
+    }
+  }
+  return { invalid };
+}
