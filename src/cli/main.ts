@@ -23,6 +23,7 @@ const monitor: Registrar = async () => (await import('./monitor.ts')).registerMo
 const card: Registrar = async () => (await import('./card.ts')).registerCard;
 const kpi: Registrar = async () => (await import('./kpi.ts')).registerKpi;
 const revalidation: Registrar = async () => (await import('./revalidation.ts')).registerRevalidation;
+const consoleCommand: Registrar = async () => (await import('./console.ts')).registerConsole;
 /**
  * Each top-level command's module, loaded only when that command runs: `factory trace` must not
  * pay for loading the Temporal client, the S3 SDK and the stack (it answers in well under a second).
@@ -57,6 +58,7 @@ const byCommand: Record<string, Registrar> = {
   card,
   kpi,
   revalidation,
+  console: consoleCommand,
 };
 
 const program = new Command('factory')

@@ -115,6 +115,9 @@ export const envSchema = z.object({
   /** The address it listens on (0.0.0.0 in a container). */
   FACTORY_GATEWAY_HOST: z.string().default('127.0.0.1'),
   FACTORY_GATEWAY_URL: z.url().optional(),
+  /** The read-only console (`factory console`, src/console/): its port and the address it listens on (loopback by default). */
+  FACTORY_CONSOLE_PORT: port.default(8020),
+  FACTORY_CONSOLE_HOST: z.string().default('127.0.0.1'),
   /** API keys beside the pack's (hashes only, same format: `factory gateway key create`); `dev up` puts its dev key here. */
   FACTORY_GATEWAY_KEYS_FILE: z.string().optional(),
   /**

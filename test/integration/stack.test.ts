@@ -30,9 +30,9 @@ describe('the local stack (real components)', () => {
   it('reports every component healthy, and a second `up` finds them all running', async () => {
     const again = await stackUp(ctx);
     expect(again.started).toEqual([]);
-    expect(again.found).toEqual(['temporal', 'postgres', 's3', 'triton', 'gateway', 'workers']);
+    expect(again.found).toEqual(['temporal', 'postgres', 's3', 'triton', 'gateway', 'workers', 'console']);
     const status = await stackStatus(ctx);
-    for (const name of ['temporal', 'postgres', 's3', 'triton', 'gateway', 'workers']) expect(status[name]).toMatchObject({ healthy: true });
+    for (const name of ['temporal', 'postgres', 's3', 'triton', 'gateway', 'workers', 'console']) expect(status[name]).toMatchObject({ healthy: true });
   });
 
   it('made the signing key (0600) and handed it to the workers; `keys show` prints its fingerprint', async () => {
@@ -46,14 +46,15 @@ describe('the local stack (real components)', () => {
     expect(JSON.parse(shown.stdout)).toMatchObject({ keyId: loadFactoryKey(env).keyId, source: `file ${file}` });
   });
 
-  it('restarts what runs our code (the workers and the gateway), and only them, after a code change (they would run the old code)', async () => {
+  it('restarts what runs our code (the workers, the gateway and the console), and only them, after a code change (they would run the old code)', async () => {
     const source = path.join(projectRoot, 'workflows', 'smoke.ts');
     const now = new Date();
     fs.utimesSync(source, now, now);
     const res = await stackUp(ctx);
-    expect([...res.started].sort()).toEqual(['gateway', 'workers']);
+    expect([...res.started].sort()).toEqual(['console', 'gateway', 'workers']);
     expect(res.status.workers?.healthy).toBe(true);
     expect(res.status.gateway?.healthy).toBe(true);
+    expect(res.status.console?.healthy).toBe(true);
   });
 
   it('Temporal server: a workflow runs activities on the control, gpu-onprem and serving workers', async () => {
