@@ -1,4 +1,5 @@
 import { escapeHtml as e } from '../cards/card.ts';
+import type { Kpi, KpiReport } from '../domain/kpi.ts';
 import type { InventoryEntry } from '../inventory/inventory.ts';
 import { INVENTORY_STATES } from '../inventory/inventory.ts';
 import type { ModelTrace } from '../trace/trace.ts';
@@ -184,9 +185,33 @@ export function auditPage(s: AuditStatus): string {
   return layout('Audit verification', 'audit', lines.join('\n'));
 }
 
-/** `/kpis` until src/kpi lands: says so rather than showing made-up figures. */
-export function kpisPendingPage(): string {
-  return layout('KPIs', 'kpis', '<p class="muted">The KPI report (<code>factory kpi</code>) is not available in this build.</p>');
+const kpiFigure = (unit: Kpi['unit'], v: number | null) =>
+  v === null ? '—' : unit === 'ratio' ? `${(v * 100).toFixed(1)}%` : unit === 'ms' ? `${Math.round(v)} ms` : String(v);
+
+/** `/kpis`: the KPI report (src/kpi, as `factory kpi`): figure, counts, goal met or MISSED, breakdown and note. */
+export function kpisPage(r: KpiReport, opts: { sinceText: string; historiesChecked: boolean }): string {
+  const rows = Object.values(r.kpis).map((k) => {
+    const counts = k.denominator === null ? '' : k.numerator === null ? `n=${k.denominator}` : `${k.numerator}/${k.denominator}`;
+    const detail = Object.entries(k.detail)
+      .filter(([, v]) => v !== null && v !== 0)
+      .map(([name, v]) => `${name}=${v}`)
+      .join(' ');
+    return `<tr class="${k.met === false ? 'overdue' : ''}"><td>${e(k.title)}</td><td><b>${e(kpiFigure(k.unit, k.value))}</b></td><td>${e(counts)}</td><td>${
+      k.goal ? `${e(k.goal.op)} ${e(kpiFigure(k.unit, k.goal.value))}<br><span class="muted">${e(k.goal.source)}</span>` : ''
+    }</td><td>${k.met === null ? '<span class="muted">—</span>' : k.met ? '<span class="ok">met</span>' : '<span class="badge overdue-badge">MISSED</span>'}</td><td>${
+      detail ? `<code>${e(detail)}</code>` : ''
+    }${k.note ? `<br><span class="muted">${e(k.note)}</span>` : ''}</td></tr>`;
+  });
+  return layout(
+    'KPIs',
+    'kpis',
+    [
+      `<p class="muted">From recorded facts (as <code>factory kpi --since ${e(opts.sinceText)}</code>), ${e(r.since)} to ${e(r.asOf)}, policy <code>${e(r.policyDigest)}</code>.${
+        opts.historiesChecked ? '' : ' Temporal did not answer: histories were read from their exported objects only.'
+      } Another window: <code>/kpis?since=7d</code> or <code>?since=2026-11-01</code>.</p>`,
+      `<table><thead><tr><th>KPI</th><th>value</th><th>counts</th><th>goal</th><th>result</th><th>breakdown</th></tr></thead><tbody>${rows.join('')}</tbody></table>`,
+    ].join('\n'),
+  );
 }
 
 export function errorPage(status: number, message: string): string {

@@ -12,10 +12,15 @@ import { modelInventory } from '../inventory/inventory.ts';
 import type { Logger } from '../log.ts';
 import type { LoadedPolicyPack } from '../policy/pack.ts';
 import type { PublicFactoryKey } from '../signing/factory-key.ts';
+import { computeKpis } from '../kpi/kpis.ts';
+import { DEFAULT_SINCE, KpiInputError, parseSince } from '../kpi/window.ts';
 import { TraceNotFound, traceModel } from '../trace/trace.ts';
 import { CONSOLE_SERVICE } from './service.ts';
 import { type PendingApproval, auditStatus, pendingApprovals, requestCounts } from './data.ts';
-import { CONSOLE_CSS, approvalsPage, auditPage, errorPage, inventoryPage, kpisPendingPage, modelPage } from './pages.ts';
+import { CONSOLE_CSS, approvalsPage, auditPage, errorPage, inventoryPage, kpisPage, modelPage } from './pages.ts';
+
+/** Lifecycle histories the KPI page cross-checks against the audit trail per load (`factory kpi` checks 200). */
+export const KPI_HISTORY_CHECKS = 25;
 
 /** Versions listed on the inventory page; `factory inventory --json` lists all. */
 export const INVENTORY_SHOWN_MAX = 1_000;
@@ -41,8 +46,6 @@ export interface ConsoleDeps {
   trustedKeys: () => PublicFactoryKey[];
   logger: Logger;
   now?: () => Date;
-  /** The KPI page, when the KPI module is present; else the page says it is not available. */
-  kpis?: () => Promise<string>;
 }
 
 class NotFound extends Error {
@@ -156,7 +159,27 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
     );
   });
 
-  app.get('/kpis', async (_req, reply) => html(reply, deps.kpis ? await deps.kpis() : kpisPendingPage()));
+  app.get('/kpis', async (req, reply) => {
+    const raw = (req.query as { since?: unknown }).since;
+    const sinceText = typeof raw === 'string' && raw.length > 0 ? raw : DEFAULT_SINCE;
+    let since: Date;
+    try {
+      since = parseSince(sinceText, now());
+    } catch (err) {
+      if (err instanceof KpiInputError) return html(reply, errorPage(400, 'since: an ISO date (2026-11-01) or date-time, or 30d / 12h before now.'), 400);
+      throw err;
+    }
+    // Histories cross-checked as `factory kpi` does, at most KPI_HISTORY_CHECKS of them per load; live ones only when Temporal answers.
+    const client = await deps.temporal().catch(() => undefined);
+    const report = await computeKpis(deps.db, {
+      since,
+      now: now(),
+      policy: deps.policy,
+      histories: { s3: deps.s3, ...(client ? { client } : {}) },
+      maxHistoryChecks: KPI_HISTORY_CHECKS,
+    });
+    return html(reply, kpisPage(report, { sinceText, historiesChecked: !!client }));
+  });
 
   app.get('/audit', async (_req, reply) => {
     let keys;

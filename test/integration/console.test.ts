@@ -138,7 +138,7 @@ describe('read-only console (real Temporal, PostgreSQL, S3, Triton; headless Chr
     expect((await fetch(`${base}/models/${'a'.repeat(300)}/1`)).status).toBe(414);
   });
 
-  it('renders the inventory with the overdue revalidation, the card and the lineage graph, the pending gates and the audit status in Chromium, with no console error', async () => {
+  it('renders the inventory with the overdue revalidation, the card and the lineage graph, the pending gates, the KPIs and the audit status in Chromium, with no console error', async () => {
     const pages: Array<{ errors: string[] }> = [];
 
     const inv = await open('/');
@@ -212,8 +212,18 @@ describe('read-only console (real Temporal, PostgreSQL, S3, Triton; headless Chr
     await audit.page.close();
 
     const kpis = await open('/kpis');
+    const kpiText = await kpis.page.locator('main').innerText();
+    // The version deployed in the window counts: lineage complete for it (computeKpis, src/kpi).
+    expect(kpiText).toMatch(/Lineage completeness \(versions deployed in the window\)\s+100\.0%\s+\d+\/\d+/);
+    expect(kpiText).toContain('Inference latency p95');
+    await kpis.page.screenshot({ path: path.join(shots, 'console-kpis.png'), fullPage: true });
     pages.push(kpis);
     await kpis.page.close();
+    for (const since of ['<script>', '2026-02-30', 'x'.repeat(100), '9999-01-01']) {
+      const r = await fetch(`${base}/kpis?since=${encodeURIComponent(since)}`);
+      expect(r.status, since).toBe(400);
+      expect(await r.text()).not.toContain('<script>');
+    }
 
     expect(pages.flatMap((p) => p.errors)).toEqual([]);
     expect(fs.statSync(path.join(shots, 'console-lineage.png')).size).toBeGreaterThan(10_000);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { byRole } from '../../src/console/data.ts';
 import { lineageNodes, renderLineageSvg } from '../../src/console/lineage.ts';
-import { approvalsPage, auditPage, inventoryPage } from '../../src/console/pages.ts';
+import { approvalsPage, auditPage, inventoryPage, kpisPage } from '../../src/console/pages.ts';
+import { KPI_IDS, type Kpi, type KpiReport } from '../../src/domain/kpi.ts';
 import { temporalWorkflowUrl } from '../../src/console/server.ts';
 import type { InventoryEntry } from '../../src/inventory/inventory.ts';
 import type { ModelTrace } from '../../src/trace/trace.ts';
@@ -164,5 +165,33 @@ describe('console pages', () => {
     expect(broken).toContain('BROKEN');
     expect(broken).toContain('events were cut off');
     expect(broken).not.toContain('<script>');
+  });
+
+  it('the KPI page shows each figure with its goal, MISSED ones flagged, every text escaped', () => {
+    const k = (id: (typeof KPI_IDS)[number]): Kpi => ({
+      id,
+      title: id === 'inferenceP95' ? HOSTILE : id,
+      value: id === 'inferenceP95' ? 1234.4 : id === 'policyViolations' ? null : 0.5,
+      unit: id === 'inferenceP95' ? 'ms' : 'ratio',
+      numerator: 1,
+      denominator: 2,
+      goal: { op: '>=', value: 1, source: HOSTILE },
+      met: id === 'policyViolations' ? null : false,
+      detail: { [HOSTILE]: 3 },
+      note: HOSTILE,
+    });
+    const report: KpiReport = {
+      asOf: '2026-11-27T00:00:00.000Z',
+      since: '2026-10-28T00:00:00.000Z',
+      policyDigest: 'sha256:x',
+      kpis: Object.fromEntries(KPI_IDS.map((id) => [id, k(id)])) as KpiReport['kpis'],
+    };
+    const html = kpisPage(report, { sinceText: '<b>30d', historiesChecked: false });
+    expect(html).not.toContain('<script>');
+    expect(html).not.toContain('<b>30d');
+    expect(html).toContain('<b>50.0%</b>');
+    expect(html).toContain('<b>1234 ms</b>');
+    expect(html.match(/MISSED/g)).toHaveLength(KPI_IDS.length - 1);
+    expect(html).toContain('Temporal did not answer');
   });
 });
