@@ -75,7 +75,7 @@ export function inventoryPage(entries: InventoryEntry[], opts: { shownMax: numbe
           : v.revalidationDueAt
             ? '<span class="ok">in date</span>'
             : '<span class="muted">—</span>'
-      }</td></tr>`,
+      }${v.openRevalidation ? `<br><span class="muted">review open: <code>${e(v.openRevalidation)}</code></span>` : ''}</td></tr>`,
   );
   return layout(
     'Model inventory',

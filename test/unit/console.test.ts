@@ -70,6 +70,8 @@ const entry = (over: Partial<InventoryEntry>): InventoryEntry => ({
   revalidationDueAt: '2026-01-01T00:00:00.000Z',
   overdue: true,
   overdueDays: 330,
+  revalidatedAt: null,
+  openRevalidation: null,
   ...over,
 });
 
@@ -104,7 +106,10 @@ describe('console lineage graph', () => {
 describe('console pages', () => {
   it('the inventory flags overdue versions, escapes owners and links each version by its encoded name', () => {
     const html = inventoryPage(
-      [entry({ owner: HOSTILE }), entry({ version: 2, overdue: false, overdueDays: null, revalidationDueAt: '2027-06-01T00:00:00.000Z' })],
+      [
+        entry({ owner: HOSTILE, openRevalidation: 'revalidation-bcc-1-2026-01-01' }),
+        entry({ version: 2, overdue: false, overdueDays: null, revalidationDueAt: '2027-06-01T00:00:00.000Z' }),
+      ],
       {
         shownMax: 1,
         policyVersion: '1.0',
@@ -114,6 +119,7 @@ describe('console pages', () => {
     expect(html).not.toContain('<script>');
     expect(html).toContain('<tr class="overdue">');
     expect(html).toContain('OVERDUE</span> by 330 d');
+    expect(html).toContain('review open: <code>revalidation-bcc-1-2026-01-01</code>');
     expect(html).toContain('<b>1</b> revalidation(s) overdue');
     expect(html).toContain('href="/models/bcc/1"');
     expect(html).toContain('Showing the first 1 of 2 versions');
