@@ -12,6 +12,9 @@ import { ownedPid, processFiles } from '../../src/dev/process.ts';
 import { stackStatus, stackUp } from '../../src/dev/stack.ts';
 import { loadFactoryKey, signingKeyFile } from '../../src/signing/factory-key.ts';
 import { TASK_QUEUES } from '../../src/domain/task-queues.ts';
+import { checkpointScheduleId } from '../../src/lifecycle/checkpoints.ts';
+import { retentionScheduleId } from '../../src/lifecycle/governance.ts';
+import { revalidationScheduleId } from '../../src/domain/revalidation.ts';
 import { createLogger } from '../../src/log.ts';
 import { TritonClient, writeRepositoryEntry } from '../../src/serving/triton.ts';
 import { bucket, createS3 } from '../../src/storage/s3.ts';
@@ -76,6 +79,18 @@ describe('the local stack (real components)', () => {
       executions: Array<{ execution: { workflowId: string }; status: string }>;
     };
     expect(listed.executions.map((e) => e.execution.workflowId)).toEqual([workflowId]);
+  });
+
+  it('keeps the routine jobs on Temporal Schedules: audit checkpoints, retention, revalidation sweeps', async () => {
+    const prefix = env.FACTORY_TASK_QUEUE_PREFIX;
+    for (const [id, workflowType] of [
+      [checkpointScheduleId(prefix), 'auditCheckpoint'],
+      [retentionScheduleId(prefix), 'retentionSweep'],
+      [revalidationScheduleId(prefix), 'revalidationSweep'],
+    ] as const) {
+      const described = await testEnv.client.schedule.getHandle(id).describe();
+      expect(described.action, id).toMatchObject({ type: 'startWorkflow', workflowType });
+    }
   });
 
   it('PostgreSQL: migrations are applied and kysely queries run; audit_events refuses UPDATE', async () => {

@@ -106,15 +106,18 @@ export const workers: Component = {
     devSigningKeyEnv(ctx.env);
     // The audit chain is anchored every N minutes while events flow (and at every lifecycle's end).
     // The retention job deletes what policy allows (retain-until passed, no legal hold) once a day.
-    const [{ connectClient }, { ensureCheckpointSchedule }, { ensureRetentionSchedule }] = await Promise.all([
+    // The revalidation sweep opens a review for each version past its tier's revalidateEvery, daily.
+    const [{ connectClient }, { ensureCheckpointSchedule }, { ensureRetentionSchedule }, { scheduleRevalidation }] = await Promise.all([
       import('../../temporal.ts'),
       import('../../lifecycle/checkpoints.ts'),
       import('../../lifecycle/governance.ts'),
+      import('../../lifecycle/revalidation.ts'),
     ]);
     const client = await connectClient(ctx.env);
     try {
       await ensureCheckpointSchedule(client, { everyMinutes: ctx.env.FACTORY_AUDIT_CHECKPOINT_MINUTES, taskQueuePrefix: ctx.env.FACTORY_TASK_QUEUE_PREFIX });
       await ensureRetentionSchedule(client, { everyHours: ctx.env.FACTORY_RETENTION_SWEEP_HOURS, taskQueuePrefix: ctx.env.FACTORY_TASK_QUEUE_PREFIX });
+      await scheduleRevalidation(client, { every: '1d', taskQueuePrefix: ctx.env.FACTORY_TASK_QUEUE_PREFIX });
     } finally {
       await client.connection.close();
     }
