@@ -100,15 +100,4 @@ describe('OpenSSH signatures (SSHSIG) read and verified in pure code', () => {
     if (!fields.ok) throw new Error(fields.reason);
     expect(() => buildStatement({ ...fields.value, role: 'a\nb' })).toThrow(/control characters/);
   });
-
-  it('measures what verifying one approval costs (parse + Ed25519 verify)', async () => {
-    const sig = await sshSign(ed.file, statement);
-    for (let i = 0; i < 20; i++) verifySshSig(sig, statement); // warm up
-    const n = 300;
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) if (!verifySshSig(sig, statement).ok) throw new Error('did not verify');
-    const us = Number(process.hrtime.bigint() - t0) / 1_000 / n;
-    console.log(`[bench] SSHSIG Ed25519 verification per approval: ${us.toFixed(0)} µs (mean of ${n})`);
-    expect(us).toBeLessThan(50_000);
-  });
 });
