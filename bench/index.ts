@@ -79,7 +79,10 @@ if (!process.argv.includes('--all')) {
     }
   };
 
-  // One dev stack for every step: started (or found) here once.
+  // One dev stack for every step: started (or found) here once. The gateway bench measures the
+  // gateway's own cost, so the stack's per-caller rate limit (6,000/min by default) must not cap it:
+  // a gateway already running with a lower limit makes that bench stop and say so.
+  process.env.FACTORY_GATEWAY_RATE_LIMIT ??= '100000000';
   await stackUp({ env, log: createLogger('bench', 'warn') }, { onProgress: (m) => process.stderr.write(`[stack] ${m}\n`) });
 
   const done: string[] = [];
