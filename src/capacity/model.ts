@@ -45,23 +45,32 @@ export const UNIT_COSTS = {
     source: 'certified-data manifest, provenance statement, checkpoints: a few KiB each (rounded up)',
   },
   requestLogBytes: {
-    value: 512,
+    value: 604,
     unit: 'B/request',
-    basis: 'assumed',
-    source: 'a logged prediction (ids, model version, latency, input/output digests, no payload), row and index; no gateway yet to measure',
+    basis: 'measured',
+    source:
+      'gateway_requests with its indexes: 1,008,691 rows in 26 monthly partitions took 609 MB (npm run bench:gateway, 2026-11-27); payloads are kept apart, in the restricted bucket',
   },
   tritonRpsPerInstance: {
-    value: 1_000,
+    value: 1_600,
     unit: 'requests/s per instance',
-    basis: 'assumed',
-    source: 'a small tabular ONNX model on CPU Triton with dynamic batching; not measured here',
+    basis: 'measured',
+    source:
+      'direct to Triton, one WDBC row per request, concurrency 8, the Python backend running the ONNX model on 2 shared vCPUs: 1,675/s on a quiet machine (bench:gateway, 2026-11-27); a GPU or batching gives more',
+  },
+  gatewayRpsPerProcess: {
+    value: 320,
+    unit: 'requests/s per gateway process',
+    basis: 'measured',
+    source:
+      'through the gateway (key, use case, rate limit, durable request log before the answer), concurrency 8, 2 shared vCPUs: 326/s at load 4 to 5 (bench:gateway, 2026-11-27); the log commit, not the CPU, bounds one process',
   },
   chainAppendsPerSecond: {
-    value: 21,
+    value: 495,
     unit: 'appends/s',
     basis: 'measured',
     source:
-      'appendAuditEvent one at a time at 1 M events (bench:scale: p50 39 ms on the shared 2-core machine at load 15); one chain, one writer at a time by design',
+      'appendAuditEvent one at a time at 1 M events (bench:scale on a quiet 2-core machine, 2026-11-27: p50 1.55 ms, p99 7.5 ms; 21/s at load 15); one chain, one writer at a time by design',
   },
   objectPricePerGiBMonth: { value: 0.023, unit: 'USD/GiB-month', basis: 'assumed', source: 'object storage list price (WORM/Object Lock)' },
   databasePricePerGiBMonth: { value: 0.115, unit: 'USD/GiB-month', basis: 'assumed', source: 'provisioned SSD block storage for PostgreSQL' },
@@ -183,7 +192,7 @@ export function capacity(given: CapacityInput): CapacityReport {
     line('audit events (hash chain)', L * u.eventsPerLifecycle.value * u.auditEventBytes.value, input.retentionYears, 'PostgreSQL', 'measured'),
     line('registry rows (versions, decisions, deployments, datasets)', L * registryBytes, input.retentionYears, 'PostgreSQL', 'measured'),
     line('workflow histories (payloads) in Temporal', L * u.historyBytes.value, input.temporalRetentionDays / 365, 'Temporal persistence', 'measured'),
-    line('request logs', input.requestsPerSecond * DAY * 365 * u.requestLogBytes.value, input.requestLogRetentionYears, 'PostgreSQL', 'assumed'),
+    line('request logs', input.requestsPerSecond * DAY * 365 * u.requestLogBytes.value, input.requestLogRetentionYears, 'PostgreSQL', 'measured'),
   ];
   const totals = {
     perYearGiB: round(
@@ -200,6 +209,7 @@ export function capacity(given: CapacityInput): CapacityReport {
   const chainHeadroom = auditEventsPerSecond > 0 ? u.chainAppendsPerSecond.value / auditEventsPerSecond : Infinity;
   const gpusBusy = (input.lifecyclesPerDay * input.trainingMinutes) / (24 * 60);
   const tritonPerZone = Math.ceil(input.requestsPerSecond / u.tritonRpsPerInstance.value);
+  const gatewaysPerZone = Math.ceil(input.requestsPerSecond / u.gatewayRpsPerProcess.value);
   const requestRowsPerMonth = input.requestsPerSecond * DAY * 30;
   const warnings: string[] = [];
   if (chainHeadroom < 10) {
@@ -235,8 +245,13 @@ export function capacity(given: CapacityInput): CapacityReport {
     },
     {
       component: 'serving (Triton)',
-      need: `${tritonPerZone} instance(s) per zone × ${input.zones} zones, each zone able to carry ${input.requestsPerSecond} requests/s alone (≈${u.tritonRpsPerInstance.value}/s per instance, assumed)`,
-      basis: 'assumed',
+      need: `${tritonPerZone} instance(s) per zone × ${input.zones} zones, each zone able to carry ${input.requestsPerSecond} requests/s alone (≈${u.tritonRpsPerInstance.value}/s per instance measured on 2 vCPUs)`,
+      basis: 'measured',
+    },
+    {
+      component: 'inference gateway',
+      need: `${gatewaysPerZone} process(es) per zone × ${input.zones} zones behind a load balancer (≈${u.gatewayRpsPerProcess.value}/s per process measured, bounded by the durable request-log commit); the request log's group commits write ${input.requestsPerSecond} rows/s`,
+      basis: 'measured',
     },
   ];
   return {

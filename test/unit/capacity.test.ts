@@ -21,7 +21,7 @@ describe('capacity model: storage growth, retention cost, production footprint f
     expect(logs.perYearGiB).toBeCloseTo((2_000 * 86_400 * 365 * UNIT_COSTS.requestLogBytes.value) / GiB, 1);
     expect(logs.retainedGiB).toBeCloseTo(logs.perYearGiB * 2, 1);
     expect(logs.perYearGiB).toBeGreaterThan(r.totals.perYearGiB / 2);
-    expect(logs.basis).toBe('assumed');
+    expect(logs.basis).toBe('measured'); // 604 B a row, from 1 M logged requests
     expect(r.warnings.join('\n')).toMatch(/request logs must not go through the hash chain/);
   });
 
