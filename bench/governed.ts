@@ -6,10 +6,13 @@
  * Governed: low-risk lifecycles of the WDBC classifier (every control on: quarantine, certification,
  * manifests, registry, audit chain, digest checks, approval, deployment to Triton), approved through
  * the `decide` update as soon as the gate opens. Bare: a plain Temporal workflow (bench/bare/) that
- * runs the same trainer and evaluator subprocesses on the same data, with none of the governance. At
- * each concurrency both run the same number of workflows (max(runs, concurrency)) on the same server,
- * and throughput is workflows per minute over the batch's wall time; the ratio governed / bare is
- * computed in the same run (goal ≥ 0.8). The overhead is broken down per stage from the histories.
+ * runs the same trainer and evaluator subprocesses on the same data, with none of the governance:
+ * issue 12's baseline, and the headline ratio. Bare + deploy: the same, then a plain Triton deployment
+ * (repository entry and load, nothing verified, no smoke), so a second ratio shows the governance's
+ * cost apart from the serving work. At each concurrency all three run the same number of workflows
+ * (max(runs, concurrency)) on the same server, and throughput is workflows per minute over the
+ * batch's wall time; the ratios are computed in the same run (goal ≥ 0.8 for the headline). The
+ * overhead is broken down per stage from the histories.
  * `--many N` then runs N lifecycles at once to completion: wall time, duplicates, the audit chain and
  * the registry check, and where the time went (per activity class from the histories, CPU per
  * process from ps). `--many 0` skips it.
@@ -138,6 +141,10 @@ const running = [...workers, bareWorker].map((w) => w.run());
 const client = await connectClient(env);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-bare-'));
 const modelName = `gov-${prefix.slice(3, -1)}`;
+// The bare deployments' own model, as many versions of it served as of the governed one.
+const bareModel = `bare-${prefix.slice(3, -1)}`;
+const inputWidth = fs.readFileSync(DATASET, 'utf8').split('\n', 1)[0]!.split(',').length - 1;
+let bareVersion = 0;
 
 async function governed(epochs = EPOCHS, model = modelName): Promise<string> {
   const { workflowId } = await startLifecycle(client, benchLifecycleInput(model, epochs), { taskQueuePrefix: prefix });
@@ -160,12 +167,14 @@ async function governed(epochs = EPOCHS, model = modelName): Promise<string> {
   return workflowId;
 }
 
-async function bare(): Promise<string> {
+/** The bare baseline: train + evaluate (issue 12's definition), or with `deploy` a plain Triton deployment after them. */
+async function bare(deploy = false): Promise<string> {
   const workflowId = `bare-${randomBytes(6).toString('hex')}`;
-  await client.workflow.execute('bareTrainEvaluate', {
+  const input = { workDir: path.join(work, workflowId), dataPath: DATASET, schemaPath: SCHEMA, epochs: EPOCHS, seed: 7 };
+  await client.workflow.execute(deploy ? 'bareTrainEvaluateDeploy' : 'bareTrainEvaluate', {
     taskQueue: `${prefix}bare`,
     workflowId,
-    args: [{ workDir: path.join(work, workflowId), dataPath: DATASET, schemaPath: SCHEMA, epochs: EPOCHS, seed: 7 }],
+    args: [deploy ? { ...input, deploy: { model: bareModel, version: ++bareVersion, inputWidth } } : input],
   });
   return workflowId;
 }
@@ -186,9 +195,10 @@ const STAGES: Record<string, string> = {
   bareTrain: 'train (same trainer)',
   evaluateModel: 'evaluate (same evaluator)',
   bareEvaluate: 'evaluate (same evaluator)',
-  smokeRows: 'deploy to Triton + smoke',
-  deployToTriton: 'deploy to Triton + smoke',
-  recordDeployment: 'deploy to Triton + smoke',
+  smokeRows: 'deploy to Triton (+ smoke, record)',
+  deployToTriton: 'deploy to Triton (+ smoke, record)',
+  recordDeployment: 'deploy to Triton (+ smoke, record)',
+  bareDeploy: 'deploy to Triton (+ smoke, record)',
   quarantineRaw: 'quarantine + certify data',
   certifyDataset: 'quarantine + certify data',
 };
@@ -214,53 +224,63 @@ const result: Record<string, unknown> = {
 };
 try {
   say(`machine: ${result.machine as string}; load ${os.loadavg()[0]!.toFixed(1)}`);
-  process.stderr.write('[bench] warm-up: one governed lifecycle, one bare workflow…\n');
+  process.stderr.write('[bench] warm-up: one governed lifecycle, one bare workflow of each kind…\n');
   await governed();
   await bare();
+  await bare(true);
 
   const comparisons: Array<Record<string, unknown>> = [];
   for (const c of CONCURRENCY) {
     const n = Math.max(RUNS, c);
-    process.stderr.write(`[bench] concurrency ${c}: ${n} governed lifecycles, then ${n} bare workflows…\n`);
+    process.stderr.write(`[bench] concurrency ${c}: ${n} governed lifecycles, then ${n} bare workflows, then ${n} bare + deploy…\n`);
     const govIds: string[] = [];
     const govMs = await pool(n, c, async () => govIds.push(await governed()));
     const bareIds: string[] = [];
     const bareMs = await pool(n, c, async () => bareIds.push(await bare()));
-    const [gt, bt] = [await Promise.all(govIds.map((id) => timingOf(client, id))), await Promise.all(bareIds.map((id) => timingOf(client, id)))];
+    const bdIds: string[] = [];
+    const bdMs = await pool(n, c, async () => bdIds.push(await bare(true)));
+    const timings = (ids: string[]) => Promise.all(ids.map((id) => timingOf(client, id)));
+    const [gt, bt, dt] = [await timings(govIds), await timings(bareIds), await timings(bdIds)];
     const gov = (n / govMs) * 60_000;
     const bar = (n / bareMs) * 60_000;
+    const bd = (n / bdMs) * 60_000;
     const gs = stages(gt);
     const bs = stages(bt);
-    const deployMs = gs.get('deploy to Triton + smoke') ?? 0;
+    const ds = stages(dt);
+    const deployMs = gs.get('deploy to Triton (+ smoke, record)') ?? 0;
+    const perMean = (ts: Timing[]) => (mean(ts.map((t) => t.wallMs)) / 1000).toFixed(2);
     say(`\nconcurrency ${c}, ${n} workflows each (load ${os.loadavg()[0]!.toFixed(1)})`);
-    say(
-      `  governed  ${gov.toFixed(2)} lifecycles/min  (wall ${(govMs / 1000).toFixed(1)} s, per lifecycle mean ${(mean(gt.map((t) => t.wallMs)) / 1000).toFixed(2)} s)`,
-    );
-    say(
-      `  bare      ${bar.toFixed(2)} workflows/min   (wall ${(bareMs / 1000).toFixed(1)} s, per workflow mean ${(mean(bt.map((t) => t.wallMs)) / 1000).toFixed(2)} s)`,
-    );
-    say(`  ratio governed / bare: ${(gov / bar).toFixed(2)}×   goal ≥ 0.8 ${gov / bar >= 0.8 ? 'OK' : 'MISSED'}`);
+    say(`  governed              ${gov.toFixed(2).padStart(6)} lifecycles/min (wall ${(govMs / 1000).toFixed(1)} s, per lifecycle mean ${perMean(gt)} s)`);
+    say(`  bare: train+evaluate  ${bar.toFixed(2).padStart(6)} workflows/min  (wall ${(bareMs / 1000).toFixed(1)} s, per workflow mean ${perMean(bt)} s)`);
+    say(`  bare + plain deploy   ${bd.toFixed(2).padStart(6)} workflows/min  (wall ${(bdMs / 1000).toFixed(1)} s, per workflow mean ${perMean(dt)} s)`);
+    say(`  ratio governed / bare (issue 12's baseline, train+evaluate): ${(gov / bar).toFixed(2)}×   goal ≥ 0.8 ${gov / bar >= 0.8 ? 'OK' : 'MISSED'}`);
+    say(`  ratio governed / bare + plain Triton deploy (the governance alone): ${(gov / bd).toFixed(2)}×`);
     const noDeploy = mean(gt.map((t) => t.wallMs)) - deployMs;
-    say(`  per-workflow ratio without the deployment stage (bare does not serve): ${(mean(bt.map((t) => t.wallMs)) / noDeploy).toFixed(2)}×`);
-    say(`  stage (mean ms per workflow)              governed     bare   overhead`);
-    for (const stage of new Set([...gs.keys(), ...bs.keys()])) {
+    say(`  per-workflow ratio without the governed deployment stage: ${(mean(bt.map((t) => t.wallMs)) / noDeploy).toFixed(2)}×`);
+    say(`  stage (mean ms per workflow)              governed     bare bare+dep.  overhead vs bare+deploy`);
+    for (const stage of new Set([...gs.keys(), ...bs.keys(), ...ds.keys()])) {
       const g = gs.get(stage) ?? 0;
       const b = bs.get(stage) ?? 0;
-      say(`    ${stage.padEnd(40)} ${g.toFixed(0).padStart(8)} ${b.toFixed(0).padStart(8)} ${(g - b).toFixed(0).padStart(9)}`);
+      const d = ds.get(stage) ?? 0;
+      say(`    ${stage.padEnd(40)} ${g.toFixed(0).padStart(8)} ${b.toFixed(0).padStart(8)} ${d.toFixed(0).padStart(8)} ${(g - d).toFixed(0).padStart(9)}`);
     }
-    figure(`governed / bare throughput, concurrency ${c} (${n} each, ${EPOCHS} epochs)`, gov / bar, '×', '≥ 0.8', gov / bar >= 0.8);
-    for (const stage of new Set([...gs.keys(), ...bs.keys()])) {
-      figure(`  overhead at concurrency ${c}: ${stage}`, (gs.get(stage) ?? 0) - (bs.get(stage) ?? 0), 'ms/workflow');
+    figure(`governed / bare (train+evaluate) throughput, concurrency ${c} (${n} each, ${EPOCHS} epochs)`, gov / bar, '×', '≥ 0.8', gov / bar >= 0.8);
+    figure(`governed / bare + plain Triton deploy, concurrency ${c} (governance alone)`, gov / bd, '×', '', null);
+    for (const stage of new Set([...gs.keys(), ...ds.keys()])) {
+      figure(`  overhead vs bare + deploy at concurrency ${c}: ${stage}`, (gs.get(stage) ?? 0) - (ds.get(stage) ?? 0), 'ms/workflow');
     }
     comparisons.push({
       concurrency: c,
       workflows: n,
       governedPerMin: gov,
       barePerMin: bar,
+      bareDeployPerMin: bd,
       ratio: gov / bar,
+      ratioVsBareDeploy: gov / bd,
       ratioWithoutDeploy: mean(bt.map((t) => t.wallMs)) / noDeploy,
       stagesGoverned: Object.fromEntries(gs),
       stagesBare: Object.fromEntries(bs),
+      stagesBareDeploy: Object.fromEntries(ds),
     });
   }
   result.comparisons = comparisons;

@@ -5,6 +5,7 @@ import { projectRoot } from '../../src/config/env.ts';
 import { venvPaths } from '../../src/config/venv.ts';
 import { loadEnv } from '../../src/config/env.ts';
 import { jobEnv } from '../../src/jobs/child-env.ts';
+import { TritonClient, tritonPaths, tritonUrl, writeRepositoryEntry } from '../../src/serving/triton.ts';
 
 export interface BareInput {
   workDir: string;
@@ -50,4 +51,23 @@ export async function bareEvaluate(input: BareInput & { model: string }): Promis
     'evaluate.log',
   );
   return JSON.parse(fs.readFileSync(path.join(dir, 'metrics.json'), 'utf8')) as Record<string, number>;
+}
+
+/**
+ * A plain Triton deployment, the serving work without its controls: the model repository entry
+ * written (the same writer and layout as the governed deploy), and a load of every version on disk
+ * (config.pbtxt's `all` policy), so Triton serves as many versions of the bare model as of the
+ * governed one. No registry state, provenance, digest check, load slot, readiness wait or smoke.
+ */
+export async function bareDeploy(input: { model: string; version: number; onnx: string; inputWidth: number }): Promise<void> {
+  const env = loadEnv();
+  writeRepositoryEntry({
+    repository: tritonPaths(env).modelRepository,
+    model: input.model,
+    version: input.version,
+    onnx: fs.readFileSync(input.onnx),
+    inputWidth: input.inputWidth,
+    outputWidth: 1,
+  });
+  await new TritonClient(tritonUrl(env)).load(input.model);
 }
