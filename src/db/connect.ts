@@ -39,6 +39,14 @@ export function databaseUrlFor(env: Env, role: DbRole): string {
   return url.toString();
 }
 
+/** The pool under each kysely instance made here: for what kysely cannot do (COPY, in audit verify). */
+const pools = new WeakMap<Kysely<Database>, pg.Pool>();
+
+/** The `pg` pool under a kysely instance from createDb (undefined for one made elsewhere). */
+export function pgPoolOf(db: Kysely<Database>): pg.Pool | undefined {
+  return pools.get(db);
+}
+
 /** A kysely instance over a `pg` pool. */
 export function createDb(url: string, { poolSize = 4 }: { poolSize?: number } = {}): Kysely<Database> {
   // A connection waits up to 15 s for a free slot: under a burst, a query that waits is cheaper than an
@@ -47,11 +55,13 @@ export function createDb(url: string, { poolSize = 4 }: { poolSize?: number } = 
   // An idle connection that breaks (database restarted, network cut) is dropped from the pool; without
   // a listener its 'error' event would crash the worker. The next query opens a new connection.
   pool.on('error', () => {});
-  return new Kysely<Database>({
+  const db = new Kysely<Database>({
     dialect: new PostgresDialect({
       pool,
     }),
   });
+  pools.set(db, pool);
+  return db;
 }
 
 /** A pool for a role (default: the owner, as the stack's preparation and tests that tamper need). */

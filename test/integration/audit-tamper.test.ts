@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAuditEvent } from '../../src/audit/append.ts';
+import { canonicalJson, sha256Hex } from '../../src/audit/canonical.ts';
 import { createDb, migrateToLatest } from '../../src/db/connect.ts';
 import type { Database } from '../../src/db/schema.ts';
 import { privateDatabase } from './private-database.ts';
@@ -245,6 +246,38 @@ describe('audit trail: append-only, hash-chained, tamper-evident', () => {
     await expectBroken(at, /content does not match its hash/, /content does not match its hash/);
     await restore();
     expect(await verifyWith()).toMatchObject({ code: 0, report: { ok: true, textCheck: 'server' } });
+  });
+
+  it('reads the link of the outer object only: a reordered text with a decoy prevHash in its payload, last, is caught', async () => {
+    // A text equal as JSON to its columns (so the constraint admits it) but not canonical: the payload
+    // moved after the outer prevHash, carrying the right link as a decoy while the outer prevHash (and
+    // the prev_hash column, which trace reads) points nowhere. Hashed again: the head row needs no
+    // later row to agree. Reading the last `"prevHash":"` alone would verify it.
+    const rows = await sql<{ seq: string; canonical: string; hash: string; prev_hash: string; payload: string }>`
+      SELECT seq::text AS seq, canonical, hash, prev_hash, payload::text AS payload FROM audit_events ORDER BY seq DESC LIMIT 2`.execute(db);
+    const [head, before] = rows.rows as [(typeof rows.rows)[0], (typeof rows.rows)[0]];
+    expect(head.prev_hash).toBe(before.hash);
+    const fake = 'f'.repeat(64);
+    const o = JSON.parse(head.canonical) as Record<string, string> & { payload: Record<string, unknown> };
+    const payload = { ...o.payload, prevHash: before.hash };
+    const q = JSON.stringify;
+    const text = `{"actor":${q(o.actor)},"eventId":${q(o.eventId)},"kind":${q(o.kind)},"occurredAt":${q(o.occurredAt)},"prevHash":${q(fake)},"runId":${q(o.runId)},"step":${q(o.step)},"workflowId":${q(o.workflowId)},"payload":${canonicalJson(payload)}}`;
+    expect(text.lastIndexOf(`"prevHash":"${before.hash}"`)).toBeGreaterThan(text.indexOf(`"prevHash":"${fake}"`));
+    await asSuperuserAroundTriggers(
+      sql`UPDATE audit_events SET canonical = ${text}, payload = ${JSON.stringify(payload)}::jsonb, prev_hash = ${fake}, hash = ${sha256Hex(text)} WHERE seq = ${head.seq}`,
+    );
+    for (const flags of [[], ['--full']]) {
+      const res = await factoryCli(['audit', 'verify', '--json', ...flags], cliEnv);
+      expect(res.code).toBe(7);
+      expect((JSON.parse(res.stdout) as VerifyReport).chain.firstBad).toMatchObject({
+        seq: head.seq,
+        reason: expect.stringMatching(/prev_hash does not match/),
+      });
+    }
+    await asSuperuserAroundTriggers(
+      sql`UPDATE audit_events SET canonical = ${head.canonical}, payload = ${head.payload}::jsonb, prev_hash = ${head.prev_hash}, hash = ${head.hash} WHERE seq = ${head.seq}`,
+    );
+    expect((await verify()).code).toBe(0);
   });
 
   it('detects a deleted row: the next row no longer links to its predecessor', async () => {
