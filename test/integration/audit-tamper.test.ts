@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAuditEvent } from '../../src/audit/append.ts';
 import { canonicalJson, sha256Hex } from '../../src/audit/canonical.ts';
+import { verifyAuditChain } from '../../src/audit/verify.ts';
 import { createDb, migrateToLatest } from '../../src/db/connect.ts';
 import type { Database } from '../../src/db/schema.ts';
 import { privateDatabase } from './private-database.ts';
@@ -241,6 +242,10 @@ describe('audit trail: append-only, hash-chained, tamper-evident', () => {
     // No text at all (a row appended before migration 0022): checked from its columns, as before.
     await asSuperuserAroundTriggers(sql`UPDATE audit_events SET canonical = NULL WHERE seq = ${at}`);
     expect(await verifyWith()).toMatchObject({ code: 0, report: { ok: true, textCheck: 'server' } });
+    // The COPY stops at the row without a text, pages read on from it, and after a full page with
+    // every text the COPY takes over again (pages of 1 and 2 force each switch), on one connection.
+    const paged = await verifyAuditChain(db, { copy: false });
+    for (const batch of [1, 2, 3]) expect(await verifyAuditChain(db, { batch })).toEqual(paged);
     expect(await verifyWith('--full')).toMatchObject({ code: 0, report: { ok: true, textCheck: 'client' } });
     await asSuperuserAroundTriggers(sql`UPDATE audit_events SET payload = jsonb_set(payload, '{approved}', 'false') WHERE seq = ${at}`);
     await expectBroken(at, /content does not match its hash/, /content does not match its hash/);
