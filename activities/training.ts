@@ -9,7 +9,7 @@ import { MAX_SCHEMA_BYTES, inputLanes, readInput } from '../src/datasets/open-in
 import { InputRefused } from '../src/datasets/lanes.ts';
 import { type LeaseOwner, abortAction, killGroup, renewLease, spawnJob, supersededBy, watchJobExit } from '../src/jobs/job-process.ts';
 import * as slurm from '../src/jobs/slurm.ts';
-import { z } from 'zod';
+import * as z from 'zod';
 import { bucket } from '../src/storage/s3.ts';
 import { trainingDistributionSchema } from '../src/monitoring/distribution.ts';
 import { retainUntilInForce } from '../src/policy/pack.ts';

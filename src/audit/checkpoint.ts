@@ -1,7 +1,7 @@
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { KeyObject } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Database } from '../db/schema.ts';
 import { signEnvelope, verifyEnvelope } from '../signing/dsse.ts';
 import type { FactoryKey } from '../signing/factory-key.ts';

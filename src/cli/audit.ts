@@ -10,22 +10,9 @@ import type { Env } from '../config/env.ts';
 import type { Database } from '../db/schema.ts';
 import { loadPolicyPack, policyPackPath } from '../policy/pack.ts';
 import type { PolicyPack } from '../policy/schema.ts';
-import { renderRequest, traceRequest } from '../trace/request.ts';
-import { TraceNotFound, renderTrace, traceModel } from '../trace/trace.ts';
 import type { HistoryCheckResult } from '../history/verify.ts';
 import { withDb, withTemporal } from './context.ts';
 import { CliError, EXIT, createOutput } from './output.ts';
-
-/** Principal id → printed name from the pack in force; none (with a warning) when it is broken. */
-function principalNames(): Array<[string, string]> {
-  try {
-    return loadPolicyPack(policyPackPath()).pack.principals.map((p) => [p.id.toLowerCase(), p.name]);
-  } catch (err) {
-    const why = (err as NodeJS.ErrnoException).code ?? ((err as Error).message.split('\n\n')[0] ?? '').split('\n')[0];
-    process.stderr.write(`warning: policy pack ${policyPackPath()} unreadable (${why}); approvers are shown by id only\n`);
-    return [];
-  }
-}
 
 /** The packs at hand to check signers against, by digest: the pack in force (when it loads). */
 function packsAtHand(): Map<string, PolicyPack> {
@@ -96,39 +83,6 @@ function renderHistories(h: HistoryCheckResult): string {
 }
 
 export function registerAudit(program: Command): void {
-  program
-    .command('trace [model]')
-    .description('model[@version] back to raw data, exclusions, manifest, commit, image, environment, metrics, approvals, deployment')
-    .option('--request <id>', 'start from a gateway request id (x-request-id): the request, the version that answered, its lineage')
-    .option('--json', 'print JSON')
-    .action(async (ref: string | undefined, opts) => {
-      const out = createOutput(!!opts.json);
-      // The pack only lends approvers' printed names: a broken one must not hide the trace.
-      const names = new Map(principalNames());
-      if (opts.request !== undefined) {
-        if (ref !== undefined) throw new CliError('name a model or --request, not both', EXIT.usage);
-        try {
-          const t = await withDb((db) => traceRequest(db, String(opts.request), names));
-          out.result(t, (safe) => [renderRequest(safe), ...(safe.lineage ? [renderTrace(safe.lineage)] : ['(no model version answered)'])].join('\n'));
-        } catch (err) {
-          if (err instanceof TraceNotFound) throw new CliError(err.message, EXIT.notFound, 'use the x-request-id header the gateway returned');
-          throw err;
-        }
-        return;
-      }
-      if (ref === undefined) throw new CliError('name a model (model[@version]) or --request <id>', EXIT.usage);
-      // Loaded while the registry answers: the live checks (Triton readiness, a HEAD per object).
-      const live = import('../trace/live.ts');
-      try {
-        const { t, env } = await withDb(async (db, env) => ({ t: await traceModel(db, ref, names), env }));
-        const probed = await (await live).probeTrace(env, t);
-        out.result(probed, (safe) => renderTrace(safe));
-      } catch (err) {
-        if (err instanceof TraceNotFound) throw new CliError(err.message, EXIT.notFound, 'list models with `npx factory trace <name>` or check the name');
-        throw err;
-      }
-    });
-
   const audit = program.command('audit').description('the audit trail');
   audit
     .command('verify')

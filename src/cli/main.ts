@@ -1,11 +1,21 @@
 import { Command, CommanderError } from 'commander';
-import { ConfigError } from '../config/env.ts';
+import { ConfigError } from '../config/errors.ts';
 import { CliError, EXIT, escapeForTerminal } from './output.ts';
+
+/**
+ * zod compiles each object schema into a specialised parser (`new Function`) the first time it
+ * parses: worth it in a long-lived worker, pure cost in a command that parses each schema once or
+ * twice (it was the largest single item in `factory trace`'s profile). zod reads this global when
+ * a schema is built, so it is set here, before any command module (and zod) loads. Same results.
+ */
+const zodConfig = globalThis as { __zod_globalConfig?: { jitless?: boolean } };
+zodConfig.__zod_globalConfig = { ...zodConfig.__zod_globalConfig, jitless: true };
 
 type Registrar = () => Promise<(program: Command) => void>;
 const dev: Registrar = async () => (await import('./dev.ts')).registerDev;
 const lifecycle: Registrar = async () => (await import('./lifecycle.ts')).registerLifecycle;
 const audit: Registrar = async () => (await import('./audit.ts')).registerAudit;
+const trace: Registrar = async () => (await import('./trace.ts')).registerTrace;
 const demo: Registrar = async () => (await import('./demo.ts')).registerDemo;
 const keys: Registrar = async () => (await import('./keys.ts')).registerKeys;
 const capacity: Registrar = async () => (await import('./capacity.ts')).registerCapacity;
@@ -35,7 +45,7 @@ const byCommand: Record<string, Registrar> = {
   approve: lifecycle,
   reject: lifecycle,
   withdraw: lifecycle,
-  trace: audit,
+  trace,
   audit,
   history,
   demo,

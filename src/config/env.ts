@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
+import * as z from 'zod';
+import { ConfigError } from './errors.ts';
 
 /**
  * The repository root: defaults that name files resolve against it, not the caller's cwd. Found by
@@ -178,9 +179,7 @@ export const envSchema = z.object({
 
 export type Env = z.infer<typeof envSchema>;
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError };
 
 /** Parses an environment (process.env by default); throws a ConfigError naming each bad variable. */
 export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {

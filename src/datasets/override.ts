@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { digestSchema } from '../domain/lifecycle.ts';
 import type { PolicyPack } from '../policy/schema.ts';
 import { parsePublicKeyLine, verifySshSig } from '../signing/sshsig.ts';

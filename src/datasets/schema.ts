@@ -1,6 +1,6 @@
 import type { Options as CsvOptions } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
-import { z } from 'zod';
+import * as z from 'zod';
 import { DATA_CLASSIFICATIONS, type DataClassification, dataClassificationSchema } from '../domain/classification.ts';
 import { parseNumber } from './numbers.ts';
 

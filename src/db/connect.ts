@@ -1,7 +1,6 @@
 import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Env } from '../config/env.ts';
-import { migrationProvider } from './migrations/index.ts';
 import { DB_ROLES } from './roles.ts';
 import type { Database } from './schema.ts';
 
@@ -87,6 +86,8 @@ export async function ensureDatabase(url: string): Promise<void> {
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {
   // Numbers are reserved per change (docs/design.md): a database that ran 0007 before 0005 landed runs 0005 next.
+  // The migrations load only here: a command that only reads (`trace`) does not load every one of them.
+  const { migrationProvider } = await import('./migrations/index.ts');
   const migrator = new Migrator({ db, provider: migrationProvider, allowUnorderedMigrations: true });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));

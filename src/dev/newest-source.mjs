@@ -8,11 +8,16 @@ const SOURCE_DIRS = ['src', 'activities', 'workflows', 'temporal', 'workers'];
 /** The newest modification time (ms) of the project's TypeScript sources and its lockfile. */
 export function newestSourceMtime(root) {
   let newest = 0;
+  // Every CLI call walks these folders first (bin/factory.mjs): names are joined as plain strings,
+  // since path.join's normalising of each of a few hundred paths showed in `factory trace`'s profile.
   const walk = (dir) => {
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
+      const p = `${dir}${path.sep}${e.name}`;
       if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
+      else if (e.name.endsWith('.ts')) {
+        const m = fs.statSync(p).mtimeMs;
+        if (m > newest) newest = m;
+      }
     }
   };
   for (const d of SOURCE_DIRS) if (fs.existsSync(path.join(root, d))) walk(path.join(root, d));

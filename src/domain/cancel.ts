@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * Temporal's cancellation carries no reason, so `factory lifecycle cancel` first sends this signal

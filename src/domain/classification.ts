@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * Data classification: the lineage domain a dataset (and each of its columns) belongs to. Placement,

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Pure names and shapes of the evidence export (no I/O: workflow-safe). Temporal names are stable API (README). */
 export const EVIDENCE_EXPORT_WORKFLOW = 'evidenceExport';

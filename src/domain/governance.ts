@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** No C0/C1 controls, DEL or lone surrogates in text a person typed (reasons, names). */
 const SAFE_TEXT = /^[^\u0000-\u001f\u007f-\u009f\ud800-\udfff]*$/;

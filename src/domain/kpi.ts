@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * The KPI table (issue 11 item 4), computed from recorded facts by src/kpi/kpis.ts. One zod schema per

@@ -1,5 +1,6 @@
-import { z } from 'zod';
-import { type PolicyPack, riskTierSchema } from '../policy/schema.ts';
+import * as z from 'zod';
+import type { PolicyPack } from '../policy/schema.ts';
+import { riskTierSchema } from './risk-tier.ts';
 import type { GateState } from './approval.ts';
 
 export const digestSchema = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'a digest like sha256:<64 hex>');

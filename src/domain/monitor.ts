@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Temporal names of the deployment monitor: stable API (README, "Monitoring"). */
 export const MONITOR_WORKFLOW = 'deploymentMonitor';

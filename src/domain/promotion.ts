@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { siteSchema, transferPurposeSchema } from '../policy/schema.ts';
 import { emailSchema, lifecycleInputSchema } from './lifecycle.ts';
 

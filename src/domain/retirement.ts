@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { PolicyPack } from '../policy/schema.ts';
 import type { GateState } from './approval.ts';
 import { emailSchema, lifecycleInputSchema } from './lifecycle.ts';

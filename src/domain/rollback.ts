@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * Rollback and rollback drills (issue 9, items 3 and 4). The workflow input is a CONTRACT: the

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * The evidence pack's layout (one zip archive). Pure: the exporter (src/evidence/build.ts) writes it

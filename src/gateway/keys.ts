@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import { parse, stringify } from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { gatewayKeyProblem } from '../policy/pack.ts';
 import { gatewayKeySchema, type GatewayKey, type PolicyPack, type UseCase } from '../policy/schema.ts';
 

@@ -2,7 +2,7 @@ import http from 'node:http';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { v7 as uuidv7 } from 'uuid';
-import { z } from 'zod';
+import * as z from 'zod';
 import { canonicalJson, sha256Hex } from '../audit/canonical.ts';
 import type { Logger } from '../log.ts';
 import { binRows, scoresOf } from '../monitoring/bins.ts';

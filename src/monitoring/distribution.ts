@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Most features a distribution may describe, and most edges per feature (hostile or broken trainer output is refused). */
 export const MAX_FEATURES = 1024;

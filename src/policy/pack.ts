@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
-import { projectRoot } from '../config/env.ts';
 import { parse, parseDocument } from 'yaml';
 import { APPROVAL_NAMESPACE, parsePublicKeyLine } from '../signing/sshsig.ts';
+import { policyPackPath } from './pack-path.ts';
 
 import { type EvidenceKind, RISK_TIERS, evidenceRetainUntil, policyPackSchema, type GatewayKey, type PolicyPack } from './schema.ts';
+
+// Where the pack is: its own module, so that finding it does not load the parser (pack-path.ts).
+export { DEFAULT_POLICY_PACK, effectivePackPath, policyPackPath } from './pack-path.ts';
 
 export class PolicyPackError extends Error {
   override name = 'PolicyPackError';
@@ -60,24 +62,6 @@ export function gatewayKeyProblem(pack: PolicyPack, k: GatewayKey): string | und
 
 export function loadPolicyPack(file: string): LoadedPolicyPack {
   return parsePolicyPack(fs.readFileSync(file, 'utf8'), file);
-}
-
-export const DEFAULT_POLICY_PACK = path.join(projectRoot, 'policies', 'default.yaml');
-
-/**
- * The pack in force: FACTORY_POLICY_PACK, else the effective pack `factory dev up` wrote under
- * $FACTORY_HOME/policy/ (policies/default.yaml with the dev principals' public keys), else
- * policies/default.yaml. A deployment lists its principals' real public keys in its own pack.
- */
-export function policyPackPath(): string {
-  if (process.env.FACTORY_POLICY_PACK) return process.env.FACTORY_POLICY_PACK;
-  const effective = effectivePackPath(process.env.FACTORY_HOME ?? path.join(projectRoot, '.factory'));
-  return fs.existsSync(effective) ? effective : DEFAULT_POLICY_PACK;
-}
-
-/** Where `factory dev up` writes the pack it runs with (src/dev/dev-keys.ts). */
-export function effectivePackPath(home: string): string {
-  return path.join(home, 'policy', 'effective.yaml');
 }
 
 /**

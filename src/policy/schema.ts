@@ -1,11 +1,11 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { dataClassificationSchema } from '../domain/classification.ts';
 import { SSHSIG_LIMITS, parsePublicKeyLine } from '../signing/sshsig.ts';
 
+import { riskTierSchema } from '../domain/risk-tier.ts';
+
 /** Policy pack schema: pure (no Node built-ins) so workflow code can use the types and durations. */
-export const RISK_TIERS = ['low', 'medium', 'high'] as const;
-export const riskTierSchema = z.enum(RISK_TIERS);
-export type RiskTier = z.infer<typeof riskTierSchema>;
+export { RISK_TIERS, type RiskTier, riskTierSchema } from '../domain/risk-tier.ts';
 
 const duration = z.string().regex(/^\d+(s|m|h|d)$/, 'a duration like 90s, 30m, 12h or 7d');
 const metricThresholds = z.partialRecord(z.enum(['accuracy', 'auc', 'recall', 'precision']), z.number().min(0).max(1));

@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { type DsseEnvelope, signEnvelope, verifyEnvelope } from '../signing/dsse.ts';
 import type { FactoryKey } from '../signing/factory-key.ts';
 

@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { type FactoryKey, keyIdOf, signBytes, verifyBytes } from './factory-key.ts';
 
 /**
