@@ -27,6 +27,8 @@ const base = {
   FACTORY_TASK_QUEUE_PREFIX: `p${randomBytes(3).toString('hex')}-`,
   FACTORY_POLICY_PACK: pack,
   FACTORY_GATEWAY_PORT: String(await freePort()),
+  // and a console of its own (it reads the pack too; the shared stack's console holds the default port).
+  FACTORY_CONSOLE_PORT: String(await freePort()),
 };
 const sha = (file: string) => `sha256:${createHash('sha256').update(fs.readFileSync(file)).digest('hex')}`;
 const workersPid = () => readPid(processFiles(home, 'workers'));
@@ -53,7 +55,7 @@ describe('one policy pack for all: dev up validates it, workers follow it, the C
     fs.writeFileSync(other, text.replace(/^version: .*$/m, 'version: "other"'));
     const up = await factoryCli(['dev', 'up', '--json'], base);
     expect(up.code, up.stderr).toBe(0);
-    expect([...JSON.parse(up.stdout).started].sort()).toEqual(['gateway', 'workers']);
+    expect([...JSON.parse(up.stdout).started].sort()).toEqual(['console', 'gateway', 'workers']);
   }, 240_000);
 
   afterAll(async () => {
@@ -101,7 +103,7 @@ describe('one policy pack for all: dev up validates it, workers follow it, the C
 
     const up = await factoryCli(['dev', 'up', '--json'], base);
     expect(up.code, up.stderr).toBe(0);
-    expect([...JSON.parse(up.stdout).started].sort()).toEqual(['gateway', 'workers']);
+    expect([...JSON.parse(up.stdout).started].sort()).toEqual(['console', 'gateway', 'workers']);
     expect(workersPid()).not.toBe(pid);
     expect(isAlive(pid)).toBe(false);
     const after = await status();
