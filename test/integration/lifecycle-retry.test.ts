@@ -45,6 +45,8 @@ describe('registry terminal states and one version per run (PostgreSQL, migratio
         priv,
       )
     ).rows[0]!.id;
+    expect(await migrateToLatest(priv)).toContain('0004_lifecycle_runs_and_terminal_states');
+    // Its registration event, appended as the chain is now written (with its hashed text, migration 0022).
     await appendAuditEvent(priv, {
       workflowId: 'wf-legacy',
       runId: 'run-legacy',
@@ -54,7 +56,6 @@ describe('registry terminal states and one version per run (PostgreSQL, migratio
       payload: { modelVersionId: legacyId, version: 1, artifactDigest: digest },
       occurredAt: '2026-11-27T00:00:00.000Z',
     });
-    expect(await migrateToLatest(priv)).toContain('0004_lifecycle_runs_and_terminal_states');
     // The activities reach their database through activityDeps(), made from the environment on first use.
     process.env.DATABASE_URL = p.url;
   });
