@@ -44,6 +44,11 @@ function kpi(id: KpiId, title: string, k: Omit<Kpi, 'id' | 'title' | 'met'>): Kp
   return { id, title, ...k, met: meets(k.value, k.goal) };
 }
 
+/** A share the lifecycle allows no exception to: its value follows from what it counts, its goal is 100%. */
+function shareKpi(id: KpiId, title: string, numerator: number, denominator: number, detail: Kpi['detail']): Kpi {
+  return kpi(id, title, { value: ratio(numerator, denominator), unit: 'ratio', numerator, denominator, goal: ALL, detail });
+}
+
 const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 
 export async function computeKpis(db: Kysely<Database>, opts: KpiOptions = {}): Promise<KpiReport> {
@@ -212,40 +217,31 @@ export async function computeKpis(db: Kysely<Database>, opts: KpiOptions = {}): 
     since: sinceIso,
     policyDigest: policy.digest,
     kpis: {
-      lineageCompleteness: kpi('lineageCompleteness', 'Lineage completeness (versions deployed in the window)', {
-        value: ratio(num(lineage.complete), num(lineage.total)),
-        unit: 'ratio',
-        numerator: num(lineage.complete),
-        denominator: num(lineage.total),
-        goal: ALL,
-        detail: {
+      lineageCompleteness: shareKpi(
+        'lineageCompleteness',
+        'Lineage completeness (versions deployed in the window)',
+        num(lineage.complete),
+        num(lineage.total),
+        {
           missingDataset: num(lineage.missingDataset),
           missingTraining: num(lineage.missingTraining),
           missingArtifact: num(lineage.missingArtifact),
           missingProvenance: num(lineage.missingProvenance),
           missingApprovals: num(lineage.missingApprovals),
         },
+      ),
+      certifiedArtifactRate: shareKpi('certifiedArtifactRate', 'Certified artifact rate in production (now)', num(certified.certified), num(certified.total), {
+        uncertifiedDataset: num(certified.uncertifiedDataset),
+        notValidated: num(certified.notValidated),
+        artifactDiffers: num(certified.artifactDiffers),
       }),
-      certifiedArtifactRate: kpi('certifiedArtifactRate', 'Certified artifact rate in production (now)', {
-        value: ratio(num(certified.certified), num(certified.total)),
-        unit: 'ratio',
-        numerator: num(certified.certified),
-        denominator: num(certified.total),
-        goal: ALL,
-        detail: {
-          uncertifiedDataset: num(certified.uncertifiedDataset),
-          notValidated: num(certified.notValidated),
-          artifactDiffers: num(certified.artifactDiffers),
-        },
-      }),
-      signedArtifactCoverage: kpi('signedArtifactCoverage', 'Signed artifact coverage (versions registered in the window)', {
-        value: ratio(num(signed.signed), num(signed.total)),
-        unit: 'ratio',
-        numerator: num(signed.signed),
-        denominator: num(signed.total),
-        goal: ALL,
-        detail: { unsigned: num(signed.total) - num(signed.signed) },
-      }),
+      signedArtifactCoverage: shareKpi(
+        'signedArtifactCoverage',
+        'Signed artifact coverage (versions registered in the window)',
+        num(signed.signed),
+        num(signed.total),
+        { unsigned: num(signed.total) - num(signed.signed) },
+      ),
       auditLogCompleteness: audit,
       approvalSlaAdherence: kpi('approvalSlaAdherence', "Approval SLA adherence (gates closed by a decision within the tier's deadline)", {
         value: ratio(num(sla.withinDeadline), num(sla.closed)),
