@@ -97,11 +97,13 @@ export interface GateContext {
   runId: string;
   /** Shared with the approvalStatus query: the gate keeps its approval fields current. */
   status: ApprovalStatus;
-  isOpen: () => boolean;
   now: () => string;
-  recordDecisions: (batch: DecisionWithEvent[]) => Promise<unknown>;
-  /** Legacy path only: one decision per activity. */
-  recordDecision: (r: DecisionRecord) => Promise<void>;
+  /** The control worker's activities that write decisions (each workflow's own proxy of them). */
+  records: {
+    recordDecisions: (batch: DecisionWithEvent[]) => Promise<unknown>;
+    /** Legacy path only: one decision per activity. */
+    recordDecision: (r: DecisionRecord) => Promise<void>;
+  };
   audit: (step: string, kind: string, payload: Record<string, unknown>, actor: string) => Promise<unknown>;
 }
 
@@ -176,7 +178,7 @@ export class ApprovalGate {
         // decision is refused to its sender and costs the lifecycle nothing. Whether the sender may
         // decide is policy, judged (and recorded) by the gate.
         validator: (update) => {
-          if (!ctx.isOpen()) throw new Error(`this lifecycle is not awaiting approval (stage: ${ctx.status.stage})`);
+          if (ctx.status.stage !== 'approval') throw new Error(`this lifecycle is not awaiting approval (stage: ${ctx.status.stage})`);
           const parsed = decideUpdateSchema.safeParse(update);
           if (!parsed.success) {
             throw new Error(
@@ -502,12 +504,12 @@ export class ApprovalGate {
         this.recording = true;
         const batch = this.toRecord.splice(0, RECORD_BATCH);
         try {
-          await this.ctx.recordDecisions(batch.map((b) => b.entry));
+          await this.ctx.records.recordDecisions(batch.map((b) => b.entry));
         } catch (err) {
           if (!(err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'UnstorableDecision')) throw err;
           // The database refused a value the gate let through: keep the decision as digest and reason only.
           log.warn('decision batch refused by the database; recording digests only', { seqs: batch.map((b) => b.seq) });
-          await this.ctx.recordDecisions(batch.map((b) => minimalEntry(b.entry)));
+          await this.ctx.records.recordDecisions(batch.map((b) => minimalEntry(b.entry)));
         }
         for (const b of batch) if (this.waitingUpdates.has(b.seq)) this.verdicts.set(b.seq, b.verdict);
         this.recording = false;
@@ -567,7 +569,7 @@ export class ApprovalGate {
       ? undefined
       : { decision: item.decision, reason: verdict.reason, received: read.ok ? read.value : read.received, at, via: item.via };
     if (refusal) status.refusals.push(refusal);
-    await this.ctx.recordDecision({
+    await this.ctx.records.recordDecision({
       id: `${workflowId}/${runId}/decision-${item.seq}`,
       modelVersionId: this.modelVersionId,
       workflowId,
